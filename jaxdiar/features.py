@@ -1,0 +1,159 @@
+"""Multi-channel spatial features, as pure JAX functions of raw waveforms.
+
+All functions are jit/vmap/grad compatible and use no host callbacks, so the features are
+computed inside the jitted train step from raw audio (SPEC section 3).
+
+Shapes: audio [B, C, N] float32 at 16 kHz  ->  features [B, D, T], T = 1 + N // hop.
+"""
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+FEATURE_KINDS = ("compact", "full", "lps")
+_LPS_FLOOR = 1e-10
+# Below this magnitude a bin has no usable phase; its unit phasor is taken as 1 (angle 0),
+# as numpy's angle(0) does, and the gradient there is zero instead of NaN.
+_PHASE_FLOOR = 1e-12
+
+
+def num_frames(num_samples: int, hop: int) -> int:
+  """Frames of a centred STFT: T = 1 + N // hop."""
+  return 1 + num_samples // hop
+
+
+def feature_dim(cfg) -> int:
+  """D for a features config."""
+  bins = cfg.n_fft // 2 + 1
+  if cfg.kind == "compact":
+    return 3 * bins
+  if cfg.kind == "full":
+    return bins * (1 + len(cfg.mic_pairs) + len(cfg.look_directions_deg))
+  if cfg.kind == "lps":
+    return bins
+  raise ValueError(f"features.kind must be one of {FEATURE_KINDS}, got {cfg.kind!r}")
+
+
+def periodic_hann(n: int) -> np.ndarray:
+  """scipy.signal.get_window('hann', n, fftbins=True), what librosa uses."""
+  return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)
+
+
+def stft(audio: jax.Array, n_fft: int = 512, hop: int = 256) -> jax.Array:
+  """Centred, zero-padded STFT with a periodic Hann window.
+
+  Equal to librosa.stft(x, n_fft=n_fft, hop_length=hop, window="hann", center=True,
+  pad_mode="constant"), transposed to time-major.
+
+  Args:
+    audio: [..., N] real waveform.
+  Returns:
+    [..., T, n_fft // 2 + 1] complex64, T = 1 + N // hop.
+  """
+  if n_fft % hop:
+    raise ValueError(f"n_fft ({n_fft}) must be a multiple of hop ({hop}).")
+  ratio = n_fft // hop
+  n = audio.shape[-1]
+  t = num_frames(n, hop)
+  # Frames are `ratio` consecutive hop-sized blocks of the padded signal: build them from
+  # shifted views of one [T + ratio - 1, hop] reshape instead of a gather (no index tensor).
+  total = (t + ratio - 1) * hop
+  pad = [(0, 0)] * (audio.ndim - 1) + [(n_fft // 2, total - n - n_fft // 2)]
+  blocks = jnp.pad(audio, pad).reshape(*audio.shape[:-1], t + ratio - 1, hop)
+  frames = jnp.concatenate([blocks[..., k:k + t, :] for k in range(ratio)], axis=-1)
+  return jnp.fft.rfft(frames * periodic_hann(n_fft), axis=-1)
+
+
+def log_power_spectrum(spec: jax.Array) -> jax.Array:
+  """10 log10(|X|^2 + 1e-10), [..., T, F] complex -> real."""
+  power = jnp.real(spec) ** 2 + jnp.imag(spec) ** 2
+  return 10.0 * jnp.log10(power + _LPS_FLOOR)
+
+
+def unit_phasor(spec: jax.Array) -> jax.Array:
+  """exp(i angle(X)) with angle(0) = 0, differentiable everywhere."""
+  power = jnp.real(spec) ** 2 + jnp.imag(spec) ** 2
+  usable = power > _PHASE_FLOOR ** 2
+  safe_power = jnp.where(usable, power, 1.0)  # double-where: no NaN gradient at 0.
+  return jnp.where(usable, spec * jax.lax.rsqrt(safe_power), jnp.ones_like(spec))
+
+
+def pair_delays(mic_positions: Sequence[Sequence[float]], mic_pairs: Sequence[Sequence[int]],
+                look_directions_deg: Sequence[float], speed_of_sound: float) -> np.ndarray:
+  """tau_p(theta) = ((m_i - m_j) . u_theta) / c in seconds, [num_dirs, num_pairs].
+
+  u_theta is the unit vector at azimuth theta in the array (x, y) plane. A far-field source
+  at theta makes angle(X_i) - angle(X_j) = 2 pi f tau_p(theta).
+  """
+  mics = np.asarray(mic_positions, np.float64)
+  pairs = np.asarray(mic_pairs, np.int64)
+  theta = np.deg2rad(np.asarray(look_directions_deg, np.float64))
+  u = np.stack([np.cos(theta), np.sin(theta), np.zeros_like(theta)], axis=-1)
+  baselines = mics[pairs[:, 0]] - mics[pairs[:, 1]]   # [P, 3]
+  return (u @ baselines.T) / speed_of_sound           # [Q, P]
+
+
+def ipd_phasors(spec: jax.Array, mic_pairs: Sequence[Sequence[int]]) -> jax.Array:
+  """exp(i IPD_p) = u_i conj(u_j) for each pair, [B, C, T, F] -> [B, P, T, F] complex."""
+  phasor = unit_phasor(spec)
+  i = np.asarray([p[0] for p in mic_pairs])
+  j = np.asarray([p[1] for p in mic_pairs])
+  return phasor[:, i] * jnp.conj(phasor[:, j])
+
+
+def angle_features(ipd: jax.Array, delays: np.ndarray, n_fft: int,
+                   sample_rate: int) -> jax.Array:
+  """AF_theta(f, t) = mean_p cos(IPD_p - 2 pi f tau_p(theta)), [B, P, T, F] -> [B, Q, T, F].
+
+  cos(a - b) = cos a cos b + sin a sin b, so this is one contraction over pairs against the
+  steering phases: no angle() and no per-direction loop.
+  """
+  freqs = np.arange(n_fft // 2 + 1) * sample_rate / n_fft           # [F]
+  steer = 2 * np.pi * delays[:, :, None] * freqs[None, None, :]      # [Q, P, F]
+  cos_s = jnp.asarray(np.cos(steer), jnp.float32)
+  sin_s = jnp.asarray(np.sin(steer), jnp.float32)
+  num_pairs = delays.shape[1]
+  return (jnp.einsum("bptf,qpf->bqtf", jnp.real(ipd), cos_s)
+          + jnp.einsum("bptf,qpf->bqtf", jnp.imag(ipd), sin_s)) / num_pairs
+
+
+def extract(audio: jax.Array, cfg) -> jax.Array:
+  """Features of a batch of multi-channel waveforms.
+
+  Args:
+    audio: [B, C, N] float32 in [-1, 1] at cfg.sample_rate.
+    cfg: the `features` config (n_fft, hop, kind, mic_positions, mic_pairs,
+      look_directions_deg, speed_of_sound, sample_rate).
+  Returns:
+    [B, D, T] float32, D = feature_dim(cfg), T = 1 + N // hop:
+      compact: [LPS, mean_p cos IPD_p, max_theta AF_theta]        (3 x 257)
+      full:    [LPS, cos IPD_p for each pair, AF_theta for each theta]
+      lps:     [LPS]                                               (257)
+  """
+  if audio.ndim != 3:
+    raise ValueError(f"audio must be [B, C, N], got shape {audio.shape}")
+  if cfg.kind not in FEATURE_KINDS:
+    raise ValueError(f"features.kind must be one of {FEATURE_KINDS}, got {cfg.kind!r}")
+  num_channels = audio.shape[1]
+  if cfg.kind != "lps" and num_channels != len(cfg.mic_positions):
+    raise ValueError(
+        f"features.kind={cfg.kind!r} needs the {len(cfg.mic_positions)} channels of the "
+        f"configured array, got {num_channels}; use kind='lps' for other channel counts.")
+  audio = audio.astype(jnp.float32)
+  spec = stft(audio, cfg.n_fft, cfg.hop)                                 # [B, C, T, F]
+  lps = jnp.mean(log_power_spectrum(spec), axis=1)                       # [B, T, F]
+  if cfg.kind == "lps":
+    parts = [lps]
+  else:
+    ipd = ipd_phasors(spec, cfg.mic_pairs)                               # [B, P, T, F]
+    delays = pair_delays(cfg.mic_positions, cfg.mic_pairs, cfg.look_directions_deg,
+                         cfg.speed_of_sound)
+    af = angle_features(ipd, delays, cfg.n_fft, cfg.sample_rate)         # [B, Q, T, F]
+    if cfg.kind == "compact":
+      parts = [lps, jnp.mean(jnp.real(ipd), axis=1), jnp.max(af, axis=1)]
+    else:
+      parts = [lps, *jnp.unstack(jnp.real(ipd), axis=1), *jnp.unstack(af, axis=1)]
+  # [B, T, F] pieces -> [B, D, T]
+  return jnp.concatenate([jnp.swapaxes(p, 1, 2) for p in parts], axis=1)

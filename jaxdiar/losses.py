@@ -1,0 +1,164 @@
+"""Multi-task diarization losses, pure functions on logits (SPEC section 4).
+
+Everything is computed from logits with log-sigmoid identities, so nothing overflows for
+large |logits|. Per-example losses are [B]; the caller averages over the (global) batch.
+"""
+
+import functools
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+MAX_PIT_SPEAKERS = 8
+
+
+@functools.lru_cache(maxsize=None)
+def permutations(num_speakers: int) -> np.ndarray:
+  """All permutations of range(S) as an int array [S!, S] (lexicographic order)."""
+  return np.asarray(list(itertools.permutations(range(num_speakers))), np.int32)
+
+
+@functools.lru_cache(maxsize=None)
+def permutation_matrices(num_speakers: int) -> np.ndarray:
+  """One-hot permutations [S!, S, S]: P[k, i, j] = 1 iff permutation k maps output i to j."""
+  perms = permutations(num_speakers)
+  return np.eye(num_speakers, dtype=np.float32)[perms]
+
+
+def bce_with_logits(logits, targets):
+  """Elementwise binary cross-entropy, stable for any logit: softplus(x) - x y."""
+  return jax.nn.softplus(logits) - logits * targets
+
+
+def pit_bce(logits: jax.Array, targets: jax.Array):
+  """Permutation-invariant BCE.
+
+  Args:
+    logits: [B, T, S] VAD logits of the S outputs.
+    targets: [B, T, S] reference activity in [0, 1] of S reference speakers.
+  Returns:
+    loss: [B], the mean BCE over T and S under the best output-to-reference assignment.
+    perm: [B, S] int32, perm[b, i] = the reference speaker assigned to output i.
+
+  BCE(x, y) = softplus(x) - x y is linear in y, so the S x S cost matrix
+  cost[b, i, j] = mean_t BCE(x_ti, y_tj) is one einsum; every permutation is then scored at
+  once against a constant one-hot tensor [S!, S, S]. Exactly the brute-force minimum.
+  """
+  if logits.shape != targets.shape or logits.ndim != 3:
+    raise ValueError(f"logits and targets must both be [B, T, S]; got {logits.shape} "
+                     f"and {targets.shape}")
+  num_speakers = logits.shape[-1]
+  if not 1 <= num_speakers <= MAX_PIT_SPEAKERS:
+    raise ValueError(f"pit_bce supports 1 to {MAX_PIT_SPEAKERS} speakers, got {num_speakers}")
+  logits = logits.astype(jnp.float32)
+  targets = targets.astype(jnp.float32)
+  num_frames = logits.shape[1]
+  cost = (jnp.mean(jax.nn.softplus(logits), axis=1)[:, :, None]
+          - jnp.einsum("bti,btj->bij", logits, targets) / num_frames)   # [B, S, S]
+  onehot = jnp.asarray(permutation_matrices(num_speakers))
+  scores = jnp.einsum("kij,bij->bk", onehot, cost) / num_speakers       # [B, S!]
+  best = jnp.argmin(scores, axis=-1)
+  loss = jnp.take_along_axis(scores, best[:, None], axis=-1)[:, 0]
+  perm = jnp.asarray(permutations(num_speakers))[best]
+  return loss, perm
+
+
+def permute_speakers(x: jax.Array, perm: jax.Array) -> jax.Array:
+  """Reorder the speaker axis of references to the outputs: x [B, T, S] or [B, S] -> same."""
+  if x.ndim == 2:
+    return jnp.take_along_axis(x, perm, axis=1)
+  return jnp.take_along_axis(x, perm[:, None, :], axis=2)
+
+
+def focal_bce(logits: jax.Array, targets: jax.Array, gamma: float = 2.0,
+              alpha: float = 0.75) -> jax.Array:
+  """Focal loss on logits, mean over all but the first axis -> [B].
+
+  FL = alpha_t (1 - p_t)^gamma BCE, alpha_t = alpha for positives, 1 - alpha for
+  negatives (alpha < 0: no class weighting). p_t = exp(-BCE) is the model's probability of
+  the true class.
+  """
+  logits = logits.astype(jnp.float32)
+  targets = targets.astype(jnp.float32)
+  bce = bce_with_logits(logits, targets)
+  p_t = jnp.exp(-bce)
+  loss = (1.0 - p_t) ** gamma * bce
+  if alpha >= 0:
+    loss = (alpha * targets + (1.0 - alpha) * (1.0 - targets)) * loss
+  return jnp.mean(loss.reshape(loss.shape[0], -1), axis=-1)
+
+
+def temporal_consistency(logits: jax.Array) -> jax.Array:
+  """Mean squared frame-to-frame change of the VAD probabilities, [B, T, S] -> [B]."""
+  probs = jax.nn.sigmoid(logits.astype(jnp.float32))
+  diff = probs[:, 1:] - probs[:, :-1]
+  return jnp.mean((diff ** 2).reshape(diff.shape[0], -1), axis=-1)
+
+
+def speaker_cross_entropy(spk_logits: jax.Array, speaker_ids: jax.Array,
+                          active: jax.Array) -> jax.Array:
+  """Classifier CE over the active local speakers, [B, S, K], [B, S], [B, S] -> [B].
+
+  `speaker_ids` and `active` must already be in output order (see permute_speakers). An
+  example without active speakers contributes 0.
+  """
+  logp = jax.nn.log_softmax(spk_logits.astype(jnp.float32), axis=-1)
+  safe_ids = jnp.clip(speaker_ids, 0, spk_logits.shape[-1] - 1)
+  nll = -jnp.take_along_axis(logp, safe_ids[..., None], axis=-1)[..., 0]   # [B, S]
+  weight = active.astype(jnp.float32)
+  return jnp.sum(nll * weight, axis=-1) / jnp.maximum(jnp.sum(weight, axis=-1), 1.0)
+
+
+def similarity_bce(pair_logits: jax.Array, speaker_ids: jax.Array,
+                   active: jax.Array) -> jax.Array:
+  """Same-speaker BCE over all pairs of active local speakers of the batch.
+
+  Args:
+    pair_logits: [B*S, B*S] similarity logits of every pair of local embeddings.
+    speaker_ids: [B, S] global identities, output order.
+    active: [B, S] which local speakers are real.
+  Returns:
+    scalar, mean BCE over the distinct pairs of active speakers (0 if none).
+  """
+  ids = speaker_ids.reshape(-1)
+  valid = active.reshape(-1).astype(bool)
+  n = ids.shape[0]
+  same = (ids[:, None] == ids[None, :]).astype(jnp.float32)
+  mask = (valid[:, None] & valid[None, :] & ~jnp.eye(n, dtype=bool)).astype(jnp.float32)
+  bce = bce_with_logits(pair_logits.astype(jnp.float32), same)
+  return jnp.sum(bce * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def multitask_loss(outputs, batch, cfg, pair_logits=None):
+  """Weighted total of the SPEC losses.
+
+  Args:
+    outputs: the model's dict (vad [B, T, S], osd [B, T], spk_logits [B, S, K]).
+    batch: dict with `activity` [B, T, S] in {0, 1}, `overlap` [B, T] and `speaker_ids`
+      [B, S] int (-1 for an empty slot).
+    cfg: the `loss` config section.
+    pair_logits: optional [B*S, B*S] similarity logits of every pair of the local
+      embeddings `spk_emb` (output order, flattened over B and S); the similarity term is
+      used only when given.
+  Returns:
+    total: scalar float32; terms: dict of scalar terms and `perm` [B, S].
+  """
+  activity = batch["activity"].astype(jnp.float32)
+  vad, perm = pit_bce(outputs["vad"], activity)
+  osd = focal_bce(outputs["osd"], batch["overlap"], cfg.focal_gamma, cfg.focal_alpha)
+  consistency = temporal_consistency(outputs["vad"])
+  ids = permute_speakers(batch["speaker_ids"], perm)
+  active = (jnp.sum(permute_speakers(activity, perm), axis=1) > 0) & (ids >= 0)
+  speaker = speaker_cross_entropy(outputs["spk_logits"], ids, active)
+  terms = dict(vad=jnp.mean(vad), osd=jnp.mean(osd), consistency=jnp.mean(consistency),
+               speaker=jnp.mean(speaker))
+  total = (cfg.vad_weight * terms["vad"] + cfg.osd_weight * terms["osd"]
+           + cfg.consistency_weight * terms["consistency"]
+           + cfg.speaker_weight * terms["speaker"])
+  if pair_logits is not None:
+    terms["similarity"] = similarity_bce(pair_logits, ids, active)
+    total = total + cfg.similarity_weight * terms["similarity"]
+  terms["total"] = total
+  return total, terms, perm

@@ -1,0 +1,262 @@
+"""DiarizationTCN: the seed design's multi-task diarization network, in Flax Linen.
+
+Layout is time-major inside the network ([B, T, C], what XLA convolutions prefer); the
+public input is the feature layout [B, D, T] of `jaxdiar.features.extract`.
+
+Outputs (a dict, all float32):
+  vad        [B, T, S]  per-local-speaker activity logits
+  osd        [B, T]     overlap logits
+  frame_emb  [B, T, E]  frame embeddings
+  chunk_emb  [B, E]     their time average
+  spk_emb    [B, S, E]  frame embeddings averaged with each output's VAD probability
+  spk_logits [B, S, K]  speaker classifier logits of each local speaker
+"""
+
+from collections.abc import Sequence
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxdiar import features as features_lib
+
+_BN_MOMENTUM = 0.9   # PyTorch momentum 0.1.
+_BN_EPSILON = 1e-5
+
+
+class WeightNormConv(nn.Module):
+  """1-D convolution with weight normalisation, w = g * v / ||v|| per output channel.
+
+  Init follows torch.nn.utils.weight_norm: g = ||v||, so the initial weight is v.
+  `causal` pads (k - 1) * dilation frames on the left only (the seed's "chomp");
+  otherwise the padding is symmetric ("same").
+  """
+  features: int
+  kernel_size: int
+  dilation: int = 1
+  causal: bool = True
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):  # x: [B, T, Cin]
+    in_features = x.shape[-1]
+    fan_in = in_features * self.kernel_size
+    v = self.param("v", nn.initializers.variance_scaling(1.0 / 3, "fan_in", "uniform"),
+                   (self.kernel_size, in_features, self.features))
+    g = self.param("g", lambda _, shape: jnp.linalg.norm(v.reshape(-1, shape[0]), axis=0),
+                   (self.features,))
+    bound = 1.0 / math.sqrt(fan_in)
+    b = self.param("b", nn.initializers.uniform(2 * bound), (self.features,))
+    b = b - bound
+    norm = jnp.sqrt(jnp.sum(v * v, axis=(0, 1)))
+    kernel = (v * (g / norm)).astype(self.dtype)
+    return _conv1d(x.astype(self.dtype), kernel, self.dilation, self.causal) + b.astype(
+        self.dtype)
+
+
+class Conv1D(nn.Module):
+  """Plain 1-D convolution with causal or symmetric padding (PyTorch Conv1d init)."""
+  features: int
+  kernel_size: int = 1
+  causal: bool = False
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):  # x: [B, T, Cin]
+    fan_in = x.shape[-1] * self.kernel_size
+    bound = 1.0 / math.sqrt(fan_in)
+    kernel = self.param("kernel", nn.initializers.variance_scaling(1.0 / 3, "fan_in", "uniform"),
+                        (self.kernel_size, x.shape[-1], self.features))
+    b = self.param("bias", nn.initializers.uniform(2 * bound), (self.features,)) - bound
+    return _conv1d(x.astype(self.dtype), kernel.astype(self.dtype), 1, self.causal) + b.astype(
+        self.dtype)
+
+
+def _conv1d(x, kernel, dilation: int, causal: bool):
+  k = kernel.shape[0]
+  span = (k - 1) * dilation
+  padding = [(span, 0)] if causal else [(span // 2, span - span // 2)]
+  return jax.lax.conv_general_dilated(
+      x, kernel, window_strides=(1,), padding=padding, rhs_dilation=(dilation,),
+      dimension_numbers=("NWC", "WIO", "NWC"))
+
+
+def _batch_norm(dtype, name):
+  """BatchNorm with PyTorch's defaults; `use_running_average` is given at call time."""
+  return nn.BatchNorm(momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON, dtype=dtype,
+                      param_dtype=jnp.float32, name=name)
+
+
+class TemporalBlock(nn.Module):
+  """Two causal dilated weight-norm convs with ReLU + dropout, and a residual."""
+  features: int
+  kernel_size: int
+  dilation: int
+  dropout: float
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    y = x
+    for name in ("conv1", "conv2"):
+      y = WeightNormConv(self.features, self.kernel_size, self.dilation, causal=True,
+                         dtype=self.dtype, name=name)(y)
+      y = nn.relu(y)
+      y = nn.Dropout(self.dropout, deterministic=not train)(y)
+    residual = x if x.shape[-1] == self.features else Conv1D(
+        self.features, 1, dtype=self.dtype, name="downsample")(x)
+    return nn.relu(y + residual)
+
+
+class ConvHead(nn.Module):
+  """conv k3 -> ReLU -> BatchNorm -> dropout -> conv k1 (the seed's VAD/OSD/embedding heads)."""
+  hidden: int
+  out: int
+  dropout: float
+  causal: bool
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    x = Conv1D(self.hidden, 3, causal=self.causal, dtype=self.dtype, name="conv")(x)
+    x = _batch_norm(self.dtype, "norm")(nn.relu(x), use_running_average=not train)
+    x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    return Conv1D(self.out, 1, dtype=self.dtype, name="proj")(x)
+
+
+class Mlp(nn.Module):
+  """Linear -> ReLU -> dropout -> Linear (classifier and similarity heads)."""
+  hidden: int
+  out: int
+  dropout: float
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    dense = lambda n, name: nn.Dense(n, dtype=self.dtype, param_dtype=jnp.float32,
+                                     kernel_init=_torch_linear_init, name=name)
+    x = nn.relu(dense(self.hidden, "fc1")(x))
+    x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    return dense(self.out, "fc2")(x)
+
+
+_torch_linear_init = nn.initializers.variance_scaling(1.0 / 3, "fan_in", "uniform")
+
+
+def attention_mask(num_frames: int, causal: bool, window: int):
+  """[1, 1, T, T] boolean mask, or None for full attention."""
+  if not causal and window <= 0:
+    return None
+  q = jnp.arange(num_frames)[:, None]
+  k = jnp.arange(num_frames)[None, :]
+  mask = jnp.ones((num_frames, num_frames), bool)
+  if causal:
+    mask &= k <= q
+  if window > 0:
+    mask &= (q - k) <= window if causal else jnp.abs(q - k) <= window
+  return mask[None, None]
+
+
+class DiarizationTCN(nn.Module):
+  """The jaxdiar model. Build it with `from_config(cfg.model, num_features)`."""
+  channels: Sequence[int] = (256, 256, 256, 512, 512)
+  kernel_size: int = 3
+  dropout: float = 0.2
+  use_attention: bool = True
+  num_heads: int = 8
+  attention_window: int = 0
+  bottleneck_dim: int = 256
+  head_dim: int = 128
+  embedding_dim: int = 256
+  classifier_dim: int = 512
+  similarity_dim: int = 256
+  num_speakers: int = 4
+  num_speaker_classes: int = 4
+  causal: bool = False
+  dtype: jnp.dtype = jnp.float32
+
+  def setup(self):
+    dt = self.dtype
+    self.input_bn = _batch_norm(dt, "input_norm")
+    self.tcn = [TemporalBlock(c, self.kernel_size, 2 ** i, self.dropout, dt, name=f"tcn_{i}")
+                for i, c in enumerate(self.channels)]
+    if self.use_attention:
+      self.attention = nn.MultiHeadDotProductAttention(
+          num_heads=self.num_heads, dtype=dt, param_dtype=jnp.float32,
+          kernel_init=nn.initializers.xavier_uniform(), name="attention")
+      self.attention_norm = nn.LayerNorm(epsilon=1e-5, dtype=dt, param_dtype=jnp.float32,
+                                         name="attention_norm")
+    self.bottleneck = Conv1D(self.bottleneck_dim, 1, dtype=dt, name="bottleneck")
+    self.vad_head = ConvHead(self.head_dim, self.num_speakers, 0.2, self.causal, dt,
+                             name="vad_head")
+    self.osd_head = ConvHead(self.head_dim, 1, 0.2, self.causal, dt, name="osd_head")
+    self.embedding_head = ConvHead(self.embedding_dim, self.embedding_dim, self.dropout,
+                                   self.causal, dt, name="embedding_head")
+    self.classifier = Mlp(self.classifier_dim, self.num_speaker_classes, self.dropout, dt,
+                          name="classifier")
+    self.similarity_head = Mlp(self.similarity_dim, 1, self.dropout, dt,
+                               name="similarity_head")
+    self.bottleneck_bn = _batch_norm(dt, "bottleneck_norm")
+
+  def __call__(self, feats, train: bool = False):
+    """feats: [B, D, T] features -> dict of outputs (module docstring)."""
+    x = jnp.swapaxes(feats, 1, 2)                                  # [B, T, D]
+    x = self.input_bn(x, use_running_average=not train)
+    for block in self.tcn:
+      x = block(x, train)
+    if self.use_attention:
+      mask = attention_mask(x.shape[1], self.causal, self.attention_window)
+      x = self.attention_norm(x + self.attention(x, mask=mask, deterministic=not train))
+    x = self.bottleneck(x)
+    x = nn.relu(self.bottleneck_bn(x, use_running_average=not train))
+
+    vad = self.vad_head(x, train).astype(jnp.float32)              # [B, T, S]
+    osd = self.osd_head(x, train)[..., 0].astype(jnp.float32)     # [B, T]
+    frame_emb = self.embedding_head(x, train).astype(jnp.float32) # [B, T, E]
+    chunk_emb = jnp.mean(frame_emb, axis=1)
+    weights = jax.nn.sigmoid(vad)                                  # [B, T, S]
+    spk_emb = jnp.einsum("bts,bte->bse", weights, frame_emb) / (
+        jnp.sum(weights, axis=1)[..., None] + 1e-6)
+    spk_logits = self.classifier(spk_emb, train).astype(jnp.float32)
+    if self.is_initializing():
+      self.similarity(spk_emb[:, 0], spk_emb[:, 1 % self.num_speakers], train)
+    return dict(vad=vad, osd=osd, frame_emb=frame_emb, chunk_emb=chunk_emb, spk_emb=spk_emb,
+                spk_logits=spk_logits)
+
+  def similarity(self, emb_a, emb_b, train: bool = False):
+    """Same-speaker logit of embedding pairs, [..., E] x [..., E] -> [...]."""
+    pair = jnp.concatenate([emb_a, emb_b], axis=-1)
+    return self.similarity_head(pair, train)[..., 0].astype(jnp.float32)
+
+
+def from_config(cfg) -> DiarizationTCN:
+  """The model of a `model` config section."""
+  return DiarizationTCN(
+      channels=tuple(cfg.channels), kernel_size=cfg.kernel_size, dropout=cfg.dropout,
+      use_attention=cfg.use_attention, num_heads=cfg.num_heads,
+      attention_window=cfg.attention_window, bottleneck_dim=cfg.bottleneck_dim,
+      head_dim=cfg.head_dim, embedding_dim=cfg.embedding_dim,
+      classifier_dim=cfg.classifier_dim, similarity_dim=cfg.similarity_dim,
+      num_speakers=cfg.num_speakers, num_speaker_classes=cfg.num_speaker_classes,
+      causal=cfg.causal, dtype=jnp.dtype(cfg.dtype))
+
+
+def init_variables(model: DiarizationTCN, rng, num_features: int, num_frames: int = 64):
+  """Parameters and BatchNorm statistics for inputs [1, num_features, num_frames]."""
+  dummy = jnp.zeros((1, num_features, num_frames), jnp.float32)
+  return model.init({"params": rng}, dummy, train=False)
+
+
+def receptive_field(kernel_size: int, num_blocks: int) -> int:
+  """Frames seen by the TCN: each block has two convs of span (k - 1) * 2**i."""
+  return 1 + 2 * (kernel_size - 1) * (2 ** num_blocks - 1)
+
+
+def count_params(params) -> int:
+  return sum(int(p.size) for p in jax.tree.leaves(params))
+
+
+def num_features(cfg) -> int:
+  """D of the features the model of `cfg` (a full config) consumes."""
+  return features_lib.feature_dim(cfg.features)
