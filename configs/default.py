@@ -68,6 +68,7 @@ def get_config() -> ml_collections.ConfigDict:
   d.data_dir = "~/.cache/jaxdiar"  # Where generated corpora and TFDS files live.
   d.speech_dir = ""              # Source speech for the simulator ("" = built-in fallback,
                                  # or ../shared/data/speech/... when present).
+  d.dev_speech_dir = ""          # Dev voices; "" = hold out 20 % of the speech_dir speakers.
   d.local_dir = ""               # For corpus="local": AMI/AliMeeting-style folder.
   d.window_seconds = 8.0         # Example length.
   d.hop_seconds = 4.0            # Window hop when cutting meetings into examples.
@@ -75,6 +76,19 @@ def get_config() -> ml_collections.ConfigDict:
   d.num_dev_meetings = 8         # Simulated meetings for dev (held-out voices).
   d.meeting_seconds = 60.0       # Length of each simulated meeting.
   d.seed = 0                     # Simulator and shuffling seed.
+  d.max_workers = 2              # Processes simulating meetings in parallel.
+  d.sim = ml_collections.ConfigDict()  # Meeting simulator (pyroomacoustics shoebox rooms).
+  d.sim.room_min = [4.0, 4.0, 2.5]     # Smallest room, metres (x, y, z).
+  d.sim.room_max = [9.0, 7.0, 3.5]     # Largest room.
+  d.sim.rt60 = [0.2, 0.6]              # Reverberation time range, seconds.
+  d.sim.max_image_order = 20           # Cap on image-source order (speed; late tail approximated).
+  d.sim.speakers = [1, 4]              # Speakers per meeting (inclusive range, <= num_speakers).
+  d.sim.overlap_target = 0.15          # Target fraction of speech with >= 2 talkers (AMI ~15 %).
+  d.sim.overlap_range = [0.03, 0.35]   # Accepted overlap ratio of a finished meeting.
+  d.sim.pause_mean = 0.4               # Mean pause between turns, seconds (exponential).
+  d.sim.backchannel_prob = 0.15        # Chance that a turn carries a short back-channel.
+  d.sim.snr_db = [5.0, 30.0]           # Speech-to-noise ratio range (diffuse + point noise).
+  d.sim.peak = [0.2, 0.9]              # Final peak level range (random gain).
   d.augment_gain_db = 6.0        # Random gain +/- dB.
   d.augment_noise_snr_db = 20.0  # Added white noise SNR lower bound (0 disables).
   d.augment_rotate = True        # Cyclic channel shift (exact for a uniform circular array).

@@ -150,7 +150,9 @@ def multitask_loss(outputs, batch, cfg, pair_logits=None):
   osd = focal_bce(outputs["osd"], batch["overlap"], cfg.focal_gamma, cfg.focal_alpha)
   consistency = temporal_consistency(outputs["vad"])
   ids = permute_speakers(batch["speaker_ids"], perm)
-  active = (jnp.sum(permute_speakers(activity, perm), axis=1) > 0) & (ids >= 0)
+  # Identities outside the classifier (dev voices, empty slots) take no classifier loss.
+  known = (ids >= 0) & (ids < outputs["spk_logits"].shape[-1])
+  active = (jnp.sum(permute_speakers(activity, perm), axis=1) > 0) & known
   speaker = speaker_cross_entropy(outputs["spk_logits"], ids, active)
   terms = dict(vad=jnp.mean(vad), osd=jnp.mean(osd), consistency=jnp.mean(consistency),
                speaker=jnp.mean(speaker))

@@ -1,0 +1,96 @@
+"""Reading and writing multi-channel audio: one multi-channel wav, or one wav per channel.
+
+Other sample rates are resampled with soxr; every failure is an `AudioError` that names
+the file.
+"""
+
+import os
+import pathlib
+import re
+import tempfile
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+
+
+class AudioError(ValueError):
+  """Unreadable or inconsistent audio."""
+
+
+def natural_key(path) -> list:
+  """Sort key that orders 'ch2' before 'ch10'."""
+  return [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", str(path))]
+
+
+def channel_files(folder) -> list[pathlib.Path]:
+  """The per-channel wavs of an AMI-style folder, channel order = natural name order."""
+  files = sorted((p for p in pathlib.Path(folder).iterdir()
+                  if p.suffix.lower() in AUDIO_EXTENSIONS), key=natural_key)
+  if not files:
+    raise AudioError(f"{folder}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+  return files
+
+
+def info(path) -> tuple[int, int, int]:
+  """(sample_rate, channels, frames) of a file or per-channel folder."""
+  path = pathlib.Path(path)
+  if path.is_dir():
+    files = channel_files(path)
+    infos = [_info(f) for f in files]
+    rates = {i.samplerate for i in infos}
+    if len(rates) != 1:
+      raise AudioError(f"{path}: channel files have different sample rates {sorted(rates)}")
+    return infos[0].samplerate, sum(i.channels for i in infos), min(i.frames for i in infos)
+  i = _info(path)
+  return i.samplerate, i.channels, i.frames
+
+
+def read(path, sample_rate: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+  """[C, N] float32 at `sample_rate` from a file or a per-channel folder.
+
+  `start`/`stop` are in samples of the file's own rate (for block reading).
+  """
+  path = pathlib.Path(path)
+  if path.is_dir():
+    chans = [read(f, sample_rate, start, stop) for f in channel_files(path)]
+    n = min(c.shape[1] for c in chans)
+    return np.concatenate([c[:, :n] for c in chans], axis=0)
+  try:
+    data, rate = sf.read(path, start=start, stop=stop, dtype="float32", always_2d=True)
+  except (sf.LibsndfileError, RuntimeError) as e:
+    raise AudioError(f"{path}: cannot read audio ({e})") from e
+  data = data.T
+  if rate != sample_rate and data.shape[1]:
+    data = np.ascontiguousarray(soxr.resample(data.T, rate, sample_rate).T, dtype=np.float32)
+  if not np.all(np.isfinite(data)):
+    raise AudioError(f"{path}: contains NaN or infinite samples")
+  return data
+
+
+def to_int16(audio: np.ndarray) -> np.ndarray:
+  return np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
+
+
+def write_wav(path, audio: np.ndarray, sample_rate: int) -> None:
+  """[C, N] float or int16 -> 16-bit PCM wav, written to a temporary name then renamed."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".wav")
+  os.close(fd)
+  try:
+    data = audio if audio.dtype == np.int16 else to_int16(audio)
+    sf.write(tmp, data.T, sample_rate, subtype="PCM_16")
+    os.replace(tmp, path)
+  except BaseException:
+    os.unlink(tmp)
+    raise
+
+
+def _info(path):
+  try:
+    return sf.info(str(path))
+  except (sf.LibsndfileError, RuntimeError) as e:
+    raise AudioError(f"{path}: cannot read audio ({e})") from e

@@ -1,0 +1,103 @@
+"""RTTM and UEM files: read and write (UTF-8), with errors that name the file and line.
+
+RTTM: `SPEAKER <uri> <channel> <onset> <duration> <NA> <NA> <speaker> <NA> <NA>`.
+UEM:  `<uri> <channel> <start> <end>`.
+"""
+
+from collections.abc import Iterable
+import dataclasses
+import os
+import pathlib
+import tempfile
+
+
+class FormatError(ValueError):
+  """A malformed RTTM or UEM line."""
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Turn:
+  """One speaker turn, times in seconds."""
+  uri: str
+  onset: float
+  offset: float
+  speaker: str
+
+  @property
+  def duration(self) -> float:
+    return self.offset - self.onset
+
+
+def read_rttm(path) -> dict[str, list[Turn]]:
+  """uri -> turns sorted by onset. Non-SPEAKER lines (SPKR-INFO, ...) are skipped."""
+  turns: dict[str, list[Turn]] = {}
+  for lineno, fields in _lines(path):
+    if fields[0] != "SPEAKER":
+      continue
+    if len(fields) < 8:
+      raise FormatError(f"{path}:{lineno}: an RTTM SPEAKER line needs at least 8 fields, "
+                        f"got {len(fields)}")
+    onset, duration = _float(fields[3], path, lineno), _float(fields[4], path, lineno)
+    if onset < 0 or duration < 0:
+      raise FormatError(f"{path}:{lineno}: negative onset or duration ({onset}, {duration})")
+    turns.setdefault(fields[1], []).append(Turn(fields[1], onset, onset + duration, fields[7]))
+  return {uri: sorted(t) for uri, t in turns.items()}
+
+
+def read_uem(path) -> dict[str, list[tuple[float, float]]]:
+  """uri -> list of scored (start, end) regions."""
+  regions: dict[str, list[tuple[float, float]]] = {}
+  for lineno, fields in _lines(path):
+    if len(fields) != 4:
+      raise FormatError(f"{path}:{lineno}: a UEM line has 4 fields, got {len(fields)}")
+    start, end = _float(fields[2], path, lineno), _float(fields[3], path, lineno)
+    if end < start:
+      raise FormatError(f"{path}:{lineno}: UEM end {end} before start {start}")
+    regions.setdefault(fields[0], []).append((start, end))
+  return regions
+
+
+def format_rttm(turns: Iterable[Turn]) -> str:
+  return "".join(f"SPEAKER {t.uri} 1 {t.onset:.3f} {t.duration:.3f} <NA> <NA> {t.speaker} "
+                 "<NA> <NA>\n" for t in sorted(turns))
+
+
+def write_rttm(path, turns: Iterable[Turn]) -> None:
+  atomic_write_text(path, format_rttm(turns))
+
+
+def write_uem(path, regions: dict[str, list[tuple[float, float]]]) -> None:
+  atomic_write_text(path, "".join(f"{uri} 1 {s:.3f} {e:.3f}\n"
+                                  for uri in sorted(regions) for s, e in regions[uri]))
+
+
+def atomic_write_text(path, text: str) -> None:
+  """Write to a temporary file in the same folder, then rename: no half-written file."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  try:
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+      f.write(text)
+    os.replace(tmp, path)
+  except BaseException:
+    os.unlink(tmp)
+    raise
+
+
+def _lines(path):
+  try:
+    text = pathlib.Path(path).read_text(encoding="utf-8")
+  except UnicodeDecodeError as e:
+    raise FormatError(f"{path}: not UTF-8 ({e})") from e
+  for lineno, line in enumerate(text.splitlines(), start=1):
+    fields = line.split()
+    if fields and not fields[0].startswith(("#", ";;")):
+      yield lineno, fields
+
+
+def _float(text: str, path, lineno: int) -> float:
+  try:
+    return float(text)
+  except ValueError:
+    raise FormatError(f"{path}:{lineno}: {text!r} is not a number") from None

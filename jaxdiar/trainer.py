@@ -1,0 +1,402 @@
+"""Training: the pure train step, evaluation, and the loop with checkpoints and logging.
+
+`train_and_evaluate(config, workdir)` runs the same code on 1 CPU, 8 forced CPU devices,
+GPUs, several hosts or a TPU pod: one Mesh over every device of every process, the batch
+sharded on `data`, parameters replicated.
+"""
+
+import functools
+import json
+import pathlib
+import sys
+import time
+
+import flax
+import jax
+import jax.numpy as jnp
+from jax.experimental import multihost_utils
+from jax.sharding import NamedSharding, PartitionSpec as P
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import psutil
+import tensorboardX
+import tqdm
+
+from jaxdiar import features as features_lib
+from jaxdiar import losses
+from jaxdiar import metrics as metrics_lib
+from jaxdiar import model as model_lib
+from jaxdiar.data import pipeline
+from jaxdiar.data import prepare as prepare_lib
+
+
+class NonFiniteError(RuntimeError):
+  """Loss or gradients became NaN/inf."""
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: dict
+  batch_stats: dict
+  opt_state: optax.OptState
+
+
+# ------------------------------------------------------------------------- optimizer
+
+
+def param_group(path: tuple[str, ...]) -> str:
+  """Learning-rate group of a parameter: the front end and TCN, attention, or the heads."""
+  top = path[0]
+  if top.startswith("tcn_") or top == "input_norm":
+    return "tcn"
+  if top.startswith("attention"):
+    return "attention"
+  return "heads"
+
+
+def make_optimizer(tcfg) -> optax.GradientTransformation:
+  """AdamW + one-cycle cosine schedule per group, global-norm clipping, accumulation."""
+  def group_tx(multiplier):
+    schedule = optax.cosine_onecycle_schedule(
+        tcfg.num_steps, tcfg.learning_rate * multiplier, pct_start=tcfg.pct_start)
+    return optax.adamw(schedule, weight_decay=tcfg.weight_decay)
+
+  groups = dict(tcfg.lr_multipliers)
+  labels = lambda params: flax.traverse_util.path_aware_map(
+      lambda path, _: param_group(path), params)
+  tx = optax.chain(optax.clip_by_global_norm(tcfg.grad_clip_norm),
+                   optax.multi_transform({g: group_tx(m) for g, m in groups.items()}, labels))
+  if tcfg.grad_accum_steps > 1:
+    tx = optax.MultiSteps(tx, every_k_schedule=tcfg.grad_accum_steps)
+  return tx
+
+
+def learning_rate(tcfg, step: int) -> float:
+  """The base (multiplier 1) learning rate at optimizer step `step`."""
+  return float(optax.cosine_onecycle_schedule(tcfg.num_steps, tcfg.learning_rate,
+                                              pct_start=tcfg.pct_start)(step))
+
+
+# ------------------------------------------------------------------------ pure steps
+
+
+def init_state(rng, *, model, tx, num_features: int) -> TrainState:
+  variables = model_lib.init_variables(model, rng, num_features)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
+                    batch_stats=variables["batch_stats"],
+                    opt_state=tx.init(variables["params"]))
+
+
+def _forward(params, batch_stats, batch, rng, *, model, config, train: bool):
+  feats = features_lib.extract(batch["audio"], config.features)
+  variables = {"params": params, "batch_stats": batch_stats}
+  if train:
+    out, updates = model.apply(variables, feats, train=True, rngs={"dropout": rng},
+                               mutable=["batch_stats"])
+    return out, updates["batch_stats"]
+  return model.apply(variables, feats, train=False), batch_stats
+
+
+def _pair_logits(params, emb, rng, *, model, train: bool):
+  """Similarity logits of every pair of local embeddings of the batch: [B*S, B*S]."""
+  flat = emb.reshape(-1, emb.shape[-1])
+  n = flat.shape[0]
+  a = jnp.broadcast_to(flat[:, None], (n, n, flat.shape[-1]))
+  b = jnp.broadcast_to(flat[None, :], (n, n, flat.shape[-1]))
+  return model.apply({"params": params}, a, b, train, method=model_lib.DiarizationTCN.similarity,
+                     rngs={"dropout": rng} if train else None)
+
+
+def train_step(state: TrainState, batch, rng, *, model, tx, config):
+  """One optimizer (micro-)step. Non-finite loss or gradients leave the state unchanged and
+  report finite=0."""
+  rng = jax.random.fold_in(rng, state.step)
+  drop_rng, pair_rng = jax.random.split(rng)
+
+  def loss_fn(params):
+    out, new_stats = _forward(params, state.batch_stats, batch, drop_rng, model=model,
+                              config=config, train=True)
+    pairs = _pair_logits(params, out["spk_emb"], pair_rng, model=model, train=True)
+    total, terms, _ = losses.multitask_loss(out, batch, config.loss, pairs)
+    return total, (terms, new_stats)
+
+  (_, (terms, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  grad_norm = optax.global_norm(grads)
+  finite = jnp.isfinite(terms["total"]) & jnp.isfinite(grad_norm)
+  new = TrainState(step=state.step + 1, params=params, batch_stats=new_stats,
+                   opt_state=opt_state)
+  keep = lambda n, o: jnp.where(finite, n, o)
+  new = jax.tree.map(keep, new, state)
+  metrics = {f"loss/{k}": v for k, v in terms.items()}
+  metrics.update(grad_norm=grad_norm, param_norm=optax.global_norm(params),
+                 finite=finite.astype(jnp.float32))
+  return new, metrics
+
+
+def eval_step(state: TrainState, batch, *, model, config):
+  """Per-example losses and the probabilities the dev metrics need (no dropout)."""
+  out, _ = _forward(state.params, state.batch_stats, batch, None, model=model, config=config,
+                    train=False)
+  activity = batch["activity"].astype(jnp.float32)
+  vad_loss, perm = losses.pit_bce(out["vad"], activity)
+  osd_loss = losses.focal_bce(out["osd"], batch["overlap"], config.loss.focal_gamma,
+                              config.loss.focal_alpha)
+  return dict(vad=jax.nn.sigmoid(out["vad"]), osd=jax.nn.sigmoid(out["osd"]), perm=perm,
+              loss=config.loss.vad_weight * vad_loss + config.loss.osd_weight * osd_loss,
+              vad_loss=vad_loss, osd_loss=osd_loss)
+
+
+# ---------------------------------------------------------------------------- mesh
+
+
+def make_mesh(tcfg) -> jax.sharding.Mesh:
+  (name, size), = tcfg.mesh
+  devices = np.array(jax.devices())
+  if size not in (-1, len(devices)):
+    raise ValueError(f"train.mesh asks for {size} devices, {len(devices)} are visible")
+  return jax.sharding.Mesh(devices, (name,))
+
+
+def global_batch(local_batch, sharding):
+  """This host's rows -> one global array sharded over the mesh's data axis."""
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x),
+                      local_batch)
+
+
+def check_memory(compiled, batch_size: int) -> str:
+  """Print the compiled step's memory and refuse a batch that cannot fit the device."""
+  analysis = compiled.memory_analysis()
+  if analysis is None:
+    return "memory analysis unavailable on this backend"
+  need = (analysis.argument_size_in_bytes + analysis.output_size_in_bytes
+          + analysis.temp_size_in_bytes - analysis.alias_size_in_bytes)
+  stats = jax.local_devices()[0].memory_stats() or {}
+  limit = stats.get("bytes_limit") or psutil.virtual_memory().available
+  report = (f"train step memory: args {analysis.argument_size_in_bytes / 2**20:.1f} MiB, "
+            f"temp {analysis.temp_size_in_bytes / 2**20:.1f} MiB, out "
+            f"{analysis.output_size_in_bytes / 2**20:.1f} MiB; needs {need / 2**30:.2f} GiB of "
+            f"{limit / 2**30:.2f} GiB available per device")
+  if need > limit:
+    raise MemoryError(f"{report}. Batch {batch_size} does not fit: lower train.batch_size and "
+                      "raise train.grad_accum_steps to keep the effective batch.")
+  return report
+
+
+# ---------------------------------------------------------------------------- loop
+
+
+class MetricWriter:
+  """TensorBoard event files and a JSON-lines file in the workdir (process 0 only)."""
+
+  def __init__(self, workdir: pathlib.Path):
+    self.enabled = jax.process_index() == 0
+    if self.enabled:
+      self.tb = tensorboardX.SummaryWriter(str(workdir / "tensorboard"))
+      self.jsonl = open(workdir / "metrics.jsonl", "a", encoding="utf-8")
+
+  def write(self, step: int, scalars: dict):
+    if not self.enabled:
+      return
+    for k, v in scalars.items():
+      self.tb.add_scalar(k, v, step)
+    self.jsonl.write(json.dumps(dict(step=step, **scalars)) + "\n")
+    self.jsonl.flush()
+
+  def close(self):
+    if self.enabled:
+      self.tb.close()
+      self.jsonl.close()
+
+
+def evaluate(state, dev_source, jitted_eval, batch_sharding, config, num_ids: int) -> dict:
+  """Dev losses, frame DER (miss/FA/confusion), per-speaker P/R/F1, OSD P/R.
+
+  `jitted_eval` returns replicated outputs; each host scores the rows it fed, and the
+  counts are summed over hosts.
+  """
+  ecfg = config.eval
+  shards, host = jax.process_count(), jax.process_index()
+  per_host = ecfg.batch_size // shards
+  loader = pipeline.make_loader(dev_source, global_batch_size=ecfg.batch_size, seed=0,
+                                shuffle=False, num_epochs=1, shard_index=host,
+                                shard_count=shards, drop_remainder=False)
+  acc = metrics_lib.FrameMetrics(num_ids)
+  sums = np.zeros(4)   # loss, vad loss, osd loss (example-weighted), examples
+  for local in loader:
+    n = local["audio"].shape[0]
+    if n < per_host:   # pad the last batch to the compiled size; padding is not scored
+      local = jax.tree.map(lambda x: np.concatenate(
+          [x, np.zeros((per_host - n,) + x.shape[1:], x.dtype)]), local)
+    out = jitted_eval(state, global_batch(local, batch_sharding))
+    mine = slice(host * per_host, host * per_host + n)
+    out = {k: np.asarray(v)[mine] for k, v in out.items()}
+    acc.update(out["vad"], local["activity"][:n], out["perm"], local["speaker_ids"][:n],
+               out["osd"], local["overlap"][:n], ecfg.vad_threshold, ecfg.osd_threshold)
+    sums += [out["loss"].sum(), out["vad_loss"].sum(), out["osd_loss"].sum(), n]
+  vector = np.concatenate([sums, acc.as_vector()])
+  if shards > 1:
+    vector = np.asarray(multihost_utils.process_allgather(vector)).sum(axis=0)
+  acc = metrics_lib.FrameMetrics(num_ids)
+  acc.merge(vector[4:])
+  examples = max(vector[3], 1.0)
+  result = {f"dev/{k}": float(v / examples)
+            for k, v in zip(("loss", "vad_loss", "osd_loss"), vector[:3])}
+  result.update({f"dev/{k}": v for k, v in acc.result().items()})
+  return result
+
+
+def _checkpoint_manager(workdir: pathlib.Path, tcfg) -> ocp.CheckpointManager:
+  policy = ocp.checkpoint_managers.AnyPreservationPolicy([
+      ocp.checkpoint_managers.LatestN(n=tcfg.keep_checkpoints),
+      ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: m["dev_der"], reverse=True, n=1),
+  ])
+  options = ocp.CheckpointManagerOptions(preservation_policy=policy,
+                                         best_fn=lambda m: m["dev_der"], best_mode="min",
+                                         enable_async_checkpointing=True)
+  return ocp.CheckpointManager((workdir / "checkpoints").absolute(), options=options)
+
+
+def train_and_evaluate(config, workdir) -> dict:
+  """Train `config` in `workdir`, resuming from its latest checkpoint. Returns the last
+  metrics (train and dev)."""
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  tcfg = config.train
+  is_main = jax.process_index() == 0
+  log = lambda msg: print(msg, file=sys.stderr, flush=True) if is_main else None
+
+  data = prepare_lib.prepare(config)
+  config.model.num_speaker_classes = max(data.num_train_speakers, 1)
+  if config.model.num_speakers > losses.MAX_PIT_SPEAKERS:
+    raise ValueError(f"model.num_speakers must be <= {losses.MAX_PIT_SPEAKERS}")
+  if is_main:
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
+
+  mesh = make_mesh(tcfg)
+  if tcfg.batch_size % mesh.size or config.eval.batch_size % mesh.size:
+    raise ValueError(f"train.batch_size ({tcfg.batch_size}) and eval.batch_size "
+                     f"({config.eval.batch_size}) must be multiples of the {mesh.size} devices")
+  replicated = NamedSharding(mesh, P())
+  batch_sharding = NamedSharding(mesh, P("data"))
+  model = model_lib.from_config(dict_with(config.model, dtype=tcfg.compute_dtype))
+  tx = make_optimizer(tcfg)
+  num_features = features_lib.feature_dim(config.features)
+  rng = jax.random.key(tcfg.seed)
+  init_rng, step_rng = jax.random.split(rng)
+
+  init = jax.jit(functools.partial(init_state, model=model, tx=tx, num_features=num_features),
+                 out_shardings=replicated)
+  abstract_state = jax.eval_shape(init, init_rng)
+  micro_steps = tcfg.num_steps * tcfg.grad_accum_steps
+
+  loader = pipeline.make_loader(data.train, global_batch_size=tcfg.batch_size,
+                                seed=config.data.seed,
+                                augment=pipeline.augment_from_config(config.data, config.features))
+  train_iter = iter(loader)
+
+  manager = _checkpoint_manager(workdir, tcfg)
+  latest = manager.latest_step()
+  if latest is not None:
+    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
+                          abstract_state)
+    restored = manager.restore(latest, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()))
+    state = restored["state"]
+    train_iter.set_state(json.dumps(restored["data"]).encode())
+    log(f"jaxdiar: resumed from {workdir / 'checkpoints'} at step {latest}")
+  else:
+    state = init(init_rng)
+  log(f"jaxdiar: {model_lib.count_params(state.params):,} parameters, "
+      f"{mesh.size} device(s) on {jax.process_count()} process(es), "
+      f"{data.num_train_speakers} training speakers")
+
+  step_fn = jax.jit(functools.partial(train_step, model=model, tx=tx, config=config),
+                    in_shardings=(replicated, batch_sharding, replicated),
+                    out_shardings=(replicated, replicated), donate_argnums=0)
+  eval_fn = jax.jit(functools.partial(eval_step, model=model, config=config),
+                    in_shardings=(replicated, batch_sharding), out_shardings=replicated)
+
+  per_host = tcfg.batch_size // jax.process_count()
+  example = data.train[0]
+  batch_spec = dict(
+      audio=jax.ShapeDtypeStruct((tcfg.batch_size,) + example["audio"].shape, jnp.float32,
+                                 sharding=batch_sharding),
+      activity=jax.ShapeDtypeStruct((tcfg.batch_size,) + example["activity"].shape, jnp.uint8,
+                                    sharding=batch_sharding),
+      overlap=jax.ShapeDtypeStruct((tcfg.batch_size,) + example["overlap"].shape, jnp.uint8,
+                                   sharding=batch_sharding),
+      speaker_ids=jax.ShapeDtypeStruct((tcfg.batch_size,) + example["speaker_ids"].shape,
+                                       jnp.int32, sharding=batch_sharding))
+  t0 = time.time()
+  compiled = step_fn.lower(state, batch_spec, step_rng).compile()
+  log(f"jaxdiar: compiled the train step in {time.time() - t0:.1f} s (per-host batch "
+      f"{per_host}); {check_memory(compiled, tcfg.batch_size)}")
+
+  writer = MetricWriter(workdir)
+  start = int(state.step)
+  bar = tqdm.tqdm(total=micro_steps, initial=start, desc="train", unit="step",
+                  disable=not is_main, dynamic_ncols=True)
+  last_metrics, dev = {}, {}
+  pending = None
+  window_start, window_steps = time.time(), 0
+
+  def save(step, dev_metrics=None):
+    data_state = json.loads(train_iter.get_state().decode())
+    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                               data=ocp.args.JsonSave(data_state)),
+                 metrics={"dev_der": dev_metrics["dev/der"]} if dev_metrics else None)
+
+  try:
+    for step in range(start + 1, micro_steps + 1):
+      batch = global_batch(next(train_iter), batch_sharding)
+      state, metrics = compiled(state, batch, step_rng)
+      window_steps += 1
+      # Check the previous step's finiteness: one step of lag keeps dispatch asynchronous.
+      if pending is not None and float(pending["finite"]) == 0.0:
+        raise NonFiniteError(f"non-finite loss or gradients at step {step - 1}; the state "
+                             "was not updated and the last good checkpoint is kept")
+      pending = metrics
+      bar.update()
+      if step % tcfg.log_every == 0 or step == micro_steps:
+        scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        if scalars["finite"] == 0.0:
+          raise NonFiniteError(f"non-finite loss or gradients at step {step}; the state was "
+                               "not updated and the last good checkpoint is kept")
+        elapsed = time.time() - window_start
+        scalars.update(lr=learning_rate(tcfg, step // tcfg.grad_accum_steps),
+                       steps_per_second=window_steps / max(elapsed, 1e-9))
+        window_start, window_steps = time.time(), 0
+        writer.write(step, scalars)
+        bar.set_postfix(loss=f"{scalars['loss/total']:.4f}")
+        last_metrics = scalars
+      dev = {}
+      if step % config.eval.every == 0 or step == micro_steps:
+        dev = evaluate(state, data.dev, eval_fn, batch_sharding, config, len(data.speakers))
+        writer.write(step, dev)
+        log(f"\njaxdiar: step {step} dev DER {dev['dev/der']:.4f} (miss {dev['dev/missed']:.4f}"
+            f", FA {dev['dev/false_alarm']:.4f}, conf {dev['dev/confusion']:.4f})")
+        last_metrics.update(dev)
+      if step % tcfg.checkpoint_every == 0 or step == micro_steps:
+        save(step, dev or None)
+    if pending is not None and float(pending["finite"]) == 0.0:
+      raise NonFiniteError(f"non-finite loss or gradients at step {micro_steps}; the last "
+                           "good checkpoint is kept")
+  finally:
+    bar.close()
+    manager.wait_until_finished()
+    manager.close()
+    writer.close()
+  return last_metrics
+
+
+def dict_with(cfg, **overrides):
+  """A copy of a ConfigDict with some fields replaced."""
+  cfg = cfg.copy_and_resolve_references()
+  with cfg.unlocked():
+    for k, v in overrides.items():
+      cfg[k] = v
+  return cfg
