@@ -125,14 +125,14 @@ def train_step(state: TrainState, batch, rng, *, model, tx, config):
   (_, (terms, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  grad_norm = optax.global_norm(grads)
+  grad_norm = optax.tree.norm(grads)
   finite = jnp.isfinite(terms["total"]) & jnp.isfinite(grad_norm)
   new = TrainState(step=state.step + 1, params=params, batch_stats=new_stats,
                    opt_state=opt_state)
   keep = lambda n, o: jnp.where(finite, n, o)
   new = jax.tree.map(keep, new, state)
   metrics = {f"loss/{k}": v for k, v in terms.items()}
-  metrics.update(grad_norm=grad_norm, param_norm=optax.global_norm(params),
+  metrics.update(grad_norm=grad_norm, param_norm=optax.tree.norm(params),
                  finite=finite.astype(jnp.float32))
   return new, metrics
 

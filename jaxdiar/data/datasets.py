@@ -5,11 +5,13 @@ OSD target [T] and the global speaker identities [S] (see `corpus.windows`). Bui
 `build(...)`; read back with random access through `tfds.data_source`.
 """
 
-import json
+import importlib.util
 import pathlib
 
 import numpy as np
+import psutil
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core import shuffle as tfds_shuffle
 
 from jaxdiar.data import corpus as corpus_lib
 
@@ -65,6 +67,12 @@ class MeetingWindows(tfds.core.GeneratorBasedBuilder):
 def build(name: str, data_dir, split_dirs: dict[str, str], speakers: list[str], features_cfg,
           num_speakers: int, window_seconds: float, hop_seconds: float) -> MeetingWindows:
   """Prepare (once) the ArrayRecord files of `split_dirs` under data_dir/name."""
+  if importlib.util.find_spec("tensorflow") is None:
+    # TFDS's writer spills a split larger than 1 GB to disk through tf.io.gfile, which needs
+    # TensorFlow. Without it, keep the split in memory (up to half of the free RAM); grain
+    # shuffles at read time anyway.
+    tfds_shuffle.MAX_MEM_BUFFER_SIZE = max(tfds_shuffle.MAX_MEM_BUFFER_SIZE,
+                                                psutil.virtual_memory().available // 2)
   builder = MeetingWindows(
       split_dirs={k: str(v) for k, v in split_dirs.items()}, speakers=speakers,
       num_channels=len(features_cfg.mic_positions), num_speakers=num_speakers,

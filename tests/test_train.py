@@ -1,0 +1,228 @@
+"""Training: end to end, 1 vs 8 devices, two processes, resume, non-finite stop."""
+
+import functools
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+import numpy as np
+import pytest
+
+from configs import smoke
+from jaxdiar import features as features_lib
+from jaxdiar import model as model_lib
+from jaxdiar import trainer
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def tiny_config(data_dir, **train):
+  config = smoke.get_config()
+  config.data.data_dir = str(data_dir)
+  config.data.max_workers = 1
+  config.train.num_steps = 12
+  config.train.log_every = 3
+  config.train.checkpoint_every = 6
+  # Global batch 8 on the 8 forced CPU devices (conftest): the sharded path end to end.
+  config.train.batch_size = 8
+  config.eval.batch_size = 8
+  config.eval.every = 12
+  for k, v in train.items():
+    config.train[k] = v
+  return config
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  return tmp_path_factory.mktemp("jaxdiar-data")
+
+
+def _params(workdir, config, step):
+  """Restore the parameters of a checkpoint without the trainer."""
+  import orbax.checkpoint as ocp
+  mngr = ocp.CheckpointManager(pathlib.Path(workdir, "checkpoints").absolute())
+  restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  mngr.close()
+  return restored["state"]["params"]
+
+
+def test_smoke_run_end_to_end_then_resume_reaches_the_same_parameters(data_dir, tmp_path):
+  config = tiny_config(data_dir, num_steps=12)
+  full = tmp_path / "full"
+  metrics = trainer.train_and_evaluate(config, full)
+  lines = [json.loads(l) for l in (full / "metrics.jsonl").read_text().splitlines()]
+  losses = [l["loss/total"] for l in lines if "loss/total" in l]
+  assert len(losses) == 4 and losses[-1] < losses[0], losses
+  assert {"lr", "grad_norm", "param_norm", "steps_per_second"} <= set(lines[0])
+  assert 0.0 <= metrics["dev/der"] and "dev/speaker_f1" in metrics
+  assert list((full / "tensorboard").glob("events.out.tfevents.*"))
+  assert sorted(int(p.name) for p in (full / "checkpoints").iterdir() if p.name.isdigit()) == [6, 12]
+
+  # A run killed after its step-6 checkpoint, then restarted, ends where the full one did.
+  killed = tmp_path / "killed"
+  trainer.train_and_evaluate(config, killed)
+  import shutil
+  shutil.rmtree(killed / "checkpoints" / "12")
+  trainer.train_and_evaluate(config, killed)
+  a, b = _params(full, config, 12), _params(killed, config, 12)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_nan_in_a_batch_stops_cleanly(data_dir, tmp_path, monkeypatch):
+  config = tiny_config(data_dir, num_steps=12)
+  calls = {"n": 0}
+  original = trainer.global_batch
+
+  def poisoned(local, sharding):
+    calls["n"] += 1
+    if calls["n"] == 8:
+      local = dict(local, audio=np.full_like(local["audio"], np.nan))
+    return original(local, sharding)
+
+  monkeypatch.setattr(trainer, "global_batch", poisoned)
+  with pytest.raises(trainer.NonFiniteError, match="step 8"):
+    trainer.train_and_evaluate(config, tmp_path / "nan")
+  steps = sorted(int(p.name) for p in (tmp_path / "nan" / "checkpoints").iterdir()
+                 if p.name.isdigit())
+  assert steps == [6]     # the last good checkpoint, nothing after the NaN
+
+
+def _synthetic_batch(batch_size, seconds=1.0, seed=0):
+  rng = np.random.default_rng(seed)
+  n = int(seconds * 16000)
+  t = 1 + n // 256
+  activity = (rng.random((batch_size, t, 4)) < 0.3).astype(np.uint8)
+  return dict(audio=(0.1 * rng.standard_normal((batch_size, 8, n))).astype(np.float32),
+              activity=activity, overlap=(activity.sum(-1) >= 2).astype(np.uint8),
+              speaker_ids=rng.integers(-1, 4, size=(batch_size, 4)).astype(np.int32))
+
+
+def _run_steps(devices, batch, num_steps=2):
+  config = smoke.get_config()
+  config.model.dropout = 0.1
+  model = model_lib.from_config(config.model)
+  tx = trainer.make_optimizer(config.train)
+  mesh = Mesh(np.array(devices), ("data",))
+  repl, data = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+  init = jax.jit(functools.partial(trainer.init_state, model=model, tx=tx,
+                                   num_features=features_lib.feature_dim(config.features)),
+                 out_shardings=repl)
+  state = init(jax.random.key(0))
+  step = jax.jit(functools.partial(trainer.train_step, model=model, tx=tx, config=config),
+                 in_shardings=(repl, data, repl), out_shardings=(repl, repl))
+  batch = jax.device_put(batch, data)
+  for _ in range(num_steps):
+    state, metrics = step(state, batch, jax.random.key(1))
+  return jax.device_get(state), jax.device_get(metrics)
+
+
+def test_one_device_equals_eight_devices():
+  assert len(jax.devices()) == 8
+  batch = _synthetic_batch(8)
+  s1, m1 = _run_steps(jax.devices()[:1], batch)
+  s8, m8 = _run_steps(jax.devices(), batch)
+  np.testing.assert_allclose(m1["loss/total"], m8["loss/total"], rtol=1e-5)
+  np.testing.assert_allclose(m1["grad_norm"], m8["grad_norm"], rtol=2e-5)
+  # Some parameters have an exactly-zero true gradient (the bottleneck bias before its
+  # BatchNorm, the attention key bias): Adam normalises their float noise, which depends
+  # on the reduction order, into steps of up to lr. Hence atol = 0.1 * lr on parameters.
+  atol = 0.1 * smoke.get_config().train.learning_rate
+  for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s8.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=atol)
+  for a, b in zip(jax.tree.leaves(s1.batch_stats), jax.tree.leaves(s8.batch_stats)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+TWO_PROCESS_SCRIPT = r"""
+import sys, json
+import jax, numpy as np
+pid, port = int(sys.argv[1]), sys.argv[2]
+jax.config.update("jax_num_cpu_devices", 2)
+jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2,
+                           process_id=pid)
+sys.path.insert(0, sys.argv[3])
+from tests import test_train as t
+from jaxdiar import trainer
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+batch = t._synthetic_batch(8)
+local = {k: v[pid * 4:(pid + 1) * 4] for k, v in batch.items()}   # this host's rows only
+import functools
+from configs import smoke
+from jaxdiar import model as model_lib, features as features_lib
+config = smoke.get_config(); config.model.dropout = 0.1
+model = model_lib.from_config(config.model)
+tx = trainer.make_optimizer(config.train)
+mesh = Mesh(np.array(jax.devices()), ("data",))
+repl, data = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+state = jax.jit(functools.partial(trainer.init_state, model=model, tx=tx,
+                num_features=features_lib.feature_dim(config.features)),
+                out_shardings=repl)(jax.random.key(0))
+step = jax.jit(functools.partial(trainer.train_step, model=model, tx=tx, config=config),
+               in_shardings=(repl, data, repl), out_shardings=(repl, repl))
+gbatch = trainer.global_batch(local, data)
+for _ in range(2):
+  state, metrics = step(state, gbatch, jax.random.key(1))
+leaves = [np.asarray(x.addressable_data(0)) for x in jax.tree.leaves(state.params)]
+np.savez(sys.argv[4], *leaves)
+print(json.dumps(dict(pid=pid, devices=len(jax.devices()), loss=float(metrics["loss/total"]))))
+jax.distributed.shutdown()
+"""
+
+
+def test_two_processes_train_together_and_agree(tmp_path):
+  import portpicker
+  port = portpicker.pick_unused_port()
+  script = tmp_path / "worker.py"
+  script.write_text(TWO_PROCESS_SCRIPT)
+  env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+  env.pop("XLA_FLAGS", None)
+  procs = [subprocess.Popen([sys.executable, str(script), str(i), str(port), str(REPO),
+                             str(tmp_path / f"params{i}.npz")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+           for i in range(2)]
+  outs = []
+  for p in procs:
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err[-3000:]
+    outs.append(json.loads(out.strip().splitlines()[-1]))
+  assert outs[0]["devices"] == outs[1]["devices"] == 4
+  assert outs[0]["loss"] == pytest.approx(outs[1]["loss"], rel=1e-6)
+  params = [np.load(tmp_path / f"params{i}.npz") for i in range(2)]
+  for k in params[0]:   # replicated parameters: bit-identical on both hosts
+    np.testing.assert_array_equal(params[0][k], params[1][k])
+  # ... and they agree with one process holding the whole batch on one device (atol as in
+  # test_one_device_equals_eight_devices).
+  single, metrics = _run_steps(jax.devices()[:1], _synthetic_batch(8))
+  assert outs[0]["loss"] == pytest.approx(float(metrics["loss/total"]), rel=1e-5)
+  atol = 0.1 * smoke.get_config().train.learning_rate
+  for i, leaf in enumerate(jax.tree.leaves(single.params)):
+    np.testing.assert_allclose(params[0][f"arr_{i}"], leaf, rtol=1e-4, atol=atol)
+
+
+def test_optimizer_groups_and_learning_rates():
+  config = smoke.get_config()
+  assert trainer.param_group(("tcn_0", "conv1", "v")) == "tcn"
+  assert trainer.param_group(("input_norm", "scale")) == "tcn"
+  assert trainer.param_group(("attention", "query", "kernel")) == "attention"
+  assert trainer.param_group(("vad_head", "conv", "kernel")) == "heads"
+  # One-cycle: warm-up to the peak at 30 % of the steps, then down to ~0.
+  peak_step = int(0.3 * config.train.num_steps)
+  assert trainer.learning_rate(config.train, peak_step) == pytest.approx(
+      config.train.learning_rate, rel=1e-3)
+  assert trainer.learning_rate(config.train, config.train.num_steps) < 1e-6
+  # The per-group multipliers really scale the updates: grads of ones, first AdamW step.
+  model = model_lib.from_config(config.model)
+  params = model_lib.init_variables(model, jax.random.key(0), 771)["params"]
+  config.train.weight_decay = 0.0
+  config.train.grad_clip_norm = 1e9
+  tx = trainer.make_optimizer(config.train)
+  updates, _ = tx.update(jax.tree.map(jnp.ones_like, params), tx.init(params), params)
+  first = lambda name: float(jnp.abs(jax.tree.leaves(updates[name])[0]).max())
+  assert first("tcn_0") * 2 == pytest.approx(first("attention"), rel=1e-4)
+  assert first("attention") * 2 == pytest.approx(first("vad_head"), rel=1e-4)
