@@ -118,4 +118,18 @@ def get_config() -> ml_collections.ConfigDict:
   e.vad_threshold = 0.5          # Speech probability threshold for frame DER.
   e.osd_threshold = 0.5          # Overlap probability threshold.
 
+  # --------------------------------------------------------------- inference
+  i = config.inference = ml_collections.ConfigDict()
+  i.window_seconds = 8.0         # Sliding window of the long-recording pipeline.
+  i.step_seconds = 4.0           # Window step (50 % overlap).
+  i.batch_windows = 4            # Windows per forward call.
+  i.onset = 0.5                  # Speech starts when the probability rises above this...
+  i.offset = 0.4                 # ...and ends when it falls below this (hysteresis).
+  i.median_frames = 11           # Median filter on the stitched probabilities (frames).
+  i.min_speech_seconds = 0.2     # Shorter speech segments are dropped.
+  i.min_silence_seconds = 0.2    # Shorter gaps inside a speaker's speech are filled.
+  i.min_active_frames = 10       # A local speaker counts in a window if active this long.
+  i.cluster_threshold = 0.6      # Cosine distance cut when the number of speakers is unknown.
+  i.stream_block_frames = 8      # Streaming block, in hops (8 x 16 ms = 128 ms).
+
   return config

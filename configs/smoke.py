@@ -30,4 +30,6 @@ def get_config():
   config.train.checkpoint_every = 10
   config.eval.every = 15
   config.eval.batch_size = 4
+  config.inference.window_seconds = 2.0
+  config.inference.step_seconds = 1.0
   return config

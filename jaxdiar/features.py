@@ -61,9 +61,31 @@ def stft(audio: jax.Array, n_fft: int = 512, hop: int = 256) -> jax.Array:
   # shifted views of one [T + ratio - 1, hop] reshape instead of a gather (no index tensor).
   total = (t + ratio - 1) * hop
   pad = [(0, 0)] * (audio.ndim - 1) + [(n_fft // 2, total - n - n_fft // 2)]
-  blocks = jnp.pad(audio, pad).reshape(*audio.shape[:-1], t + ratio - 1, hop)
+  return _frames_rfft(jnp.pad(audio, pad), t, n_fft, hop)
+
+
+def _frames_rfft(padded: jax.Array, t: int, n_fft: int, hop: int) -> jax.Array:
+  """rfft of the t windowed frames padded[k*hop : k*hop + n_fft], k < t."""
+  ratio = n_fft // hop
+  blocks = padded[..., :(t + ratio - 1) * hop].reshape(*padded.shape[:-1], t + ratio - 1, hop)
   frames = jnp.concatenate([blocks[..., k:k + t, :] for k in range(ratio)], axis=-1)
   return jnp.fft.rfft(frames * periodic_hann(n_fft), axis=-1)
+
+
+def stream_stft(block: jax.Array, state: jax.Array, n_fft: int = 512, hop: int = 256):
+  """Streaming STFT: the frames completed by the next block of samples.
+
+  block: [..., m * hop] new samples; state: [..., n_fft - hop] the previous samples (zeros at
+  the start, which is the centred STFT's left padding). Returns ([..., m, F], new state);
+  over a stream the frames equal `stft` of the whole signal, frame by frame (the final
+  frame of `stft` comes after a flush of n_fft // 2 zeros).
+  """
+  if n_fft % hop or block.shape[-1] % hop:
+    raise ValueError(f"block length {block.shape[-1]} and n_fft {n_fft} must be multiples of "
+                     f"hop {hop}")
+  buffer = jnp.concatenate([state, block], axis=-1)
+  frames = _frames_rfft(buffer, block.shape[-1] // hop, n_fft, hop)
+  return frames, buffer[..., buffer.shape[-1] - (n_fft - hop):]
 
 
 def log_power_spectrum(spec: jax.Array) -> jax.Array:
@@ -132,6 +154,19 @@ def extract(audio: jax.Array, cfg) -> jax.Array:
       full:    [LPS, cos IPD_p for each pair, AF_theta for each theta]
       lps:     [LPS]                                               (257)
   """
+  _check(audio, cfg)
+  return from_spectrum(stft(audio.astype(jnp.float32), cfg.n_fft, cfg.hop), cfg)
+
+
+def extract_stream(block: jax.Array, state: jax.Array, cfg):
+  """Streaming `extract`: block [B, C, m * hop], state [B, C, n_fft - hop] (zeros at the
+  start) -> ([B, D, m], new state), frame-by-frame equal to `extract` on the whole signal."""
+  _check(block, cfg)
+  spec, state = stream_stft(block.astype(jnp.float32), state, cfg.n_fft, cfg.hop)
+  return from_spectrum(spec, cfg), state
+
+
+def _check(audio, cfg):
   if audio.ndim != 3:
     raise ValueError(f"audio must be [B, C, N], got shape {audio.shape}")
   if cfg.kind not in FEATURE_KINDS:
@@ -141,8 +176,10 @@ def extract(audio: jax.Array, cfg) -> jax.Array:
     raise ValueError(
         f"features.kind={cfg.kind!r} needs the {len(cfg.mic_positions)} channels of the "
         f"configured array, got {num_channels}; use kind='lps' for other channel counts.")
-  audio = audio.astype(jnp.float32)
-  spec = stft(audio, cfg.n_fft, cfg.hop)                                 # [B, C, T, F]
+
+
+def from_spectrum(spec: jax.Array, cfg) -> jax.Array:
+  """Features [B, D, T] of a multi-channel STFT [B, C, T, F] (see `extract`)."""
   lps = jnp.mean(log_power_spectrum(spec), axis=1)                       # [B, T, F]
   if cfg.kind == "lps":
     parts = [lps]

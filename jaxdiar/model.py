@@ -39,7 +39,7 @@ class WeightNormConv(nn.Module):
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x):  # x: [B, T, Cin]
+  def __call__(self, x, cache=None):  # x: [B, T, Cin]
     in_features = x.shape[-1]
     fan_in = in_features * self.kernel_size
     v = self.param("v", nn.initializers.variance_scaling(1.0 / 3, "fan_in", "uniform"),
@@ -51,8 +51,8 @@ class WeightNormConv(nn.Module):
     b = b - bound
     norm = jnp.sqrt(jnp.sum(v * v, axis=(0, 1)))
     kernel = (v * (g / norm)).astype(self.dtype)
-    return _conv1d(x.astype(self.dtype), kernel, self.dilation, self.causal) + b.astype(
-        self.dtype)
+    return _conv1d(x.astype(self.dtype), kernel, self.dilation, self.causal, b.astype(self.dtype),
+                   cache)
 
 
 class Conv1D(nn.Module):
@@ -63,23 +63,35 @@ class Conv1D(nn.Module):
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x):  # x: [B, T, Cin]
+  def __call__(self, x, cache=None):  # x: [B, T, Cin]
     fan_in = x.shape[-1] * self.kernel_size
     bound = 1.0 / math.sqrt(fan_in)
     kernel = self.param("kernel", nn.initializers.variance_scaling(1.0 / 3, "fan_in", "uniform"),
                         (self.kernel_size, x.shape[-1], self.features))
     b = self.param("bias", nn.initializers.uniform(2 * bound), (self.features,)) - bound
-    return _conv1d(x.astype(self.dtype), kernel.astype(self.dtype), 1, self.causal) + b.astype(
-        self.dtype)
+    return _conv1d(x.astype(self.dtype), kernel.astype(self.dtype), 1, self.causal,
+                   b.astype(self.dtype), cache)
 
 
-def _conv1d(x, kernel, dilation: int, causal: bool):
+def _conv1d(x, kernel, dilation: int, causal: bool, bias, cache=None):
+  """Dilated 1-D conv. With `cache` ([B, span, Cin], the previous inputs; zeros at the start
+  of a stream) the conv runs on [cache, x] without padding and returns (y, new cache):
+  exactly the causal conv's output on those frames."""
   k = kernel.shape[0]
   span = (k - 1) * dilation
-  padding = [(span, 0)] if causal else [(span // 2, span - span // 2)]
-  return jax.lax.conv_general_dilated(
+  if cache is not None:
+    if not causal:
+      raise ValueError("streaming needs causal convolutions")
+    x = jnp.concatenate([cache.astype(x.dtype), x], axis=1)
+    padding = [(0, 0)]
+  else:
+    padding = [(span, 0)] if causal else [(span // 2, span - span // 2)]
+  y = jax.lax.conv_general_dilated(
       x, kernel, window_strides=(1,), padding=padding, rhs_dilation=(dilation,),
-      dimension_numbers=("NWC", "WIO", "NWC"))
+      dimension_numbers=("NWC", "WIO", "NWC")) + bias
+  if cache is None:
+    return y
+  return y, x[:, x.shape[1] - span:]
 
 
 def _batch_norm(dtype, name):
@@ -97,16 +109,21 @@ class TemporalBlock(nn.Module):
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x, train: bool):
-    y = x
+  def __call__(self, x, train: bool, cache=None):
+    y, new_cache = x, {}
     for name in ("conv1", "conv2"):
-      y = WeightNormConv(self.features, self.kernel_size, self.dilation, causal=True,
-                         dtype=self.dtype, name=name)(y)
+      conv = WeightNormConv(self.features, self.kernel_size, self.dilation, causal=True,
+                            dtype=self.dtype, name=name)
+      if cache is None:
+        y = conv(y)
+      else:
+        y, new_cache[name] = conv(y, cache[name])
       y = nn.relu(y)
       y = nn.Dropout(self.dropout, deterministic=not train)(y)
     residual = x if x.shape[-1] == self.features else Conv1D(
         self.features, 1, dtype=self.dtype, name="downsample")(x)
-    return nn.relu(y + residual)
+    out = nn.relu(y + residual)
+    return out if cache is None else (out, new_cache)
 
 
 class ConvHead(nn.Module):
@@ -118,11 +135,13 @@ class ConvHead(nn.Module):
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x, train: bool):
-    x = Conv1D(self.hidden, 3, causal=self.causal, dtype=self.dtype, name="conv")(x)
+  def __call__(self, x, train: bool, cache=None):
+    conv = Conv1D(self.hidden, 3, causal=self.causal, dtype=self.dtype, name="conv")
+    x, new_cache = (conv(x), None) if cache is None else conv(x, cache)
     x = _batch_norm(self.dtype, "norm")(nn.relu(x), use_running_average=not train)
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return Conv1D(self.out, 1, dtype=self.dtype, name="proj")(x)
+    out = Conv1D(self.out, 1, dtype=self.dtype, name="proj")(x)
+    return out if cache is None else (out, new_cache)
 
 
 class Mlp(nn.Module):
@@ -223,6 +242,38 @@ class DiarizationTCN(nn.Module):
       self.similarity(spk_emb[:, 0], spk_emb[:, 1 % self.num_speakers], train)
     return dict(vad=vad, osd=osd, frame_emb=frame_emb, chunk_emb=chunk_emb, spk_emb=spk_emb,
                 spk_logits=spk_logits)
+
+  def stream(self, feats, cache):
+    """One streaming step of the causal model (inference only).
+
+    feats: [B, D, t] the next t feature frames; cache: from `stream_cache` (zeros at the
+    start of a stream), then the returned one. Returns ({vad [B, t, S], osd [B, t],
+    frame_emb [B, t, E]}, new cache): the offline causal model's outputs for those frames.
+    """
+    if not self.causal or self.use_attention:
+      raise ValueError("streaming needs model.causal=True and model.use_attention=False")
+    new = {}
+    x = self.input_bn(jnp.swapaxes(feats, 1, 2), use_running_average=True)
+    for i, block in enumerate(self.tcn):
+      x, new[f"tcn_{i}"] = block(x, False, cache[f"tcn_{i}"])
+    x = nn.relu(self.bottleneck_bn(self.bottleneck(x), use_running_average=True))
+    vad, new["vad_head"] = self.vad_head(x, False, cache["vad_head"])
+    osd, new["osd_head"] = self.osd_head(x, False, cache["osd_head"])
+    emb, new["embedding_head"] = self.embedding_head(x, False, cache["embedding_head"])
+    return dict(vad=vad.astype(jnp.float32), osd=osd[..., 0].astype(jnp.float32),
+                frame_emb=emb.astype(jnp.float32)), new
+
+  def stream_cache(self, batch_size: int, num_features: int):
+    """Zero streaming state: the last (k-1)*dilation inputs of every causal conv."""
+    zeros = lambda span, ch: jnp.zeros((batch_size, span, ch), jnp.float32)
+    cache, width = {}, num_features
+    for i, c in enumerate(self.channels):
+      span = (self.kernel_size - 1) * 2 ** i
+      cache[f"tcn_{i}"] = dict(conv1=zeros(span, width), conv2=zeros(span, c))
+      width = c
+    for head in ("vad_head", "osd_head", "embedding_head"):
+      cache[head] = zeros(2, self.bottleneck_dim)
+    return cache
 
   def similarity(self, emb_a, emb_b, train: bool = False):
     """Same-speaker logit of embedding pairs, [..., E] x [..., E] -> [...]."""

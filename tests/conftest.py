@@ -19,3 +19,21 @@ def shared_data(*parts) -> pathlib.Path:
   if not path.exists():
     pytest.skip(f"shared data not present: {path}")
   return path
+
+
+@pytest.fixture(scope="session")
+def trained_smoke(tmp_path_factory):
+  """(config, workdir) of a smoke model trained for 12 steps on the procedural corpus."""
+  from configs import smoke
+  from jaxdiar import trainer
+  root = tmp_path_factory.mktemp("smoke")
+  config = smoke.get_config()
+  config.data.data_dir = str(root / "data")
+  config.data.max_workers = 1
+  config.train.num_steps = 12
+  config.train.batch_size = 8      # 8 forced devices
+  config.eval.batch_size = 8
+  config.train.checkpoint_every = 12
+  config.eval.every = 12
+  trainer.train_and_evaluate(config, root / "workdir")
+  return config, root / "workdir"

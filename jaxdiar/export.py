@@ -1,0 +1,118 @@
+"""python -m jaxdiar.export --workdir DIR --out model.jaxdiar [--step N]
+
+Features + model forward as one `jax.export` artifact (symbolic batch and sample count),
+with its config inside; causal models get a streaming step too. Load with
+`jaxdiar.runtime.load`, which needs neither flax nor the model code.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+import zipfile
+
+import jax
+from jax import export as jax_export
+import jax.numpy as jnp
+import ml_collections
+import orbax.checkpoint as ocp
+
+from jaxdiar import features as features_lib
+from jaxdiar import model as model_lib
+from jaxdiar import runtime
+
+
+def load_checkpoint(workdir, step: int | None = None):
+  """(config, variables) of a training workdir: its latest, or the given, checkpoint."""
+  workdir = pathlib.Path(workdir)
+  config_file = workdir / "config.json"
+  if not config_file.exists():
+    raise FileNotFoundError(f"{workdir}: no config.json (not a jaxdiar training workdir)")
+  config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
+  with ocp.CheckpointManager((workdir / "checkpoints").absolute()) as mngr:
+    step = mngr.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"{workdir}: no checkpoint")
+    restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  state = restored["state"]
+  return config, {"params": state["params"], "batch_stats": state["batch_stats"]}, step
+
+
+def forward_fn(model, variables, fcfg):
+  def forward(audio):
+    out = model.apply(variables, features_lib.extract(audio, fcfg), train=False)
+    return dict(vad=jax.nn.sigmoid(out["vad"]), osd=jax.nn.sigmoid(out["osd"]),
+                spk_emb=out["spk_emb"])
+  return forward
+
+
+def stream_fn(model, variables, fcfg):
+  def step(block, state):
+    feats, stft_state = features_lib.extract_stream(block, state["stft"], fcfg)
+    out, cache = model.apply(variables, feats, state["model"],
+                             method=model_lib.DiarizationTCN.stream)
+    return (dict(vad=jax.nn.sigmoid(out["vad"]), osd=jax.nn.sigmoid(out["osd"])),
+            dict(stft=stft_state, model=cache))
+  return step
+
+
+def export(config, variables, out, *, platforms=("cpu", "cuda", "tpu")) -> dict:
+  """Write the .jaxdiar file for a config and its variables; returns its meta."""
+  model = model_lib.from_config(config.model)
+  fcfg = config.features
+  num_channels = len(fcfg.mic_positions)
+  b, n = jax_export.symbolic_shape("b, n", constraints=[f"n >= {fcfg.n_fft}"])
+  audio_spec = jax.ShapeDtypeStruct((b, num_channels, n), jnp.float32)
+  forward = jax_export.export(jax.jit(forward_fn(model, variables, fcfg)),
+                              platforms=platforms)(audio_spec)
+  files = {"forward.jaxexport": forward.serialize()}
+  block_frames = config.inference.stream_block_frames
+  if config.model.causal and not config.model.use_attention:
+    d = features_lib.feature_dim(fcfg)
+    sb, = jax_export.symbolic_shape("b")
+    cache = jax.eval_shape(lambda: model.stream_cache(1, d))
+    state_spec = dict(
+        stft=jax.ShapeDtypeStruct((sb, num_channels, fcfg.n_fft - fcfg.hop), jnp.float32),
+        model=jax.tree.map(lambda a: jax.ShapeDtypeStruct((sb,) + a.shape[1:], a.dtype), cache))
+    block_spec = jax.ShapeDtypeStruct((sb, num_channels, block_frames * fcfg.hop), jnp.float32)
+    stream = jax_export.export(jax.jit(stream_fn(model, variables, fcfg)),
+                               platforms=platforms)(block_spec, state_spec)
+    files["stream.jaxexport"] = stream.serialize()
+  inf = config.inference
+  meta = dict(format_version=runtime.FORMAT_VERSION, sample_rate=fcfg.sample_rate,
+              n_fft=fcfg.n_fft, hop=fcfg.hop, num_channels=num_channels,
+              mic_positions=list(map(list, fcfg.mic_positions)), feature_kind=fcfg.kind,
+              num_speakers=config.model.num_speakers, embedding_dim=config.model.embedding_dim,
+              causal=config.model.causal, stream_block_frames=block_frames,
+              inference=inf.to_dict(), platforms=list(platforms))
+  out = pathlib.Path(out)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  tmp = out.with_name(f".{out.name}.tmp")
+  with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("meta.json", json.dumps(meta, indent=1))
+    for name, data in files.items():
+      z.writestr(name, bytes(data))
+  tmp.replace(out)
+  return meta
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(prog="python -m jaxdiar.export", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--out", required=True)
+  p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+  args = p.parse_args(argv)
+  try:
+    config, variables, step = load_checkpoint(args.workdir, args.step)
+  except FileNotFoundError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  meta = export(config, variables, args.out)
+  kinds = "forward + streaming step" if meta["causal"] and not config.model.use_attention else "forward"
+  print(f"exported step {step} of {args.workdir} to {args.out} ({kinds})")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,91 @@
+"""Run an exported `.jaxdiar` file: features + model as StableHLO, no flax, no model code.
+
+A `.jaxdiar` file is a zip with `meta.json` (sample rate, hop, channels, geometry, feature
+kind, window, thresholds, ...), `forward.jaxexport` (audio [b, C, n] -> probabilities and
+local-speaker embeddings, symbolic b and n) and, for causal models, `stream.jaxexport` (one
+block of audio and the carried state -> the block's frame probabilities and the new state).
+This module imports only jax and numpy.
+"""
+
+import json
+import pathlib
+import zipfile
+
+import jax
+from jax import export as jax_export
+import numpy as np
+
+FORMAT_VERSION = 1
+
+
+class ModelFileError(ValueError):
+  """Not a readable .jaxdiar file."""
+
+
+class ExportedModel:
+  """A loaded `.jaxdiar` file.
+
+  model(audio [B, C, N] float32) -> dict(vad [B, T, S], osd [B, T], spk_emb [B, S, E]),
+  probabilities in [0, 1], T = 1 + N // hop.
+  """
+
+  def __init__(self, path):
+    path = pathlib.Path(path)
+    try:
+      with zipfile.ZipFile(path) as z:
+        self.meta = json.loads(z.read("meta.json"))
+        self._forward = jax_export.deserialize(bytearray(z.read("forward.jaxexport")))
+        names = set(z.namelist())
+        self._stream = (jax_export.deserialize(bytearray(z.read("stream.jaxexport")))
+                        if "stream.jaxexport" in names else None)
+    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as e:
+      raise ModelFileError(f"{path}: not a .jaxdiar model file ({e})") from e
+    if self.meta.get("format_version") != FORMAT_VERSION:
+      raise ModelFileError(f"{path}: format version {self.meta.get('format_version')}, this "
+                           f"jaxdiar reads {FORMAT_VERSION}")
+    self._forward_jit = jax.jit(self._forward.call)
+    self._stream_jit = jax.jit(self._stream.call) if self._stream else None
+
+  @property
+  def sample_rate(self) -> int:
+    return self.meta["sample_rate"]
+
+  @property
+  def num_channels(self) -> int:
+    return self.meta["num_channels"]
+
+  @property
+  def hop(self) -> int:
+    return self.meta["hop"]
+
+  def __call__(self, audio) -> dict:
+    return self._forward_jit(np.asarray(audio, np.float32))
+
+  # -- streaming
+  @property
+  def can_stream(self) -> bool:
+    return self._stream is not None
+
+  def stream_init(self, batch_size: int = 1):
+    """The zero state of a new stream."""
+    if not self.can_stream:
+      raise ModelFileError("this model was not exported with a streaming step (it needs "
+                           "model.causal=True and model.use_attention=False)")
+    (_, state_avals), _ = jax.tree.unflatten(self._stream.in_tree, self._stream.in_avals)
+    return jax.tree.map(
+        lambda a: np.zeros((batch_size,) + tuple(int(d) for d in a.shape[1:]), np.float32),
+        state_avals)
+
+  @property
+  def stream_block_samples(self) -> int:
+    return self.meta["stream_block_frames"] * self.meta["hop"]
+
+  def stream_step(self, block, state):
+    """block [B, C, stream_block_samples] -> (dict(vad [B, m, S], osd [B, m]), new state)."""
+    if not self.can_stream:
+      self.stream_init()
+    return self._stream_jit(np.asarray(block, np.float32), state)
+
+
+def load(path) -> ExportedModel:
+  return ExportedModel(path)
