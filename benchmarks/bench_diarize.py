@@ -1,0 +1,81 @@
+"""diarize: real-time factor and peak memory vs recording length (8 channels).
+
+python -m benchmarks.bench_diarize [--minutes 1,10,60] [--model FILE]
+
+The recordings are generated here (a temporary folder): 8-channel noise with bursts, written
+in blocks. Each length runs in a fresh process (`python -m jaxdiar.diarize`); peak memory
+is that process's max RSS. Without --model, a randomly initialised default model is
+exported (clustering then sees arbitrary embeddings; the time and memory are what count).
+"""
+
+import argparse
+import json
+import pathlib
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import jax
+import numpy as np
+import soundfile as sf
+
+from benchmarks import common
+from configs import default
+from jaxdiar import export
+from jaxdiar import features as features_lib
+from jaxdiar import model as model_lib
+
+
+def write_recording(path, minutes: float, channels: int = 8, sr: int = 16000):
+  rng = np.random.default_rng(0)
+  block = 60 * sr
+  with sf.SoundFile(path, "w", sr, channels, subtype="PCM_16") as f:
+    for _ in range(int(np.ceil(minutes))):
+      x = 0.01 * rng.standard_normal((block, channels))
+      env = np.repeat(rng.random(block // 4000) < 0.5, 4000)[:, None]
+      f.write((x + env * 0.1 * rng.standard_normal((block, channels))).astype(np.float32))
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser()
+  p.add_argument("--minutes", default="1,10,60")
+  p.add_argument("--model", default=None)
+  args = p.parse_args(argv)
+  tmp = pathlib.Path(tempfile.mkdtemp(prefix="jaxdiar-bench-"))
+  model_path = args.model
+  if model_path is None:
+    config = default.get_config()
+    model = model_lib.from_config(config.model)
+    variables = model_lib.init_variables(model, jax.random.key(0),
+                                         features_lib.feature_dim(config.features))
+    model_path = tmp / "default.jaxdiar"
+    export.export(config, variables, model_path, platforms=("cpu",))
+  rows = []
+  for minutes in [float(m) for m in args.minutes.split(",")]:
+    wav = tmp / f"{minutes:g}min.wav"
+    write_recording(wav, minutes)
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", (
+        "import resource, sys, time, json\n"
+        "from jaxdiar import diarize, runtime\n"
+        "m = runtime.load(sys.argv[1]); t = time.perf_counter()\n"
+        "r = diarize.diarize(sys.argv[2], m, progress=False)\n"
+        "print(json.dumps(dict(seconds=time.perf_counter() - t, turns=len(r.turns),"
+        " rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))"),
+        str(model_path), str(wav)], capture_output=True, text=True)
+    if done.returncode:
+      raise RuntimeError(done.stderr[-2000:])
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    wall = time.perf_counter() - t0
+    rows.append(dict(minutes=minutes, diarize_s=out["seconds"], rtf=out["seconds"] / (60 * minutes),
+                     process_s=wall, peak_rss_mib=out["rss"] / 1024, turns=out["turns"]))
+    wav.unlink()
+    print(common.table(rows[-1:]))
+  print(common.table(rows))
+  print(f"-> {common.record('diarize', dict(channels=8, model=str(args.model or 'default (random init)'), rows=rows))}")
+
+
+if __name__ == "__main__":
+  main()

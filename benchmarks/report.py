@@ -1,0 +1,49 @@
+"""Print the README's Performance table from the latest results JSON.
+
+python -m benchmarks.report [results.json]
+"""
+
+import json
+import pathlib
+import sys
+
+from benchmarks import common
+
+
+def main():
+  files = sorted(common.RESULTS.glob("*.json"), key=lambda p: p.stat().st_mtime)
+  path = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else files[-1]
+  data = json.loads(path.read_text())
+  m, b = data["machine"], data["benchmarks"]
+  print(f"Measured on {m['cpu']} ({m['cores']} cores, {m['device_kind']}), jax {m['jax']}, "
+        f"torch {m['torch']} — `{path.relative_to(common.RESULTS.parents[1])}`.\n")
+  print("| benchmark | figure | value | what it means |\n| --- | --- | --- | --- |")
+  if "train_step" in b:
+    rows = {r["impl"]: r for r in b["train_step"]["rows"]}
+    jax_row = next(r for k, r in rows.items() if k.startswith("jax"))
+    print(f"| train step ({b['train_step']['batch']} × {b['train_step']['seconds']:g} s, 8 ch) | "
+          f"JAX step | {jax_row['step_s']:.2f} s | whole step: features from raw audio, model, "
+          "loss, AdamW |")
+    for name in ("torch eager", "torch.compile"):
+      if name in rows:
+        print(f"| | vs PyTorch {name} | {rows[name]['jax_speedup']:.2f}× faster | PyTorch seed "
+              f"step {rows[name]['step_s']:.2f} s (from precomputed features) |")
+    print(f"| | MFU | {100 * jax_row['mfu']:.0f} % | XLA cost-analysis FLOPs / step time / "
+          f"measured matmul peak ({b['train_step']['matmul_peak_gflops']:.0f} GFLOP/s) |")
+  if "pit" in b:
+    for r in b["pit"]["rows"]:
+      print(f"| PIT ({b['pit']['batch']} × {b['pit']['frames']} frames) | S = {r['S']} | "
+            f"{r['vectorised_ms']:.2f} ms | {r['speedup_vs_loop']:.0f}× the permutation loop, "
+            f"{r['speedup_vs_hungarian']:.2f}× scipy Hungarian |")
+  if "features" in b:
+    for r in b["features"]["rows"]:
+      print(f"| features `{r['kind']}` | throughput | {r['jax_hours_per_s']:.1f} h/s | "
+            f"{r['speedup']:.0f}× the numpy/librosa reference ({r['reference_hours_per_s']:.2f} h/s) |")
+  if "diarize" in b:
+    for r in b["diarize"]["rows"]:
+      print(f"| diarize, {r['minutes']:g} min 8 ch | RTF / peak RSS | {r['rtf']:.3f} / "
+            f"{r['peak_rss_mib']:.0f} MiB | features + model + clustering, fresh process |")
+
+
+if __name__ == "__main__":
+  main()
