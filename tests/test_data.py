@@ -238,3 +238,14 @@ def test_bad_inputs(tmp_path):
     _simulate(tmp_path / "out", 0, source=sim_lib.speech_source(str(tmp_path / "speech")))
   assert not (tmp_path / "out" / "corpus.json").exists()
   assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+
+
+def test_simulate_cli(tmp_path, capsys):
+  from jaxdiar import simulate
+  assert simulate.main(["--out", str(tmp_path / "c"), "--num-meetings", "1", "--duration", "4",
+                        "--workers", "1"]) == 0
+  captured = capsys.readouterr()
+  assert "procedural" in captured.err and "wrote 1 meetings" in captured.out
+  assert audio_lib.info(tmp_path / "c" / "meeting00000.wav") == (16000, 8, 64000)
+  assert simulate.main(["--out", str(tmp_path / "d"), "--speech", str(tmp_path / "none")]) == 2
+  assert "does not exist" in capsys.readouterr().err
