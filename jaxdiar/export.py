@@ -6,6 +6,7 @@ with its config inside; causal models get a streaming step too. Load with
 """
 
 import argparse
+import io
 import json
 import pathlib
 import sys
@@ -15,6 +16,7 @@ import jax
 from jax import export as jax_export
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxdiar import features as features_lib
@@ -39,15 +41,22 @@ def load_checkpoint(workdir, step: int | None = None):
 
 
 def forward_fn(model, variables, fcfg):
-  def forward(audio):
+  """audio [B, C, N] -> probabilities and local embeddings, with `variables` closed over."""
+  return lambda audio: forward_with(model, fcfg)(variables, audio)
+
+
+def forward_with(model, fcfg):
+  """(variables, audio) -> outputs: the weights are an argument, not baked-in constants
+  (XLA then compiles a small program, in a fraction of the memory)."""
+  def forward(variables, audio):
     out = model.apply(variables, features_lib.extract(audio, fcfg), train=False)
     return dict(vad=jax.nn.sigmoid(out["vad"]), osd=jax.nn.sigmoid(out["osd"]),
                 spk_emb=out["spk_emb"])
   return forward
 
 
-def stream_fn(model, variables, fcfg):
-  def step(block, state):
+def stream_fn(model, fcfg):
+  def step(variables, block, state):
     feats, stft_state = features_lib.extract_stream(block, state["stft"], fcfg)
     out, cache = model.apply(variables, feats, state["model"],
                              method=model_lib.DiarizationTCN.stream)
@@ -63,9 +72,12 @@ def export(config, variables, out, *, platforms=("cpu", "cuda", "tpu")) -> dict:
   num_channels = len(fcfg.mic_positions)
   b, n = jax_export.symbolic_shape("b, n", constraints=[f"n >= {fcfg.n_fft}"])
   audio_spec = jax.ShapeDtypeStruct((b, num_channels, n), jnp.float32)
-  forward = jax_export.export(jax.jit(forward_fn(model, variables, fcfg)),
-                              platforms=platforms)(audio_spec)
-  files = {"forward.jaxexport": forward.serialize()}
+  var_spec = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), variables)
+  forward = jax_export.export(jax.jit(forward_with(model, fcfg)),
+                              platforms=platforms)(var_spec, audio_spec)
+  weights = io.BytesIO()
+  np.savez(weights, *[np.asarray(x) for x in jax.tree.leaves(variables)])
+  files = {"forward.jaxexport": forward.serialize(), "variables.npz": weights.getvalue()}
   block_frames = config.inference.stream_block_frames
   if config.model.causal and not config.model.use_attention:
     d = features_lib.feature_dim(fcfg)
@@ -75,8 +87,8 @@ def export(config, variables, out, *, platforms=("cpu", "cuda", "tpu")) -> dict:
         stft=jax.ShapeDtypeStruct((sb, num_channels, fcfg.n_fft - fcfg.hop), jnp.float32),
         model=jax.tree.map(lambda a: jax.ShapeDtypeStruct((sb,) + a.shape[1:], a.dtype), cache))
     block_spec = jax.ShapeDtypeStruct((sb, num_channels, block_frames * fcfg.hop), jnp.float32)
-    stream = jax_export.export(jax.jit(stream_fn(model, variables, fcfg)),
-                               platforms=platforms)(block_spec, state_spec)
+    stream = jax_export.export(jax.jit(stream_fn(model, fcfg)),
+                               platforms=platforms)(var_spec, block_spec, state_spec)
     files["stream.jaxexport"] = stream.serialize()
   inf = config.inference
   meta = dict(format_version=runtime.FORMAT_VERSION, sample_rate=fcfg.sample_rate,

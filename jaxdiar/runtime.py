@@ -1,9 +1,10 @@
 """Run an exported `.jaxdiar` file: features + model as StableHLO, no flax, no model code.
 
 A `.jaxdiar` file is a zip with `meta.json` (sample rate, hop, channels, geometry, feature
-kind, window, thresholds, ...), `forward.jaxexport` (audio [b, C, n] -> probabilities and
-local-speaker embeddings, symbolic b and n) and, for causal models, `stream.jaxexport` (one
-block of audio and the carried state -> the block's frame probabilities and the new state).
+kind, window, thresholds, ...), `variables.npz` (the weights), `forward.jaxexport`
+((variables, audio [b, C, n]) -> probabilities and local-speaker embeddings, symbolic b and
+n) and, for causal models, `stream.jaxexport` ((variables, one block of audio, the carried
+state) -> the block's frame probabilities and the new state).
 This module imports only jax and numpy.
 """
 
@@ -35,6 +36,9 @@ class ExportedModel:
       with zipfile.ZipFile(path) as z:
         self.meta = json.loads(z.read("meta.json"))
         self._forward = jax_export.deserialize(bytearray(z.read("forward.jaxexport")))
+        with z.open("variables.npz") as f:
+          weights = np.load(f)
+          leaves = [weights[f"arr_{i}"] for i in range(len(weights.files))]
         names = set(z.namelist())
         self._stream = (jax_export.deserialize(bytearray(z.read("stream.jaxexport")))
                         if "stream.jaxexport" in names else None)
@@ -43,6 +47,8 @@ class ExportedModel:
     if self.meta.get("format_version") != FORMAT_VERSION:
       raise ModelFileError(f"{path}: format version {self.meta.get('format_version')}, this "
                            f"jaxdiar reads {FORMAT_VERSION}")
+    (var_avals, _), _ = jax.tree.unflatten(self._forward.in_tree, self._forward.in_avals)
+    self._variables = jax.device_put(jax.tree.unflatten(jax.tree.structure(var_avals), leaves))
     self._forward_jit = jax.jit(self._forward.call)
     self._stream_jit = jax.jit(self._stream.call) if self._stream else None
 
@@ -59,7 +65,7 @@ class ExportedModel:
     return self.meta["hop"]
 
   def __call__(self, audio) -> dict:
-    return self._forward_jit(np.asarray(audio, np.float32))
+    return self._forward_jit(self._variables, np.asarray(audio, np.float32))
 
   # -- streaming
   @property
@@ -71,7 +77,7 @@ class ExportedModel:
     if not self.can_stream:
       raise ModelFileError("this model was not exported with a streaming step (it needs "
                            "model.causal=True and model.use_attention=False)")
-    (_, state_avals), _ = jax.tree.unflatten(self._stream.in_tree, self._stream.in_avals)
+    (_, _, state_avals), _ = jax.tree.unflatten(self._stream.in_tree, self._stream.in_avals)
     return jax.tree.map(
         lambda a: np.zeros((batch_size,) + tuple(int(d) for d in a.shape[1:]), np.float32),
         state_avals)
@@ -84,7 +90,7 @@ class ExportedModel:
     """block [B, C, stream_block_samples] -> (dict(vad [B, m, S], osd [B, m]), new state)."""
     if not self.can_stream:
       self.stream_init()
-    return self._stream_jit(np.asarray(block, np.float32), state)
+    return self._stream_jit(self._variables, np.asarray(block, np.float32), state)
 
 
 def load(path) -> ExportedModel:
