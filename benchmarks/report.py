@@ -39,6 +39,13 @@ def main():
     for r in b["features"]["rows"]:
       print(f"| features `{r['kind']}` | throughput | {r['jax_hours_per_s']:.1f} h/s | "
             f"{r['speedup']:.0f}× the numpy/librosa reference ({r['reference_hours_per_s']:.2f} h/s) |")
+  if "data" in b:
+    d = b["data"]
+    print(f"| simulator ({d['speech']} speech, {d['meeting_seconds']:g} s meetings) | "
+          f"meetings/min | {d['meetings_per_minute']:.1f} | 8 mics, room acoustics, noise |")
+    print(f"| grain loader (augmented) | examples/s | {d['loader_examples_per_s']:.0f} | "
+          f"{d['loader_headroom']:.0f}× what the default train step consumes "
+          f"({d['train_step_examples_per_s']:.1f}/s) |")
   if "diarize" in b:
     for r in b["diarize"]["rows"]:
       print(f"| diarize, {r['minutes']:g} min 8 ch | RTF / peak RSS | {r['rtf']:.3f} / "

@@ -6,6 +6,7 @@ benchmarks.report` turns the latest file into the README's Performance table.
 
 import argparse
 
+from benchmarks import bench_data
 from benchmarks import bench_diarize
 from benchmarks import bench_features
 from benchmarks import bench_pit
@@ -18,6 +19,7 @@ def main():
   args = p.parse_args()
   bench_pit.main()
   bench_features.main()
+  bench_data.main(["--meetings", "2"] if args.quick else [])
   bench_train_step.main(["--skip-compile"] if args.quick else [])
   bench_diarize.main(["--minutes", "1,3"] if args.quick else [])
 
