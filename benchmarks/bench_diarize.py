@@ -11,7 +11,6 @@ exported (clustering then sees arbitrary embeddings; the time and memory are wha
 import argparse
 import json
 import pathlib
-import resource
 import subprocess
 import sys
 import tempfile

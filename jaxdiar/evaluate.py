@@ -13,6 +13,7 @@ from pyannote.core import Annotation, Segment, Timeline
 from pyannote.metrics.detection import DetectionPrecisionRecallFMeasure
 from pyannote.metrics.diarization import DiarizationErrorRate, JaccardErrorRate
 
+from jaxdiar import atomic
 from jaxdiar import rttm
 
 
@@ -53,7 +54,7 @@ def score(ref: dict, hyp: dict, uem: dict | None = None, collar: float = 0.0,
       extent = Timeline([Segment(0.0, end)], uri=uri)
     d = der(r, h, uem=extent, detailed=True)
     j = jer(r, h, uem=extent)
-    o = osd(_as_detection(overlap_timeline(r), uri), _as_detection(overlap_timeline(h), uri),
+    osd(_as_detection(overlap_timeline(r), uri), _as_detection(overlap_timeline(h), uri),
             uem=extent, detailed=True)
     total = max(d["total"], 1e-9)
     files[uri] = dict(der=d["diarization error rate"], missed=d["missed detection"] / total,
@@ -118,7 +119,7 @@ def main(argv=None) -> int:
   result = score(ref, hyp, uem, args.collar, args.skip_overlap)
   print(format_table(result))
   if args.json:
-    rttm.atomic_write_text(args.json, json.dumps(result, indent=1, ensure_ascii=False))
+    atomic.write_text(args.json, json.dumps(result, indent=1, ensure_ascii=False))
   if args.plot_confusion:
     from jaxdiar import plots
     plots.confusion_figure(ref, hyp, uem, args.plot_confusion)

@@ -19,6 +19,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jaxdiar import atomic
 from jaxdiar import features as features_lib
 from jaxdiar import model as model_lib
 from jaxdiar import runtime
@@ -97,14 +98,10 @@ def export(config, variables, out, *, platforms=("cpu", "cuda", "tpu")) -> dict:
               num_speakers=config.model.num_speakers, embedding_dim=config.model.embedding_dim,
               causal=config.model.causal, stream_block_frames=block_frames,
               inference=inf.to_dict(), platforms=list(platforms))
-  out = pathlib.Path(out)
-  out.parent.mkdir(parents=True, exist_ok=True)
-  tmp = out.with_name(f".{out.name}.tmp")
-  with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+  with atomic.atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
     z.writestr("meta.json", json.dumps(meta, indent=1))
     for name, data in files.items():
       z.writestr(name, bytes(data))
-  tmp.replace(out)
   return meta
 
 

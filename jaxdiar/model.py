@@ -46,9 +46,7 @@ class WeightNormConv(nn.Module):
                    (self.kernel_size, in_features, self.features))
     g = self.param("g", lambda _, shape: jnp.linalg.norm(v.reshape(-1, shape[0]), axis=0),
                    (self.features,))
-    bound = 1.0 / math.sqrt(fan_in)
-    b = self.param("b", nn.initializers.uniform(2 * bound), (self.features,))
-    b = b - bound
+    b = _torch_bias(self, "b", fan_in, self.features)
     norm = jnp.sqrt(jnp.sum(v * v, axis=(0, 1)))
     kernel = (v * (g / norm)).astype(self.dtype)
     return _conv1d(x.astype(self.dtype), kernel, self.dilation, self.causal, b.astype(self.dtype),
@@ -65,12 +63,17 @@ class Conv1D(nn.Module):
   @nn.compact
   def __call__(self, x, cache=None):  # x: [B, T, Cin]
     fan_in = x.shape[-1] * self.kernel_size
-    bound = 1.0 / math.sqrt(fan_in)
     kernel = self.param("kernel", nn.initializers.variance_scaling(1.0 / 3, "fan_in", "uniform"),
                         (self.kernel_size, x.shape[-1], self.features))
-    b = self.param("bias", nn.initializers.uniform(2 * bound), (self.features,)) - bound
+    b = _torch_bias(self, "bias", fan_in, self.features)
     return _conv1d(x.astype(self.dtype), kernel.astype(self.dtype), 1, self.causal,
                    b.astype(self.dtype), cache)
+
+
+def _torch_bias(module: nn.Module, name: str, fan_in: int, features: int):
+  """PyTorch's conv bias init, U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  bound = 1.0 / math.sqrt(fan_in)
+  return module.param(name, nn.initializers.uniform(2 * bound), (features,)) - bound
 
 
 def _conv1d(x, kernel, dilation: int, causal: bool, bias, cache=None):

@@ -6,9 +6,9 @@ UEM:  `<uri> <channel> <start> <end>`.
 
 from collections.abc import Iterable
 import dataclasses
-import os
 import pathlib
-import tempfile
+
+from jaxdiar import atomic
 
 
 class FormatError(ValueError):
@@ -63,26 +63,12 @@ def format_rttm(turns: Iterable[Turn]) -> str:
 
 
 def write_rttm(path, turns: Iterable[Turn]) -> None:
-  atomic_write_text(path, format_rttm(turns))
+  atomic.write_text(path, format_rttm(turns))
 
 
 def write_uem(path, regions: dict[str, list[tuple[float, float]]]) -> None:
-  atomic_write_text(path, "".join(f"{uri} 1 {s:.3f} {e:.3f}\n"
+  atomic.write_text(path, "".join(f"{uri} 1 {s:.3f} {e:.3f}\n"
                                   for uri in sorted(regions) for s, e in regions[uri]))
-
-
-def atomic_write_text(path, text: str) -> None:
-  """Write to a temporary file in the same folder, then rename: no half-written file."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
 
 
 def _lines(path):

@@ -321,16 +321,10 @@ def train_and_evaluate(config, workdir) -> dict:
                     in_shardings=(replicated, batch_sharding), out_shardings=replicated)
 
   per_host = tcfg.batch_size // jax.process_count()
-  example = data.train[0]
-  batch_spec = dict(
-      audio=jax.ShapeDtypeStruct((tcfg.batch_size,) + example["audio"].shape, jnp.float32,
-                                 sharding=batch_sharding),
-      activity=jax.ShapeDtypeStruct((tcfg.batch_size,) + example["activity"].shape, jnp.uint8,
-                                    sharding=batch_sharding),
-      overlap=jax.ShapeDtypeStruct((tcfg.batch_size,) + example["overlap"].shape, jnp.uint8,
-                                   sharding=batch_sharding),
-      speaker_ids=jax.ShapeDtypeStruct((tcfg.batch_size,) + example["speaker_ids"].shape,
-                                       jnp.int32, sharding=batch_sharding))
+  # The shapes and dtypes the loader yields (one example through the eval transform).
+  example = pipeline.ToFloat().map(data.train[0])
+  batch_spec = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
+      (tcfg.batch_size,) + np.shape(x), np.asarray(x).dtype, sharding=batch_sharding), example)
   t0 = time.time()
   compiled = step_fn.lower(state, batch_spec, step_rng).compile()
   log(f"jaxdiar: compiled the train step in {time.time() - t0:.1f} s (per-host batch "

@@ -5,7 +5,6 @@ import glob
 import jax
 import jax.numpy as jnp
 import librosa
-import ml_collections
 import numpy as np
 import pytest
 import soundfile as sf

@@ -20,7 +20,7 @@ from jaxdiar import model as model_lib
 from jaxdiar import features as features_lib
 from jaxdiar import rttm
 from jaxdiar import runtime
-from tests.conftest import REPO, shared_data
+from tests.conftest import shared_data
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,14 @@ Other sample rates are resampled with soxr; every failure is an `AudioError` tha
 the file.
 """
 
-import os
 import pathlib
 import re
-import tempfile
 
 import numpy as np
 import soundfile as sf
 import soxr
+
+from jaxdiar import atomic
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 
@@ -76,17 +76,9 @@ def to_int16(audio: np.ndarray) -> np.ndarray:
 
 def write_wav(path, audio: np.ndarray, sample_rate: int) -> None:
   """[C, N] float or int16 -> 16-bit PCM wav, written to a temporary name then renamed."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".wav")
-  os.close(fd)
-  try:
-    data = audio if audio.dtype == np.int16 else to_int16(audio)
+  data = audio if audio.dtype == np.int16 else to_int16(audio)
+  with atomic.atomic_path(path, suffix=".wav") as tmp:
     sf.write(tmp, data.T, sample_rate, subtype="PCM_16")
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
 
 
 def _info(path):

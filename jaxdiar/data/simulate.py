@@ -13,7 +13,6 @@ import functools
 import json
 import math
 import multiprocessing
-import os
 import pathlib
 import sys
 
@@ -23,6 +22,7 @@ import pyroomacoustics as pra
 import scipy.signal
 import tqdm
 
+from jaxdiar import atomic
 from jaxdiar import rttm
 from jaxdiar.data import audio as audio_lib
 
@@ -304,7 +304,7 @@ def _simulate_and_write(args):
   out = pathlib.Path(out)
   audio_lib.write_wav(out / f"{uri}.wav", audio, sample_rate)
   rttm.write_rttm(out / f"{uri}.rttm", turns)
-  rttm.atomic_write_text(out / f"{uri}.json", json.dumps(scene, indent=1, ensure_ascii=False))
+  atomic.write_text(out / f"{uri}.json", json.dumps(scene, indent=1, ensure_ascii=False))
   return uri, scene["overlap_ratio"], len(scene["speakers"])
 
 
@@ -337,5 +337,5 @@ def simulate_corpus(source: SpeechSource, out, num_meetings: int, seed: int, sim
                   speakers=sorted({s for s in source.speakers}),
                   procedural_speech=source.procedural,
                   meetings=[dict(uri=u, overlap_ratio=o, num_speakers=k) for u, o, k in results])
-  rttm.atomic_write_text(out / "corpus.json", json.dumps(manifest, indent=1, ensure_ascii=False))
+  atomic.write_text(out / "corpus.json", json.dumps(manifest, indent=1, ensure_ascii=False))
   return manifest
