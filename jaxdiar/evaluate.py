@@ -55,7 +55,7 @@ def score(ref: dict, hyp: dict, uem: dict | None = None, collar: float = 0.0,
     d = der(r, h, uem=extent, detailed=True)
     j = jer(r, h, uem=extent)
     osd(_as_detection(overlap_timeline(r), uri), _as_detection(overlap_timeline(h), uri),
-            uem=extent, detailed=True)
+        uem=extent)   # accumulated; totals read below
     total = max(d["total"], 1e-9)
     files[uri] = dict(der=d["diarization error rate"], missed=d["missed detection"] / total,
                       false_alarm=d["false alarm"] / total, confusion=d["confusion"] / total,
