@@ -11,7 +11,8 @@ from benchmarks import common
 
 
 def main():
-  files = sorted(common.RESULTS.glob("*.json"), key=lambda p: p.stat().st_mtime)
+  files = sorted((p for p in common.RESULTS.glob("*.json") if not p.name.startswith("training-")),
+                 key=lambda p: p.stat().st_mtime)
   path = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else files[-1]
   data = json.loads(path.read_text())
   m, b = data["machine"], data["benchmarks"]
@@ -46,6 +47,10 @@ def main():
     print(f"| grain loader (augmented) | examples/s | {d['loader_examples_per_s']:.0f} | "
           f"{d['loader_headroom']:.0f}× what the default train step consumes "
           f"({d['train_step_examples_per_s']:.1f}/s) |")
+  if "stream" in b:
+    for r in b["stream"]["rows"]:
+      print(f"| streaming step, {r['block_ms']:g} ms blocks | compute per block | "
+            f"{r['step_ms']:.1f} ms | causal model; algorithmic latency {r['algorithmic_latency_ms']:.0f} ms |")
   if "diarize" in b:
     for r in b["diarize"]["rows"]:
       print(f"| diarize, {r['minutes']:g} min 8 ch | RTF / peak RSS | {r['rtf']:.3f} / "

@@ -10,6 +10,7 @@ from benchmarks import bench_data
 from benchmarks import bench_diarize
 from benchmarks import bench_features
 from benchmarks import bench_pit
+from benchmarks import bench_stream
 from benchmarks import bench_train_step
 
 
@@ -21,6 +22,7 @@ def main():
   bench_features.main()
   bench_data.main(["--meetings", "2"] if args.quick else [])
   bench_train_step.main(["--skip-compile"] if args.quick else [])
+  bench_stream.main()
   bench_diarize.main(["--minutes", "1,3"] if args.quick else [])
 
 
