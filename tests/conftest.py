@@ -3,8 +3,13 @@
 import os
 import pathlib
 
-import jax
-import pytest
+# Tests are dominated by XLA compile time: skip most optimisations (the whole suite runs
+# ~25 % faster on 2 cores). Set in the environment so subprocesses (two-process training,
+# fresh-process export) inherit it.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 # Must happen before any JAX computation; single-device tests just use device 0.
 jax.config.update("jax_num_cpu_devices", 8)
