@@ -85,16 +85,16 @@ def prepare(config) -> Prepared:
   meta = json.loads((root / "speakers.json").read_text())
   name = "windows-" + _key([str(root), meta, d.window_seconds, d.hop_seconds,
                             config.model.num_speakers, config.features.hop])
+  build = lambda: datasets.build(name, root / "tfds", {k: str(v) for k, v in split_dirs.items()},
+                                 meta["speakers"], config.features, config.model.num_speakers,
+                                 d.window_seconds, d.hop_seconds)
+  # Process 0 writes the windows; the others open them once they exist.
   if jax.process_index() == 0:
-    builder = datasets.build(name, root / "tfds", {k: str(v) for k, v in split_dirs.items()},
-                             meta["speakers"], config.features, config.model.num_speakers,
-                             d.window_seconds, d.hop_seconds)
+    builder = build()
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices("jaxdiar-corpus-windowed")
   if jax.process_index() != 0:
-    builder = datasets.build(name, root / "tfds", {k: str(v) for k, v in split_dirs.items()},
-                             meta["speakers"], config.features, config.model.num_speakers,
-                             d.window_seconds, d.hop_seconds)
+    builder = build()
   print(f"jaxdiar: corpus {root} ({builder.info.splits['train'].num_examples} train / "
         f"{builder.info.splits['dev'].num_examples} dev windows)", file=sys.stderr)
   return Prepared(builder.as_data_source("train"), builder.as_data_source("dev"),
