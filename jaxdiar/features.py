@@ -7,6 +7,7 @@ Shapes: audio [B, C, N] float32 at 16 kHz  ->  features [B, D, T], T = 1 + N // 
 """
 
 from collections.abc import Sequence
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -52,24 +53,22 @@ def stft(audio: jax.Array, n_fft: int = 512, hop: int = 256) -> jax.Array:
   Returns:
     [..., T, n_fft // 2 + 1] complex64, T = 1 + N // hop.
   """
-  if n_fft % hop:
-    raise ValueError(f"n_fft ({n_fft}) must be a multiple of hop ({hop}).")
-  ratio = n_fft // hop
+  if 2 * hop > n_fft:
+    raise ValueError(f"hop ({hop}) must be at most n_fft // 2 ({n_fft // 2}).")
   n = audio.shape[-1]
   t = num_frames(n, hop)
-  # Frames are `ratio` consecutive hop-sized blocks of the padded signal: build them from
-  # shifted views of one [T + ratio - 1, hop] reshape instead of a gather (no index tensor).
-  total = (t + ratio - 1) * hop
-  pad = [(0, 0)] * (audio.ndim - 1) + [(n_fft // 2, total - n - n_fft // 2)]
+  # Right padding so that the last frame, at (t - 1) * hop, ends inside the signal.
+  pad = [(0, 0)] * (audio.ndim - 1) + [(n_fft // 2, n_fft // 2 - n % hop)]
   return _frames_rfft(jnp.pad(audio, pad), t, n_fft, hop)
 
 
 def _frames_rfft(padded: jax.Array, t: int, n_fft: int, hop: int) -> jax.Array:
   """rfft of the t windowed frames padded[k*hop : k*hop + n_fft], k < t."""
-  ratio = n_fft // hop
-  blocks = padded[..., :(t + ratio - 1) * hop].reshape(*padded.shape[:-1], t + ratio - 1, hop)
-  frames = jnp.concatenate([blocks[..., k:k + t, :] for k in range(ratio)], axis=-1)
-  return jnp.fft.rfft(frames * periodic_hann(n_fft), axis=-1)
+  # One gather with a constant [t, n_fft] index: XLA CPU writes the frames in one pass (the
+  # frames must be materialised for the FFT custom call). Measured against concatenating
+  # shifted [t, hop] views of a reshape: 76 vs 136 ms for the STFT of 8 x 8 x 8 s.
+  index = jnp.arange(t)[:, None] * hop + jnp.arange(n_fft)[None, :]  # t may be symbolic.
+  return jnp.fft.rfft(padded[..., index] * periodic_hann(n_fft), axis=-1)
 
 
 def stream_stft(block: jax.Array, state: jax.Array, n_fft: int = 512, hop: int = 256):
@@ -182,7 +181,10 @@ def _check(audio, cfg):
 
 def from_spectrum(spec: jax.Array, cfg) -> jax.Array:
   """Features [B, D, T] of a multi-channel STFT [B, C, T, F] (see `extract`)."""
-  lps = jnp.mean(log_power_spectrum(spec), axis=1)                       # [B, T, F]
+  # Reductions over the channel, pair and direction axes are written as sums of slices:
+  # XLA CPU fuses those into one elementwise pass, while a reduce over a major axis ran 6x
+  # slower (31 vs 5 ms for the LPS mean of 8 x 8 x 8 s).
+  lps = _mean(log_power_spectrum(spec))                                  # [B, T, F]
   if cfg.kind == "lps":
     parts = [lps]
   else:
@@ -191,8 +193,15 @@ def from_spectrum(spec: jax.Array, cfg) -> jax.Array:
                          cfg.speed_of_sound)
     af = angle_features(ipd, delays, cfg.n_fft, cfg.sample_rate)         # [B, Q, T, F]
     if cfg.kind == "compact":
-      parts = [lps, jnp.mean(jnp.real(ipd), axis=1), jnp.max(af, axis=1)]
+      parts = [lps, _mean(jnp.real(ipd)), functools.reduce(jnp.maximum, jnp.unstack(af, axis=1))]
     else:
       parts = [lps, *jnp.unstack(jnp.real(ipd), axis=1), *jnp.unstack(af, axis=1)]
-  # [B, T, F] pieces -> [B, D, T]
-  return jnp.concatenate([jnp.swapaxes(p, 1, 2) for p in parts], axis=1)
+  # [B, T, F] pieces -> [B, T, D] -> [B, D, T]: one transpose at the end (concatenating
+  # transposed pieces ran 1.6x slower), which cancels against the model's own swap back to
+  # [B, T, D] when both are in one jit (the train step, the exported forward).
+  return jnp.swapaxes(jnp.concatenate(parts, axis=-1), 1, 2)
+
+
+def _mean(x: jax.Array) -> jax.Array:
+  """Mean over axis 1 as a sum of slices (see from_spectrum)."""
+  return functools.reduce(jnp.add, jnp.unstack(x, axis=1)) / x.shape[1]
