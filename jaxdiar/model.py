@@ -25,6 +25,35 @@ _BN_MOMENTUM = 0.9   # PyTorch momentum 0.1.
 _BN_EPSILON = 1e-5
 
 
+class Dropout(nn.Module):
+  """Inverted dropout whose keep mask comes from random bytes, four per 32-bit draw.
+
+  nn.Dropout draws one 32-bit threefry value per element; here one 32-bit value gives the
+  bytes of four elements, bit-cast (measured 14.6 -> 3.6 ms for [8, 501, 512] on 2 CPU
+  cores; the TCN has ten such layers). The rate is rounded to a multiple of 1/256 (0.2 ->
+  51/256 = 0.199) and the kept values are scaled by 1 / (1 - that rate), so the layer stays
+  unbiased. Falls back to nn.Dropout when the last axis is not a multiple of 4 or the rate
+  is below 1/512.
+  """
+  rate: float
+  deterministic: bool
+
+  @nn.compact
+  def __call__(self, x):
+    if self.deterministic or self.rate == 0.0:
+      return x
+    if not 0.0 <= self.rate < 1.0:
+      raise ValueError(f"dropout rate must be in [0, 1), got {self.rate}")
+    threshold = min(255, round(self.rate * 256))
+    if x.shape[-1] % 4 or threshold == 0:
+      return nn.Dropout(self.rate, deterministic=False)(x)
+    words = jax.random.bits(self.make_rng("dropout"), (*x.shape[:-1], x.shape[-1] // 4),
+                            jnp.uint32)
+    byte = jax.lax.bitcast_convert_type(words, jnp.uint8).reshape(x.shape)
+    scale = jnp.asarray(256 / (256 - threshold), x.dtype)
+    return jnp.where(byte >= threshold, x * scale, jnp.zeros_like(x))
+
+
 class WeightNormConv(nn.Module):
   """1-D convolution with weight normalisation, w = g * v / ||v|| per output channel.
 
@@ -122,7 +151,7 @@ class TemporalBlock(nn.Module):
       else:
         y, new_cache[name] = conv(y, cache[name])
       y = nn.relu(y)
-      y = nn.Dropout(self.dropout, deterministic=not train)(y)
+      y = Dropout(self.dropout, deterministic=not train)(y)
     residual = x if x.shape[-1] == self.features else Conv1D(
         self.features, 1, dtype=self.dtype, name="downsample")(x)
     out = nn.relu(y + residual)
@@ -142,7 +171,7 @@ class ConvHead(nn.Module):
     conv = Conv1D(self.hidden, 3, causal=self.causal, dtype=self.dtype, name="conv")
     x, new_cache = (conv(x), None) if cache is None else conv(x, cache)
     x = _batch_norm(self.dtype, "norm")(nn.relu(x), use_running_average=not train)
-    x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    x = Dropout(self.dropout, deterministic=not train)(x)
     out = Conv1D(self.out, 1, dtype=self.dtype, name="proj")(x)
     return out if cache is None else (out, new_cache)
 
@@ -159,7 +188,7 @@ class Mlp(nn.Module):
     dense = lambda n, name: nn.Dense(n, dtype=self.dtype, param_dtype=jnp.float32,
                                      kernel_init=_torch_linear_init, name=name)
     x = nn.relu(dense(self.hidden, "fc1")(x))
-    x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    x = Dropout(self.dropout, deterministic=not train)(x)
     return dense(self.out, "fc2")(x)
 
 

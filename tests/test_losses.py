@@ -45,9 +45,19 @@ def test_pit_bce_equals_brute_force(num_speakers):
   np.testing.assert_allclose(direct, loss, rtol=1e-5)
 
 
-def test_pit_bce_gradients_are_finite_for_extreme_logits():
-  logits = jnp.array([[[80.0, -80.0], [-1e4, 1e4], [0.0, 3.0]]])
-  targets = jnp.array([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]])
+@pytest.mark.parametrize("num_speakers", [1, 2, 5, 6, 8])
+def test_best_assignment_dp_equals_brute_force_on_random_costs(num_speakers):
+  cost = np.random.default_rng(num_speakers).standard_normal((16, num_speakers, num_speakers))
+  perm = np.asarray(jax.jit(losses.best_assignment)(jnp.asarray(cost, jnp.float32)))
+  all_perms = np.asarray(list(itertools.permutations(range(num_speakers))))
+  totals = cost[:, np.arange(num_speakers), all_perms].sum(-1)        # [B, S!]
+  np.testing.assert_array_equal(perm, all_perms[np.argmin(totals, axis=1)])
+
+
+@pytest.mark.parametrize("s", [2, 8])
+def test_pit_bce_gradients_are_finite_for_extreme_logits(s):
+  logits = jnp.tile(jnp.array([[[80.0, -80.0], [-1e4, 1e4], [0.0, 3.0]]]), (1, 1, s // 2))
+  targets = jnp.tile(jnp.array([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]]), (1, 1, s // 2))
   loss, _ = losses.pit_bce(logits, targets)
   grad = jax.grad(lambda x: losses.pit_bce(x, targets)[0].sum())(logits)
   assert bool(jnp.isfinite(loss).all()) and bool(jnp.isfinite(grad).all())

@@ -132,3 +132,26 @@ def test_tcn_receptive_field_is_125_frames():
   reached = np.nonzero(np.abs(np.asarray(grad[0])).sum(axis=-1) > 0)[0]
   assert reached.min() == target - 124 and reached.max() == target
   assert len(reached) == 125
+
+
+@pytest.mark.parametrize("rate,width", [(0.2, 512), (0.5, 64), (0.2, 6)])
+def test_dropout_rate_scale_and_rng(rate, width):
+  x = jnp.ones((64, 100, width))
+  layer = model_lib.Dropout(rate, deterministic=False)
+  y = np.asarray(layer.apply({}, x, rngs={"dropout": jax.random.key(0)}))
+  dropped = np.mean(y == 0)
+  assert abs(dropped - rate) < 0.01                     # the rate, to 1/256 and sampling
+  assert abs(y.mean() - 1.0) < 0.02                     # inverted scaling: unbiased
+  kept = y[y != 0]
+  np.testing.assert_allclose(kept, kept[0])             # one scale for every kept value
+  again = np.asarray(layer.apply({}, x, rngs={"dropout": jax.random.key(0)}))
+  other = np.asarray(layer.apply({}, x, rngs={"dropout": jax.random.key(1)}))
+  np.testing.assert_array_equal(y, again)
+  assert np.mean((y == 0) != (other == 0)) > 0.1
+  # Neighbouring elements (bytes of one 32-bit draw) are not correlated.
+  z = (y == 0).reshape(-1)
+  assert abs(np.corrcoef(z[:-1], z[1:])[0, 1]) < 0.02
+  off = model_lib.Dropout(rate, deterministic=True).apply({}, x)
+  np.testing.assert_array_equal(off, x)
+  with pytest.raises(ValueError, match="dropout rate"):
+    model_lib.Dropout(1.0, deterministic=False).apply({}, x, rngs={"dropout": jax.random.key(0)})
