@@ -31,23 +31,36 @@ def matmul_peak(n: int = 2048, dtype=jnp.float32) -> float:
   return 2 * n ** 3 / t
 
 
-def jax_step(batch_size, seconds, dtype="float32"):
+def _batch(batch_size, seconds):
+  rng = np.random.default_rng(0)
+  n = int(seconds * 16000)
+  t = 1 + n // 256
+  act = (rng.random((batch_size, t, 4)) < 0.3).astype(np.uint8)
+  return dict(audio=(0.1 * rng.standard_normal((batch_size, 8, n))).astype(np.float32),
+              activity=act, overlap=(act.sum(-1) >= 2).astype(np.uint8),
+              speaker_ids=rng.integers(0, 200, (batch_size, 4)).astype(np.int32))
+
+
+def jax_step(batch_size, seconds, dtype="float32", from_features=False):
+  """A compiled JAX train step as a no-argument callable, with its FLOPs and compile time.
+
+  from_features: the step starts from precomputed 771-dim features (the same work as the
+  PyTorch step), given to trainer.train_step as batch["features"].
+  """
   config = default.get_config()
   config.model.num_speaker_classes = 200
   config.train.compute_dtype = dtype
   model = model_lib.from_config(trainer.dict_with(config.model, dtype=dtype))
   tx = trainer.make_optimizer(config.train)
-  state = trainer.init_state(jax.random.key(0), model=model, tx=tx,
-                             num_features=features_lib.feature_dim(config.features))
-  rng = np.random.default_rng(0)
-  n = int(seconds * 16000)
-  t = 1 + n // 256
-  act = (rng.random((batch_size, t, 4)) < 0.3).astype(np.uint8)
-  batch = dict(audio=(0.1 * rng.standard_normal((batch_size, 8, n))).astype(np.float32),
-               activity=act, overlap=(act.sum(-1) >= 2).astype(np.uint8),
-               speaker_ids=rng.integers(0, 200, (batch_size, 4)).astype(np.int32))
-  step = jax.jit(functools.partial(trainer.train_step, model=model, tx=tx, config=config),
-                 donate_argnums=0)
+  num_features = features_lib.feature_dim(config.features)
+  state = trainer.init_state(jax.random.key(0), model=model, tx=tx, num_features=num_features)
+  batch = _batch(batch_size, seconds)
+  frames = batch["activity"].shape[1]
+  step_fn = functools.partial(trainer.train_step, model=model, tx=tx, config=config)
+  if from_features:
+    batch["features"] = np.asarray(
+        jax.jit(lambda a: features_lib.extract(a, config.features))(batch.pop("audio")))
+  step = jax.jit(step_fn, donate_argnums=0)
   t0 = time.perf_counter()
   compiled = step.lower(state, batch, jax.random.key(1)).compile()
   compile_s = time.perf_counter() - t0
@@ -59,7 +72,7 @@ def jax_step(batch_size, seconds, dtype="float32"):
     holder["state"], m = compiled(holder["state"], batch, jax.random.key(1))
     jax.block_until_ready(m)
 
-  return common.timeit(run, warmup=2, repeat=5), float(cost.get("flops", 0.0)), compile_s, t
+  return run, float(cost.get("flops", 0.0)), compile_s, frames
 
 
 def torch_step(batch_size, frames, compile_model: bool):
@@ -84,8 +97,7 @@ def torch_step(batch_size, frames, compile_model: bool):
 
   t0 = time.perf_counter()
   run()
-  first = time.perf_counter() - t0
-  return common.timeit(run, warmup=1, repeat=3), first
+  return run, time.perf_counter() - t0
 
 
 def main(argv=None):
@@ -94,33 +106,60 @@ def main(argv=None):
   p.add_argument("--seconds", type=float, default=8.0)
   p.add_argument("--skip-compile", action="store_true", help="skip torch.compile")
   p.add_argument("--dtypes", default="float32")
+  p.add_argument("--rounds", type=int, default=3,
+                 help="interleaved rounds (every implementation timed once per round); "
+                      "figures are medians over rounds, so a slow spell of a shared machine "
+                      "hits every implementation alike")
   args = p.parse_args(argv)
-  peak = matmul_peak()
-  rows, result = [], dict(batch=args.batch, seconds=args.seconds, matmul_peak_gflops=peak / 1e9)
+  impls = {}   # name -> dict(run, flops, first_s)
+  frames = None
   for dtype in args.dtypes.split(","):
-    t_jax, flops, compile_s, frames = jax_step(args.batch, args.seconds, dtype)
-    rows.append(dict(impl=f"jax ({dtype})", step_s=t_jax,
-                     frames_per_s=args.batch * frames / t_jax,
-                     gflops_per_step=flops / 1e9, mfu=flops / t_jax / peak, first_s=compile_s))
+    run, flops, compile_s, frames = jax_step(args.batch, args.seconds, dtype)
+    impls[f"jax ({dtype})"] = dict(run=run, flops=flops, first_s=compile_s)
+  run, model_flops, compile_s, _ = jax_step(args.batch, args.seconds, from_features=True)
+  impls["jax from features"] = dict(run=run, flops=model_flops, first_s=compile_s)
   try:
     import torch
     torch.set_num_threads(max(1, __import__("os").cpu_count()))
-    t_eager, first = torch_step(args.batch, frames, False)
-    rows.append(dict(impl="torch eager", step_s=t_eager, frames_per_s=args.batch * frames / t_eager,
-                     gflops_per_step=float("nan"), mfu=float("nan"), first_s=first))
-    if not args.skip_compile:
-      t_comp, first = torch_step(args.batch, frames, True)
-      rows.append(dict(impl="torch.compile", step_s=t_comp,
-                       frames_per_s=args.batch * frames / t_comp,
-                       gflops_per_step=float("nan"), mfu=float("nan"), first_s=first))
+    torch_names = ["torch eager"] + ([] if args.skip_compile else ["torch.compile"])
+    for name in torch_names:
+      run, first = torch_step(args.batch, frames, name == "torch.compile")
+      # The PyTorch step does the work of "jax from features": count that step's FLOPs.
+      impls[name] = dict(run=run, flops=model_flops, first_s=first)
   except ImportError:
     print("torch not installed (pip install -e '.[bench]'): PyTorch baseline skipped")
-  base = rows[0]["step_s"]
-  for r in rows:
-    r["jax_speedup"] = r["step_s"] / base
+  times = {name: [] for name in impls}
+  peaks = []
+  for r in range(args.rounds):
+    peaks.append(matmul_peak())
+    for name, impl in impls.items():
+      times[name].append(common.timeit(impl["run"], warmup=1, repeat=3))
+    print(f"round {r + 1}/{args.rounds}: " + ", ".join(
+        f"{k} {v[-1]:.3f} s" for k, v in times.items()), flush=True)
+  peak = float(np.median(peaks))
+  base = next(iter(impls))
+  rows = []
+  for name, impl in impls.items():
+    step_s = float(np.median(times[name]))
+    ratios = [b / a for a, b in zip(times[base], times[name])]   # per round, this / JAX
+    rows.append(dict(impl=name, step_s=step_s, frames_per_s=args.batch * frames / step_s,
+                     gflops_per_step=impl["flops"] / 1e9, mfu=impl["flops"] / step_s / peak,
+                     first_s=impl["first_s"], jax_speedup=float(np.median(ratios))))
+  result = dict(batch=args.batch, seconds=args.seconds, rounds=args.rounds,
+                matmul_peak_gflops=peak / 1e9, matmul_peak_gflops_rounds=[x / 1e9 for x in peaks],
+                rows=rows)
+  torch_rows = [r for r in rows if r["impl"].startswith("torch")]
+  if torch_rows:
+    fastest = max(torch_rows, key=lambda r: r["mfu"])
+    # If JAX ran the model at the matmul peak it would be 1 / torch MFU times faster than
+    # PyTorch on the same work: no implementation can beat this ratio on this device.
+    result["bound_speedup_vs_torch"] = 1.0 / fastest["mfu"]
+    result["bound_against"] = fastest["impl"]
   print(f"matmul peak {peak / 1e9:.1f} GFLOP/s")
   print(common.table(rows))
-  result["rows"] = rows
+  if "bound_speedup_vs_torch" in result:
+    print(f"{result['bound_against']} runs at {100 * fastest['mfu']:.0f}% of the matmul peak: no "
+          f"implementation can be more than {result['bound_speedup_vs_torch']:.2f}x faster here")
   print(f"-> {common.record('train_step', result)}")
 
 

@@ -25,13 +25,22 @@ def main():
     print(f"| train step ({b['train_step']['batch']} × {b['train_step']['seconds']:g} s, 8 ch) | "
           f"JAX step | {jax_row['step_s']:.2f} s | whole step: features from raw audio, model, "
           "loss, AdamW |")
+    ts = b["train_step"]
+    if "jax from features" in rows:
+      r = rows["jax from features"]
+      print(f"| | JAX step from precomputed features | {r['step_s']:.2f} s | the work of the "
+            f"PyTorch step below; MFU {100 * r['mfu']:.0f} % |")
     for name in ("torch eager", "torch.compile"):
       if name in rows:
         print(f"| | PyTorch {name} time / JAX time | {rows[name]['jax_speedup']:.2f} | PyTorch "
-              f"seed step {rows[name]['step_s']:.2f} s, from precomputed features (> 1: JAX "
-              "faster) |")
+              f"seed step {rows[name]['step_s']:.2f} s from precomputed features (> 1: JAX "
+              f"faster); it runs at {100 * rows[name]['mfu']:.0f} % of the matmul peak |")
+    if "bound_speedup_vs_torch" in ts:
+      print(f"| | best possible ratio here | {ts['bound_speedup_vs_torch']:.2f} | 1 / MFU of "
+            f"{ts['bound_against']}: what a step at 100 % of the matmul peak would reach |")
     print(f"| | MFU | {100 * jax_row['mfu']:.0f} % | XLA cost-analysis FLOPs / step time / "
-          f"measured matmul peak ({b['train_step']['matmul_peak_gflops']:.0f} GFLOP/s) |")
+          f"measured matmul peak ({ts['matmul_peak_gflops']:.0f} GFLOP/s); medians over "
+          f"{ts.get('rounds', 1)} interleaved rounds |")
   if "pit" in b:
     for r in b["pit"]["rows"]:
       print(f"| PIT ({b['pit']['batch']} × {b['pit']['frames']} frames) | S = {r['S']} | "
@@ -40,7 +49,9 @@ def main():
   if "features" in b:
     for r in b["features"]["rows"]:
       print(f"| features `{r['kind']}` | throughput | {r['jax_hours_per_s']:.3f} h/s | "
-            f"{r['speedup']:.1f}× the numpy/librosa reference ({r['reference_hours_per_s']:.3f} h/s) |")
+            f"{r['speedup']:.1f}× the numpy/librosa reference ({r['reference_hours_per_s']:.3f} h/s)"
+            + (f"; at most {r['bound_speedup']:.0f}× with this FFT" if "bound_speedup" in r else "")
+            + " |")
   if "data" in b:
     d = b["data"]
     print(f"| simulator ({d['speech']} speech, {d['meeting_seconds']:g} s meetings) | "

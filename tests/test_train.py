@@ -135,8 +135,12 @@ def test_one_device_equals_eight_devices():
   atol = 0.1 * smoke.get_config().train.learning_rate
   for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s8.params)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=atol)
-  for a, b in zip(jax.tree.leaves(s1.batch_stats), jax.tree.leaves(s8.batch_stats)):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+  # The running mean of the BatchNorm after that bias follows the bias (batch mean of
+  # x + b), so it inherits the same bound; every other statistic is held to 1e-5.
+  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(s1.batch_stats),
+                          jax.tree.leaves(s8.batch_stats)):
+    tol = atol if "bottleneck_norm" in jax.tree_util.keystr(path) else 1e-5
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=tol)
 
 
 TWO_PROCESS_SCRIPT = r"""
