@@ -50,7 +50,8 @@ def main(argv=None):
   for _ in range(args.batches):
     next(it)
   load_s = (time.perf_counter() - t0) / args.batches
-  step_s, *_ = bench_train_step.jax_step(config.train.batch_size, config.data.window_seconds)
+  run_step, *_ = bench_train_step.jax_step(config.train.batch_size, config.data.window_seconds)
+  step_s = common.timeit(run_step, warmup=1, repeat=3)
   loader_eps = config.train.batch_size / load_s
   step_eps = config.train.batch_size / step_s
   row = dict(speech="real" if args.speech else "procedural",

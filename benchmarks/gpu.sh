@@ -1,16 +1,40 @@
 #!/usr/bin/env bash
-# One prepared command for a lent GPU machine (about 8 minutes): bf16 vs f32 train step,
-# the PyTorch ratio and MFU on the GPU, PIT and features. Results land in
-# benchmarks/results/<gpu-name>-<date>.json.
+# One prepared command for a lent GPU machine (about 8 minutes): bf16 vs f32 train step, the
+# PyTorch ratio (on the GPU) and MFU against the measured bf16 / f32 matmul peaks, PIT and
+# features. Results land in benchmarks/results/<gpu-name>-<date>.json and, on the device
+# tool, in $OUT.
+#
+# The GPU image has jax (CUDA), flax, optax, torch and scipy but cannot fetch packages:
+# first run `bash benchmarks/gpu_wheels.sh` here, then on the device (carry=[".whl"]):
 #   bash benchmarks/gpu.sh
-set -euo pipefail
+set -uo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install -q -e ".[test]" "jax[cuda12]" 2>&1 | tail -2
-python -m pip install -q torch 2>&1 | tail -1 || echo "torch unavailable: PyTorch ratio skipped"
-python - <<'PY'
-import jax; print(jax.devices())
+PY=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1
+if compgen -G ".whl/*.whl" >/dev/null; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/jaxdiar-site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/jaxdiar-site
+fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv 2>/dev/null || true
+$PY - <<'PY' || exit 1
+import importlib, jax
+print("devices:", jax.devices(), "jax", jax.__version__)
+missing = [m for m in ("ml_collections", "flax", "optax", "scipy", "librosa", "torch")
+           if importlib.util.find_spec(m) is None]
+print("missing:", missing or "none")
+if "ml_collections" in missing or "flax" in missing or "optax" in missing:
+  raise SystemExit("run benchmarks/gpu_wheels.sh here and carry .whl")
 PY
-timeout 300 python -m benchmarks.bench_train_step --batch 32 --dtypes float32,bfloat16 --skip-compile
-timeout 60 python -m benchmarks.bench_pit
-timeout 60 python -m benchmarks.bench_features
-if [ -n "${OUT:-}" ]; then cp benchmarks/results/*.json "$OUT"/; fi
+status=0
+timeout 330 $PY -m benchmarks.bench_train_step --batch 32 --dtypes float32,bfloat16 \
+  --skip-compile --rounds 3 || status=1
+timeout 60 $PY -m benchmarks.bench_pit || status=1
+if $PY -c "import librosa" 2>/dev/null; then
+  timeout 90 $PY -m benchmarks.bench_features || status=1
+else
+  echo "librosa missing: features benchmark skipped"
+fi
+if [ -n "${OUT:-}" ]; then cp benchmarks/results/*.json "$OUT"/ 2>/dev/null; fi
+exit $status

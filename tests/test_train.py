@@ -16,6 +16,7 @@ import pytest
 from configs import smoke
 from jaxdiar import features as features_lib
 from jaxdiar import model as model_lib
+from jaxdiar import steps
 from jaxdiar import trainer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -107,14 +108,14 @@ def _run_steps(devices, batch, num_steps=2):
   config = smoke.get_config()
   config.model.dropout = 0.1
   model = model_lib.from_config(config.model)
-  tx = trainer.make_optimizer(config.train)
+  tx = steps.make_optimizer(config.train)
   mesh = Mesh(np.array(devices), ("data",))
   repl, data = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-  init = jax.jit(functools.partial(trainer.init_state, model=model, tx=tx,
+  init = jax.jit(functools.partial(steps.init_state, model=model, tx=tx,
                                    num_features=features_lib.feature_dim(config.features)),
                  out_shardings=repl)
   state = init(jax.random.key(0))
-  step = jax.jit(functools.partial(trainer.train_step, model=model, tx=tx, config=config),
+  step = jax.jit(functools.partial(steps.train_step, model=model, tx=tx, config=config),
                  in_shardings=(repl, data, repl), out_shardings=(repl, repl))
   batch = jax.device_put(batch, data)
   for _ in range(num_steps):
@@ -152,7 +153,7 @@ jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processe
                            process_id=pid)
 sys.path.insert(0, sys.argv[3])
 from tests import test_train as t
-from jaxdiar import trainer
+from jaxdiar import steps, trainer
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 batch = t._synthetic_batch(8)
 local = {k: v[pid * 4:(pid + 1) * 4] for k, v in batch.items()}   # this host's rows only
@@ -161,13 +162,13 @@ from configs import smoke
 from jaxdiar import model as model_lib, features as features_lib
 config = smoke.get_config(); config.model.dropout = 0.1
 model = model_lib.from_config(config.model)
-tx = trainer.make_optimizer(config.train)
+tx = steps.make_optimizer(config.train)
 mesh = Mesh(np.array(jax.devices()), ("data",))
 repl, data = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-state = jax.jit(functools.partial(trainer.init_state, model=model, tx=tx,
+state = jax.jit(functools.partial(steps.init_state, model=model, tx=tx,
                 num_features=features_lib.feature_dim(config.features)),
                 out_shardings=repl)(jax.random.key(0))
-step = jax.jit(functools.partial(trainer.train_step, model=model, tx=tx, config=config),
+step = jax.jit(functools.partial(steps.train_step, model=model, tx=tx, config=config),
                in_shardings=(repl, data, repl), out_shardings=(repl, repl))
 gbatch = trainer.global_batch(local, data)
 for _ in range(2):
@@ -211,21 +212,21 @@ def test_two_processes_train_together_and_agree(tmp_path):
 
 def test_optimizer_groups_and_learning_rates():
   config = smoke.get_config()
-  assert trainer.param_group(("tcn_0", "conv1", "v")) == "tcn"
-  assert trainer.param_group(("input_norm", "scale")) == "tcn"
-  assert trainer.param_group(("attention", "query", "kernel")) == "attention"
-  assert trainer.param_group(("vad_head", "conv", "kernel")) == "heads"
+  assert steps.param_group(("tcn_0", "conv1", "v")) == "tcn"
+  assert steps.param_group(("input_norm", "scale")) == "tcn"
+  assert steps.param_group(("attention", "query", "kernel")) == "attention"
+  assert steps.param_group(("vad_head", "conv", "kernel")) == "heads"
   # One-cycle: warm-up to the peak at 30 % of the steps, then down to ~0.
   peak_step = int(0.3 * config.train.num_steps)
-  assert trainer.learning_rate(config.train, peak_step) == pytest.approx(
+  assert steps.learning_rate(config.train, peak_step) == pytest.approx(
       config.train.learning_rate, rel=1e-3)
-  assert trainer.learning_rate(config.train, config.train.num_steps) < 1e-6
+  assert steps.learning_rate(config.train, config.train.num_steps) < 1e-6
   # The per-group multipliers really scale the updates: grads of ones, first AdamW step.
   model = model_lib.from_config(config.model)
   params = model_lib.init_variables(model, jax.random.key(0), 771)["params"]
   config.train.weight_decay = 0.0
   config.train.grad_clip_norm = 1e9
-  tx = trainer.make_optimizer(config.train)
+  tx = steps.make_optimizer(config.train)
   updates, _ = tx.update(jax.tree.map(jnp.ones_like, params), tx.init(params), params)
   first = lambda name: float(jnp.abs(jax.tree.leaves(updates[name])[0]).max())
   assert first("tcn_0") * 2 == pytest.approx(first("attention"), rel=1e-4)
