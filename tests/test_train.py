@@ -130,18 +130,31 @@ def test_one_device_equals_eight_devices():
   s8, m8 = _run_steps(jax.devices(), batch)
   np.testing.assert_allclose(m1["loss/total"], m8["loss/total"], rtol=1e-5)
   np.testing.assert_allclose(m1["grad_norm"], m8["grad_norm"], rtol=2e-5)
-  # Some parameters have an exactly-zero true gradient (the bottleneck bias before its
-  # BatchNorm, the attention key bias): Adam normalises their float noise, which depends
-  # on the reduction order, into steps of up to lr. Hence atol = 0.1 * lr on parameters.
-  atol = 0.1 * smoke.get_config().train.learning_rate
-  for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s8.params)):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=atol)
-  # The running mean of the BatchNorm after that bias follows the bias (batch mean of
-  # x + b), so it inherits the same bound; every other statistic is held to 1e-5.
+  _assert_params_agree(s1.params, jax.tree.leaves(s8.params))
+  # The running mean of the BatchNorm after the bottleneck bias follows that bias (batch
+  # mean of x + b) with weight 1 - momentum = 0.1; every other statistic is held to 1e-5.
+  lr = smoke.get_config().train.learning_rate
   for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(s1.batch_stats),
                           jax.tree.leaves(s8.batch_stats)):
-    tol = atol if "bottleneck_norm" in jax.tree_util.keystr(path) else 1e-5
+    tol = 0.1 * lr if "bottleneck_norm" in jax.tree_util.keystr(path) else 1e-5
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=tol)
+
+
+# Parameters whose true gradient is exactly zero: a per-channel constant before a BatchNorm
+# (the bottleneck bias; the attention LayerNorm bias, which reaches it through the 1x1
+# bottleneck conv) and the attention key bias (softmax is shift-invariant). Their computed
+# gradient is float noise that depends on the reduction order, and Adam normalises it into
+# steps of up to lr each. Measured over 2 steps: up to 2.9e-4 on these, 3e-6 on the rest.
+_ZERO_GRADIENT = ("['bottleneck']['bias']", "['attention_norm']['bias']",
+                  "['attention']['key']['bias']")
+
+
+def _assert_params_agree(params, other_leaves, num_steps=2):
+  lr = smoke.get_config().train.learning_rate
+  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(params), other_leaves):
+    name = jax.tree_util.keystr(path)
+    atol = num_steps * lr if name in _ZERO_GRADIENT else 3e-5
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=atol, err_msg=name)
 
 
 TWO_PROCESS_SCRIPT = r"""
@@ -201,13 +214,11 @@ def test_two_processes_train_together_and_agree(tmp_path):
   params = [np.load(tmp_path / f"params{i}.npz") for i in range(2)]
   for k in params[0]:   # replicated parameters: bit-identical on both hosts
     np.testing.assert_array_equal(params[0][k], params[1][k])
-  # ... and they agree with one process holding the whole batch on one device (atol as in
-  # test_one_device_equals_eight_devices).
+  # ... and they agree with one process holding the whole batch on one device (tolerances
+  # as in test_one_device_equals_eight_devices).
   single, metrics = _run_steps(jax.devices()[:1], _synthetic_batch(8))
   assert outs[0]["loss"] == pytest.approx(float(metrics["loss/total"]), rel=1e-5)
-  atol = 0.1 * smoke.get_config().train.learning_rate
-  for i, leaf in enumerate(jax.tree.leaves(single.params)):
-    np.testing.assert_allclose(params[0][f"arr_{i}"], leaf, rtol=1e-4, atol=atol)
+  _assert_params_agree(single.params, [params[0][f"arr_{i}"] for i in range(len(params[0]))])
 
 
 def test_optimizer_groups_and_learning_rates():
