@@ -7,6 +7,8 @@
 # The GPU image has jax (CUDA), flax, optax, torch and scipy but cannot fetch packages:
 # first run `bash benchmarks/gpu_wheels.sh` here, then on the device (carry=[".whl"]):
 #   bash benchmarks/gpu.sh
+# Extra arguments go to bench_train_step (a CPU dry run: bash benchmarks/gpu.sh --batch 2
+# --seconds 2 --rounds 1).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -29,7 +31,7 @@ if "ml_collections" in missing or "flax" in missing or "optax" in missing:
 PY
 status=0
 timeout 330 $PY -m benchmarks.bench_train_step --batch 32 --dtypes float32,bfloat16 \
-  --skip-compile --rounds 3 || status=1
+  --skip-compile --rounds 3 "$@" || status=1
 timeout 60 $PY -m benchmarks.bench_pit || status=1
 if $PY -c "import librosa" 2>/dev/null; then
   timeout 90 $PY -m benchmarks.bench_features || status=1
