@@ -19,7 +19,7 @@ def main():
   p.add_argument("--quick", action="store_true", help="short diarize lengths, no torch.compile")
   args = p.parse_args()
   bench_pit.main()
-  bench_features.main()
+  bench_features.main([])
   bench_data.main(["--meetings", "2"] if args.quick else [])
   bench_train_step.main(["--skip-compile"] if args.quick else [])
   bench_stream.main()
