@@ -28,7 +28,7 @@ def loop_pit(logits, targets):
 
 
 def hungarian_pit(logits, targets):
-  """Cost matrix on device, then scipy.optimize.linear_sum_assignment per example on host."""
+  """Cost matrix in numpy, then scipy.optimize.linear_sum_assignment per example, on host."""
   x, y = np.asarray(logits, np.float64), np.asarray(targets, np.float64)
   sp = np.logaddexp(0, x).mean(axis=1)
   cost = sp[:, :, None] - np.einsum("bti,btj->bij", x, y) / x.shape[1]

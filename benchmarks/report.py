@@ -10,10 +10,11 @@ import sys
 from benchmarks import common
 
 
-def main():
+def main(argv=None):
+  argv = sys.argv[1:] if argv is None else argv
   files = sorted((p for p in common.RESULTS.glob("*.json") if not p.name.startswith("training-")),
                  key=lambda p: p.stat().st_mtime)
-  path = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else files[-1]
+  path = pathlib.Path(argv[0]) if argv else files[-1]
   data = json.loads(path.read_text())
   m, b = data["machine"], data["benchmarks"]
   print(f"Measured on {m['cpu']} ({m['cores']} cores, {m['device_kind']}), jax {m['jax']}, "
