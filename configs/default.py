@@ -130,6 +130,9 @@ def get_config() -> ml_collections.ConfigDict:
   i.min_silence_seconds = 0.2    # Shorter gaps inside a speaker's speech are filled.
   i.min_active_frames = 10       # A local speaker counts in a window if active this long.
   i.cluster_threshold = 0.6      # Cosine distance cut when the number of speakers is unknown.
+  i.max_cluster_embeddings = 2000  # Beyond this many local speakers (about 2 h), cluster an
+                                 # even subset and assign the rest to its centroids: bounded
+                                 # memory for any length.
   i.stream_block_frames = 8      # Streaming block, in hops (8 x 16 ms = 128 ms).
 
   return config

@@ -15,6 +15,7 @@ import sys
 import numpy as np
 import scipy.cluster.hierarchy
 import scipy.ndimage
+import scipy.optimize
 import scipy.spatial.distance
 import tqdm
 
@@ -57,23 +58,33 @@ def _read_block(path, rate: int, target_rate: int, start: int, length: int) -> n
 
 
 def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=None,
-            min_speakers=1, max_speakers=None, threshold: float = 0.6) -> np.ndarray:
+            min_speakers=1, max_speakers=None, threshold: float = 0.6,
+            max_embeddings: int = 2000) -> np.ndarray:
   """Agglomerative (average-link, cosine) clustering of local-speaker embeddings.
 
   Two local speakers of one window are different people: their distance is set to the
   maximum so they merge last. Returns a cluster label per embedding (0..K-1).
+
+  Average linkage needs the n x n distances; beyond `max_embeddings` (about 2 h of audio
+  at the default window step) an evenly spread subset of that size is clustered and every
+  other embedding joins the nearest cluster centroid, the local speakers of one window
+  going to distinct clusters (Hungarian assignment per window). Memory stays bounded by
+  the subset (32 MB of distances at 2000), whatever the recording's length.
   """
   n = len(embeddings)
-  if n == 0:
-    return np.zeros(0, int)
-  if n == 1:
-    return np.zeros(1, int)
+  if n <= 1:
+    return np.zeros(n, int)
   x = embeddings / (np.linalg.norm(embeddings, axis=1, keepdims=True) + 1e-9)
+  if n > max_embeddings:
+    return _cluster_subset_then_assign(x, window_index, max_embeddings, num_speakers=num_speakers,
+                                       min_speakers=min_speakers, max_speakers=max_speakers,
+                                       threshold=threshold)
   dist = np.clip(1.0 - x @ x.T, 0.0, 2.0)
   dist[window_index[:, None] == window_index[None, :]] = 2.0
   np.fill_diagonal(dist, 0.0)
   tree = scipy.cluster.hierarchy.linkage(scipy.spatial.distance.squareform(dist, checks=False),
                                          method="average")
+  del dist
   if num_speakers:
     k = min(num_speakers, n)
   else:
@@ -81,6 +92,30 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
     k = max(min_speakers or 1, min(k, max_speakers or n))
     k = min(k, n)
   return scipy.cluster.hierarchy.fcluster(tree, k, "maxclust") - 1
+
+
+def _cluster_subset_then_assign(x, window_index, size, **kwargs) -> np.ndarray:
+  """`cluster` for many unit embeddings x: cluster `size` of them, assign the rest."""
+  picked = np.unique(np.linspace(0, len(x) - 1, size).round().astype(int))
+  labels = np.full(len(x), -1)
+  labels[picked] = cluster(x[picked], window_index[picked], max_embeddings=size, **kwargs)
+  ids = np.unique(labels[picked])
+  centroids = np.stack([x[picked][labels[picked] == k].mean(axis=0) for k in ids])
+  centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-9
+  rest = np.flatnonzero(labels < 0)
+  order = np.argsort(window_index[rest], kind="stable")
+  rest = rest[order]
+  bounds = np.flatnonzero(np.diff(window_index[rest])) + 1
+  for group in np.split(rest, bounds):
+    cost = 1.0 - x[group] @ centroids.T                     # [locals of one window, K]
+    taken = labels[window_index == window_index[group[0]]]
+    cost[:, np.searchsorted(ids, taken[taken >= 0])] += 4.0  # clusters already in this window
+    if len(group) <= len(centroids):
+      rows, cols = scipy.optimize.linear_sum_assignment(cost)
+      labels[group[rows]] = ids[cols]
+    else:                                                   # more locals than clusters
+      labels[group] = ids[np.argmin(cost, axis=1)]
+  return labels
 
 
 def binarize(prob: np.ndarray, onset: float, offset: float, min_speech: int,
@@ -154,7 +189,9 @@ def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,
       for spk in range(out["vad"].shape[-1]):
         prob = out["vad"][j, :f1 - f0, spk]
         if np.sum(prob > inf["onset"]) >= inf["min_active_frames"]:
-          locals_.append((b0 + j, f0, prob, out["spk_emb"][j, spk]))
+          # Copies: a view would keep the whole batch's output buffers alive.
+          locals_.append((b0 + j, f0, prob.astype(np.float32),
+                          out["spk_emb"][j, spk].astype(np.float32)))
     bar.update(len(group))
   bar.close()
   if peak == 0.0:
@@ -163,7 +200,8 @@ def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,
   labels = cluster(np.array([e for *_, e in locals_]).reshape(len(locals_), -1),
                    np.array([w for w, *_ in locals_], int), num_speakers=num_speakers,
                    min_speakers=min_speakers, max_speakers=max_speakers,
-                   threshold=inf["cluster_threshold"])
+                   threshold=inf["cluster_threshold"],
+                   max_embeddings=inf.get("max_cluster_embeddings", 2000))
   k = int(labels.max()) + 1 if len(labels) else 0
   speech = np.zeros((total_frames, k))
   for (w, f0, prob, _), label in zip(locals_, labels):

@@ -182,6 +182,23 @@ def test_bad_model_file(tmp_path):
     runtime.load(tmp_path / "m.jaxdiar")
 
 
+def test_clustering_beyond_max_embeddings_clusters_a_subset_and_assigns_the_rest():
+  rng = np.random.default_rng(1)
+  centres = rng.standard_normal((3, 16)) * 5
+  truth = np.concatenate([rng.permutation(3)[:2] for _ in range(150)])  # 2 locals a window
+  windows = np.repeat(np.arange(150), 2)
+  emb = centres[truth] + 0.5 * rng.standard_normal((300, 16))
+  full = diarize.cluster(emb, windows, threshold=0.5)
+  bounded = diarize.cluster(emb, windows, threshold=0.5, max_embeddings=40)
+  for labels in (full, bounded):
+    assert len(set(labels)) == 3
+    # the same partition as the truth (labels up to a permutation)
+    assert len(set(zip(labels, truth))) == 3
+    # two local speakers of one window never share a label
+    assert np.all(labels[0::2] != labels[1::2])
+  assert len(set(zip(bounded, full))) == 3       # the subset path finds the same partition
+
+
 def test_clustering_and_postprocessing():
   rng = np.random.default_rng(0)
   centres = rng.standard_normal((3, 16)) * 5
