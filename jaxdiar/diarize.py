@@ -75,10 +75,39 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
   if n <= 1:
     return np.zeros(n, int)
   x = embeddings / (np.linalg.norm(embeddings, axis=1, keepdims=True) + 1e-9)
-  if n > max_embeddings:
-    return _cluster_subset_then_assign(x, window_index, max_embeddings, num_speakers=num_speakers,
-                                       min_speakers=min_speakers, max_speakers=max_speakers,
-                                       threshold=threshold)
+  options = dict(num_speakers=num_speakers, min_speakers=min_speakers,
+                 max_speakers=max_speakers, threshold=threshold)
+  if n <= max_embeddings:
+    return _average_link(x, window_index, **options)
+  # An even subset is clustered; every other embedding joins a centroid.
+  picked = np.unique(np.linspace(0, n - 1, max_embeddings).round().astype(int))
+  labels = np.full(n, -1)
+  labels[picked] = _average_link(x[picked], window_index[picked], **options)
+  ids = np.unique(labels[picked])
+  centroids = np.stack([x[picked][labels[picked] == k].mean(axis=0) for k in ids])
+  centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-9
+  by_window = np.argsort(window_index, kind="stable")
+  for group in np.split(by_window, np.flatnonzero(np.diff(window_index[by_window])) + 1):
+    rest = group[labels[group] < 0]
+    if not len(rest):
+      continue
+    cost = 1.0 - x[rest] @ centroids.T                      # [locals of one window, K]
+    taken = labels[group][labels[group] >= 0]               # clusters already in this window
+    cost[:, np.searchsorted(ids, taken)] += 4.0
+    if len(rest) <= len(centroids):
+      rows, cols = scipy.optimize.linear_sum_assignment(cost)
+      labels[rest[rows]] = ids[cols]
+    else:                                                   # more locals than clusters
+      labels[rest] = ids[np.argmin(cost, axis=1)]
+  return labels
+
+
+def _average_link(x, window_index, *, num_speakers, min_speakers, max_speakers,
+                  threshold) -> np.ndarray:
+  """`cluster` of unit embeddings by average linkage over all n x n distances."""
+  n = len(x)
+  if n <= 1:
+    return np.zeros(n, int)
   dist = np.clip(1.0 - x @ x.T, 0.0, 2.0)
   dist[window_index[:, None] == window_index[None, :]] = 2.0
   np.fill_diagonal(dist, 0.0)
@@ -92,30 +121,6 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
     k = max(min_speakers or 1, min(k, max_speakers or n))
     k = min(k, n)
   return scipy.cluster.hierarchy.fcluster(tree, k, "maxclust") - 1
-
-
-def _cluster_subset_then_assign(x, window_index, size, **kwargs) -> np.ndarray:
-  """`cluster` for many unit embeddings x: cluster `size` of them, assign the rest."""
-  picked = np.unique(np.linspace(0, len(x) - 1, size).round().astype(int))
-  labels = np.full(len(x), -1)
-  labels[picked] = cluster(x[picked], window_index[picked], max_embeddings=size, **kwargs)
-  ids = np.unique(labels[picked])
-  centroids = np.stack([x[picked][labels[picked] == k].mean(axis=0) for k in ids])
-  centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-9
-  rest = np.flatnonzero(labels < 0)
-  order = np.argsort(window_index[rest], kind="stable")
-  rest = rest[order]
-  bounds = np.flatnonzero(np.diff(window_index[rest])) + 1
-  for group in np.split(rest, bounds):
-    cost = 1.0 - x[group] @ centroids.T                     # [locals of one window, K]
-    taken = labels[window_index == window_index[group[0]]]
-    cost[:, np.searchsorted(ids, taken[taken >= 0])] += 4.0  # clusters already in this window
-    if len(group) <= len(centroids):
-      rows, cols = scipy.optimize.linear_sum_assignment(cost)
-      labels[group[rows]] = ids[cols]
-    else:                                                   # more locals than clusters
-      labels[group] = ids[np.argmin(cost, axis=1)]
-  return labels
 
 
 def binarize(prob: np.ndarray, onset: float, offset: float, min_speech: int,
