@@ -101,6 +101,19 @@ def unit_phasor(spec: jax.Array) -> jax.Array:
   return jnp.where(usable, spec * jax.lax.rsqrt(safe_power), jnp.ones_like(spec))
 
 
+def is_uniform_circular(mic_positions, tol: float = 1e-6) -> bool:
+  """True if the mics are equally spaced on a circle in channel order (rotation = roll)."""
+  m = np.asarray(mic_positions, np.float64)
+  if len(m) < 3 or np.ptp(m[:, 2]) > tol:
+    return False
+  centred = m[:, :2] - m[:, :2].mean(axis=0)
+  radius = np.linalg.norm(centred, axis=1)
+  angles = np.unwrap(np.arctan2(centred[:, 1], centred[:, 0]))
+  steps = np.diff(angles)
+  return bool(np.ptp(radius) < tol and np.ptp(np.abs(steps)) < 1e-6
+              and abs(abs(steps[0]) * len(m) - 2 * np.pi) < 1e-6)
+
+
 def pair_delays(mic_positions: Sequence[Sequence[float]], mic_pairs: Sequence[Sequence[int]],
                 look_directions_deg: Sequence[float], speed_of_sound: float) -> np.ndarray:
   """tau_p(theta) = ((m_i - m_j) . u_theta) / c in seconds, [num_dirs, num_pairs].

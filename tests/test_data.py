@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 
 from configs import smoke
+from jaxdiar import features
 from jaxdiar import rttm
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.data import corpus as corpus_lib
@@ -168,8 +169,8 @@ def test_restored_iterator_continues_with_the_same_batches(sim_corpus, tmp_path)
 
 
 def test_rotation_augmentation_is_a_channel_roll():
-  assert pipeline.is_uniform_circular(GEOMETRY)
-  assert not pipeline.is_uniform_circular([[0, 0, 0], [0.1, 0, 0], [0.3, 0, 0]])
+  assert features.is_uniform_circular(GEOMETRY)
+  assert not features.is_uniform_circular([[0, 0, 0], [0.1, 0, 0], [0.3, 0, 0]])
   ex = dict(audio=(np.arange(8)[:, None] * 100 + np.zeros((8, 4))).astype(np.int16),
             activity=np.ones((3, 4), np.uint8), overlap=np.zeros(3, np.uint8),
             speaker_ids=np.arange(4, dtype=np.int32))

@@ -7,18 +7,7 @@ import grain
 import jax
 import numpy as np
 
-
-def is_uniform_circular(mic_positions, tol: float = 1e-6) -> bool:
-  """True if the mics are equally spaced on a circle in channel order (rotation = roll)."""
-  m = np.asarray(mic_positions, np.float64)
-  if len(m) < 3 or np.ptp(m[:, 2]) > tol:
-    return False
-  centred = m[:, :2] - m[:, :2].mean(axis=0)
-  radius = np.linalg.norm(centred, axis=1)
-  angles = np.unwrap(np.arctan2(centred[:, 1], centred[:, 0]))
-  steps = np.diff(angles)
-  return bool(np.ptp(radius) < tol and np.ptp(np.abs(steps)) < 1e-6
-              and abs(abs(steps[0]) * len(m) - 2 * np.pi) < 1e-6)
+from jaxdiar.features import is_uniform_circular
 
 
 @dataclasses.dataclass(frozen=True)

@@ -233,8 +233,15 @@ def simulate_meeting(source: SpeechSource, index: int, seed: int, sim, geometry,
   mics = center + np.asarray(geometry) @ rot.T                       # [C, 3]
   room.add_microphone_array(mics.T)
   positions = []
-  for _ in range(num_spk + 1):                                       # talkers + a noise source
+  distance = sim.get("distance", None)   # optional [min, max] talker-to-array metres
+  for k in range(num_spk + 1):                                       # talkers + a noise source
     for _ in range(100):
+      if distance and k < num_spk:       # at a drawn distance, pulled inside the walls
+        d, azimuth = rng.uniform(*distance), rng.uniform(0, 2 * np.pi)
+        p = np.array([center[0] + d * math.cos(azimuth), center[1] + d * math.sin(azimuth),
+                      rng.uniform(1.1, 1.8)])
+        p[:2] = np.clip(p[:2], 0.4, room_dims[:2] - 0.4)
+        break
       p = np.array([rng.uniform(0.4, room_dims[0] - 0.4), rng.uniform(0.4, room_dims[1] - 0.4),
                     rng.uniform(1.1, 1.8)])
       if np.linalg.norm(p[:2] - center[:2]) > 0.5:

@@ -1,0 +1,390 @@
+"""Training on meetings simulated while it trains, for a wall-clock budget.
+
+  python -m jaxdiar.online simulate --speech DIR --out POOL --workers 12 --seconds 600
+  python -m jaxdiar.online train --config configs/array8.py --pool POOL --out DIR --seconds 480
+
+For machines with many cores and an accelerator (and no TFDS/grain): simulator processes
+write finished meetings into a pool folder (each file written under a temporary name, then
+renamed); the trainer keeps every meeting of the pool on the device in a fixed-capacity ring
+and draws random windows from it inside the jitted step, with the augmentation (gain, white
+noise, cyclic rotation of a circular array; a random channel for a one-channel model) on the
+device too. The learning rate follows the config's one-cycle schedule over the *time* budget,
+so runs of different speed are compared at equal compute. The variables are saved every
+`--save-every` seconds as `variables-NNN.npz` chunks (each under 15 MB) with `config.json`
+and `metrics.jsonl`; `load_variables` reads them back for `jaxdiar.export`.
+
+The pure step functions are those of `jaxdiar.steps`; the orbax/grain loop of
+`jaxdiar.trainer` is the one to use for corpora on disk and for multi-host runs.
+"""
+
+import argparse
+import concurrent.futures
+import functools
+import json
+import multiprocessing
+import os
+import pathlib
+import sys
+import time
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from jaxdiar import atomic
+from jaxdiar import features as features_lib
+from jaxdiar import model as model_lib
+from jaxdiar import steps
+
+_CHUNK_BYTES = 15_000_000
+
+
+# ------------------------------------------------------------------------ simulation
+
+
+def _simulate_worker(args) -> int:
+  from jaxdiar.data import corpus as corpus_lib        # the simulator stack, in workers only
+  from jaxdiar.data import simulate as sim_lib
+  (speech, out, seed, worker, workers, sim, geometry, duration, sample_rate, hop,
+   deadline) = args
+  source = sim_lib.speech_source(speech)
+  out = pathlib.Path(out)
+  made = 0
+  index = worker
+  while made == 0 or time.time() < deadline:          # at least one meeting per worker
+    audio, turns, scene = sim_lib.simulate_meeting(source, index, seed, sim, geometry,
+                                                   duration, sample_rate)
+    names = [s["name"] for s in scene["speakers"]]
+    activity = corpus_lib.frame_activity(turns, names, 1 + audio.shape[1] // hop, hop,
+                                         sample_rate)
+    path = out / f"meeting{index:06d}.npz"
+    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
+      np.savez(f, audio=audio, activity=activity, speakers=np.array(names))
+    made += 1
+    index += workers
+  return made
+
+
+def simulate_pool(speech: str, out, *, workers: int, seconds: float, seed: int, sim,
+                  geometry, duration: float, sample_rate: int = 16000, hop: int = 256) -> int:
+  """Simulate meetings into `out` with `workers` processes until `seconds` have passed (at
+  least one meeting each); returns how many were made."""
+  out = pathlib.Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  deadline = time.time() + seconds
+  jobs = [(speech, str(out), seed, w, workers, sim, geometry, duration, sample_rate, hop,
+           deadline) for w in range(workers)]
+  ctx = multiprocessing.get_context("spawn")
+  with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+    return sum(pool.map(_simulate_worker, jobs))
+
+
+# ---------------------------------------------------------------------------- pool
+
+
+class DevicePool:
+  """Meetings of a pool folder held on the device in a ring of `capacity` slots."""
+
+  def __init__(self, folder, capacity: int, num_channels: int, num_samples: int,
+               num_frames: int, num_speakers: int, speaker_ids: dict[str, int]):
+    self.folder = pathlib.Path(folder)
+    self.capacity, self.filled, self.next_slot = capacity, 0, 0
+    self.speaker_ids = speaker_ids
+    self.seen: set[str] = set()
+    self.audio = jnp.zeros((capacity, num_channels, num_samples), jnp.int16)
+    self.activity = jnp.zeros((capacity, num_frames, num_speakers), jnp.uint8)
+    self.ids = jnp.full((capacity, num_speakers), -1, jnp.int32)
+    self.loaded = 0
+    self._put = jax.jit(lambda buf, i, x: buf.at[i].set(x), donate_argnums=0)
+
+  def refresh(self, limit: int = 64) -> int:
+    """Load up to `limit` new meetings; returns how many were loaded."""
+    new = sorted(p for p in self.folder.glob("meeting*.npz") if p.name not in self.seen)
+    count = 0
+    for path in new[:limit]:
+      self.seen.add(path.name)
+      with np.load(path) as z:
+        audio, activity, names = z["audio"], z["activity"], list(z["speakers"])
+      c, n = self.audio.shape[1:]
+      t, s = self.activity.shape[1:]
+      if audio.shape[1] < n or len(names) > s:
+        continue
+      act = np.zeros((t, s), np.uint8)
+      act[:, :len(names)] = activity[:t]
+      ids = np.full(s, -1, np.int32)
+      ids[:len(names)] = [self.speaker_ids.get(str(x), -1) for x in names]
+      i = self.next_slot
+      self.audio = self._put(self.audio, i, jnp.asarray(audio[:c, :n]))
+      self.activity = self._put(self.activity, i, jnp.asarray(act))
+      self.ids = self._put(self.ids, i, jnp.asarray(ids))
+      self.next_slot = (i + 1) % self.capacity
+      self.filled = min(self.filled + 1, self.capacity)
+      self.loaded += 1
+      count += 1
+    return count
+
+
+def window_batch(pool_audio, pool_activity, pool_ids, index, frame_start, rng, *,
+                 window_samples: int, hop: int, model_channels: int, gain_db: float,
+                 noise_snr_db: float, rotate: bool) -> dict:
+  """Training batch from the device pool: windows at (index[b], frame_start[b] * hop)."""
+  num_frames = 1 + window_samples // hop
+  num_channels = pool_audio.shape[1]
+
+  def one(i, f):
+    audio = jax.lax.dynamic_slice(pool_audio[i], (0, f * hop), (num_channels, window_samples))
+    act = jax.lax.dynamic_slice(pool_activity[i], (f, 0),
+                                (num_frames, pool_activity.shape[-1]))
+    return audio, act
+
+  audio, activity = jax.vmap(one)(index, frame_start)
+  audio = audio.astype(jnp.float32) / 32768.0
+  b = audio.shape[0]
+  k_rot, k_gain, k_snr, k_noise = jax.random.split(rng, 4)
+  shift = jax.random.randint(k_rot, (b,), 0, num_channels)
+  if model_channels == 1:                      # one random channel of the array
+    audio = jnp.take_along_axis(audio, shift[:, None, None], axis=1)
+  elif rotate:                                 # cyclic rotation of a uniform circular array
+    order = (jnp.arange(num_channels)[None, :] + shift[:, None]) % num_channels
+    audio = jnp.take_along_axis(audio, order[:, :, None], axis=1)
+  if gain_db:
+    gain = jax.random.uniform(k_gain, (b, 1, 1), minval=-gain_db, maxval=gain_db)
+    audio = audio * 10.0 ** (gain / 20.0)
+  if noise_snr_db:
+    snr = jax.random.uniform(k_snr, (b, 1, 1), minval=noise_snr_db, maxval=noise_snr_db + 20)
+    power = jnp.mean(audio ** 2, axis=(1, 2), keepdims=True) / 10.0 ** (snr / 10.0)
+    audio = audio + jnp.sqrt(power) * jax.random.normal(k_noise, audio.shape)
+  present = jnp.any(activity > 0, axis=1)                                  # [B, S]
+  ids = jnp.where(present, pool_ids[index], -1)
+  overlap = (jnp.sum(activity, axis=-1) >= 2).astype(jnp.uint8)
+  return dict(audio=jnp.clip(audio, -1.0, 1.0), activity=activity, overlap=overlap,
+              speaker_ids=ids)
+
+
+# --------------------------------------------------------------------------- train
+
+
+def make_optimizer(tcfg) -> optax.GradientTransformation:
+  """`steps.make_optimizer` with the base learning rate as an injected hyper-parameter,
+  set each step from the fraction of the time budget spent."""
+  groups = dict(tcfg.lr_multipliers)
+  labels = lambda params: flax.traverse_util.path_aware_map(
+      lambda path, _: steps.param_group(path), params)
+
+  def factory(learning_rate):
+    return optax.chain(
+        optax.clip_by_global_norm(tcfg.grad_clip_norm),
+        optax.multi_transform({g: optax.adamw(learning_rate * m, weight_decay=tcfg.weight_decay)
+                               for g, m in groups.items()}, labels))
+  return optax.inject_hyperparams(factory)(learning_rate=tcfg.learning_rate)
+
+
+def time_learning_rate(tcfg, fraction: float) -> float:
+  """One-cycle learning rate at `fraction` of the budget (the trainer's schedule over time)."""
+  schedule = optax.cosine_onecycle_schedule(10_000, tcfg.learning_rate, pct_start=tcfg.pct_start)
+  return float(schedule(int(min(max(fraction, 0.0), 1.0) * 10_000)))
+
+
+def save_variables(out, variables) -> list[pathlib.Path]:
+  """Variables as `variables-NNN.npz` chunks of at most ~15 MB (flattened '/' keys)."""
+  out = pathlib.Path(out)
+  flat = {"/".join(k): np.asarray(v) for k, v in
+          flax.traverse_util.flatten_dict(flax.core.unfreeze(variables)).items()}
+  chunks, current, size = [], {}, 0
+  for key in sorted(flat):
+    if current and size + flat[key].nbytes > _CHUNK_BYTES:
+      chunks.append(current)
+      current, size = {}, 0
+    current[key] = flat[key]
+    size += flat[key].nbytes
+  chunks.append(current)
+  paths = []
+  for old in out.glob("variables-*.npz"):
+    old.unlink()
+  for i, chunk in enumerate(chunks):
+    path = out / f"variables-{i:03d}.npz"
+    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
+      np.savez(f, **chunk)
+    paths.append(path)
+  return paths
+
+
+def load_variables(folder):
+  """(config, variables) saved by `train`."""
+  folder = pathlib.Path(folder)
+  files = sorted(folder.glob("variables-*.npz"))
+  if not files or not (folder / "config.json").exists():
+    raise FileNotFoundError(f"{folder}: no config.json and variables-*.npz (jaxdiar.online)")
+  flat = {}
+  for path in files:
+    with np.load(path) as z:
+      flat.update({tuple(k.split("/")): z[k] for k in z.files})
+  config = ml_collections.ConfigDict(json.loads((folder / "config.json").read_text()))
+  return config, flax.traverse_util.unflatten_dict(flat)
+
+
+def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_meetings: int = 8,
+          save_every: float = 60.0, log_every: int = 100, speakers: list[str] | None = None,
+          meeting_seconds: float | None = None, max_steps: int | None = None) -> dict:
+  """Train `config` for `seconds` of wall clock on the meetings appearing in `pool_dir`."""
+  start_time = time.time()
+  out = pathlib.Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  config = config.copy_and_resolve_references()
+  fcfg, tcfg, d = config.features, config.train, config.data
+  speakers = sorted(speakers or [])
+  with config.unlocked():
+    config.model.num_speaker_classes = max(len(speakers), 1)
+  dtype = tcfg.compute_dtype
+  if dtype == "auto":
+    dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"
+  model = model_lib.from_config(steps.dict_with(config.model, dtype=dtype))
+  tx = make_optimizer(tcfg)
+  sr, hop = fcfg.sample_rate, fcfg.hop
+  window = int(round(d.window_seconds * sr))
+  meeting_samples = int(round((meeting_seconds or d.meeting_seconds) * sr))
+  model_channels = len(fcfg.mic_positions)
+  pool = DevicePool(pool_dir, capacity, len(_pool_geometry(config)), meeting_samples,
+                    1 + meeting_samples // hop,
+                    config.model.num_speakers, {s: i for i, s in enumerate(speakers)})
+  atomic.write_text(out / "config.json", config.to_json(indent=1))
+  state = steps.init_state(jax.random.key(tcfg.seed), model=model, tx=tx,
+                           num_features=features_lib.feature_dim(fcfg))
+  rotate = bool(d.augment_rotate) and features_lib.is_uniform_circular(fcfg.mic_positions)
+  batcher = functools.partial(window_batch, window_samples=window, hop=hop,
+                              model_channels=model_channels, gain_db=d.augment_gain_db,
+                              noise_snr_db=d.augment_noise_snr_db, rotate=rotate)
+
+  @functools.partial(jax.jit, donate_argnums=0)
+  def step(state, pool_audio, pool_activity, pool_ids, index, frame_start, rng, lr):
+    k_batch, k_step = jax.random.split(jax.random.fold_in(rng, state.step))
+    batch = batcher(pool_audio, pool_activity, pool_ids, index, frame_start, k_batch)
+    hyper = dict(state.opt_state.hyperparams, learning_rate=lr)
+    state = state.replace(opt_state=state.opt_state._replace(hyperparams=hyper))
+    return steps.train_step(state, batch, k_step, model=model, tx=tx, config=config)
+
+  while pool.filled < min_meetings:
+    pool.refresh()
+    if pool.filled < min_meetings:
+      if time.time() - start_time > seconds:
+        raise RuntimeError(f"{pool_dir}: fewer than {min_meetings} meetings after {seconds} s")
+      time.sleep(1.0)
+  rng = jax.random.key(tcfg.seed + 1)
+  host_rng = np.random.default_rng(tcfg.seed)
+  max_start = (meeting_samples - window) // hop
+  train_start = time.time()
+  budget = seconds - (train_start - start_time)
+  if budget < 0.25 * seconds:
+    raise RuntimeError(f"{pool_dir}: the pool took {train_start - start_time:.0f} s of the "
+                       f"{seconds:.0f} s budget to reach {min_meetings} meetings")
+  log = open(out / "metrics.jsonl", "a")
+  last_save, last_refresh, step_count, sums = train_start, train_start, 0, {}
+  print(f"jaxdiar.online: training {out} for {budget:.0f} s on {jax.devices()[0]} "
+        f"({dtype}), {pool.filled} meetings in the pool", file=sys.stderr, flush=True)
+  while True:
+    now = time.time()
+    fraction = (now - train_start) / budget
+    if fraction >= 1.0 or (max_steps and step_count >= max_steps):
+      break
+    if now - last_refresh > 5.0:
+      pool.refresh()
+      last_refresh = now
+    index = host_rng.integers(0, pool.filled, tcfg.batch_size).astype(np.int32)
+    frame_start = host_rng.integers(0, max_start + 1, tcfg.batch_size).astype(np.int32)
+    lr = time_learning_rate(tcfg, fraction)
+    state, metrics = step(state, pool.audio, pool.activity, pool.ids, index, frame_start, rng,
+                          jnp.float32(lr))
+    step_count += 1
+    for k, v in metrics.items():
+      sums[k] = sums.get(k, 0.0) + v
+    if step_count % log_every == 0:
+      row = {k: float(v) / log_every for k, v in sums.items()}
+      row.update(step=step_count, seconds=round(time.time() - train_start, 1), lr=lr,
+                 pool=pool.loaded)
+      if not row.get("finite", 1.0) > 0.99:
+        print(f"jaxdiar.online: non-finite steps at {step_count}", file=sys.stderr)
+      log.write(json.dumps(row) + "\n")
+      log.flush()
+      print(f"step {step_count} loss {row['loss/total']:.4f} vad {row['loss/vad']:.4f} "
+            f"lr {lr:.2e} pool {pool.loaded} {row['seconds']} s", file=sys.stderr, flush=True)
+      sums = {}
+    if time.time() - last_save > save_every:
+      save_variables(out, {"params": state.params, "batch_stats": state.batch_stats})
+      last_save = time.time()
+  save_variables(out, {"params": state.params, "batch_stats": state.batch_stats})
+  summary = dict(steps=step_count, seconds=round(time.time() - train_start, 1),
+                 meetings=pool.loaded, device=str(jax.devices()[0]), dtype=dtype,
+                 batch_size=tcfg.batch_size)
+  atomic.write_text(out / "summary.json", json.dumps(summary, indent=1))
+  log.close()
+  return summary
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(prog="python -m jaxdiar.online", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  sub = p.add_subparsers(dest="command", required=True)
+  s = sub.add_parser("simulate", help="fill a pool folder with simulated meetings")
+  s.add_argument("--config", required=True, help="config file (its data.sim, array, length)")
+  s.add_argument("--speech", required=True, help="speech folder(s), comma-separated")
+  s.add_argument("--out", required=True)
+  s.add_argument("--workers", type=int, default=os.cpu_count())
+  s.add_argument("--seconds", type=float, required=True)
+  s.add_argument("--seed", type=int, default=1000)
+  t = sub.add_parser("train", help="train on a pool folder for a time budget")
+  t.add_argument("--config", required=True)
+  t.add_argument("--pool", required=True)
+  t.add_argument("--out", required=True)
+  t.add_argument("--seconds", type=float, required=True)
+  t.add_argument("--speech", required=True, help="training speech (speaker ids of the classifier)")
+  t.add_argument("--capacity", type=int, default=1024)
+  t.add_argument("--save-every", type=float, default=60.0)
+  t.add_argument("--max-steps", type=int, default=None)
+  args, overrides = p.parse_known_args(argv)
+  config = load_config(args.config, overrides)
+  if args.command == "simulate":
+    n = simulate_pool(args.speech, args.out, workers=args.workers, seconds=args.seconds,
+                      seed=args.seed, sim=config.data.sim,
+                      geometry=_pool_geometry(config), duration=config.data.meeting_seconds,
+                      sample_rate=config.features.sample_rate, hop=config.features.hop)
+    print(f"simulated {n} meetings into {args.out}")
+    return 0
+  from jaxdiar.data import simulate as sim_lib
+  speakers = sim_lib.speech_source(args.speech).speakers
+  summary = train(config, args.pool, args.out, seconds=args.seconds, capacity=args.capacity,
+                  save_every=args.save_every, speakers=speakers, max_steps=args.max_steps)
+  print(json.dumps(summary))
+  return 0
+
+
+def _pool_geometry(config):
+  """The array the pool is simulated with: the config's, or data.pool_geometry for a
+  one-channel model trained on array recordings."""
+  return config.data.get("pool_geometry", None) or config.features.mic_positions
+
+
+def load_config(path, overrides=()):
+  """A config file by path, with `--config.a.b=value` overrides."""
+  import importlib.util
+  spec = importlib.util.spec_from_file_location("jaxdiar_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  for item in overrides:
+    if not item.startswith("--config.") or "=" not in item:
+      raise SystemExit(f"unknown argument {item!r} (overrides are --config.a.b=value)")
+    key, value = item[len("--config."):].split("=", 1)
+    *parents, leaf = key.split(".")
+    node = config
+    for name in parents:
+      node = node[name]
+    old = node[leaf]
+    node[leaf] = type(old)(json.loads(value)) if not isinstance(old, str) else value
+  return config
+
+
+if __name__ == "__main__":
+  sys.exit(main())

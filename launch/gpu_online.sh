@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# One prepared command for a lent GPU machine: simulate meetings on its CPU cores while the
+# GPU trains several recipes on them at once (jaxdiar.online), for a fixed wall-clock budget.
+# Here first: `bash benchmarks/gpu_wheels.sh` and copy the training speech into .speech/
+# (both ignored by git); then the device run with carry=[".whl", ".speech"]:
+#   bash launch/gpu_online.sh SECONDS NAME=CONFIG[:OVERRIDES] ...
+# e.g. bash launch/gpu_online.sh 420 compact=configs/array8.py full=configs/array8.py:--config.features.kind=full mono=configs/mono.py
+# Each run's variables-*.npz, config.json, metrics.jsonl and summary.json land in
+# ${OUT:-runs}/NAME-* (flat: the device tool returns two folder levels at most).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+SECONDS_BUDGET=$1; shift
+OUTDIR=${OUT:-runs}
+SPEECH=${SPEECH:-.speech/libri-train-clean-100}
+WORKERS=${WORKERS:-$(( $(nproc) - 2 * $# ))}
+export PYTHONUNBUFFERED=1
+if compgen -G ".whl/*.whl" >/dev/null; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/jaxdiar-site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/jaxdiar-site
+fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null || true
+$PY -c "import jax, flax, optax; print(jax.devices(), jax.__version__, flax.__version__, optax.__version__)" || exit 1
+POOL=/tmp/jaxdiar-pool
+rm -rf "$POOL" /tmp/jaxdiar-runs; mkdir -p "$POOL" /tmp/jaxdiar-runs "$OUTDIR"
+first_config=${1#*=}; first_config=${first_config%%:*}
+$PY -m jaxdiar.online simulate --config "$first_config" --speech "$SPEECH" --out "$POOL" \
+  --workers "$WORKERS" --seconds $(( SECONDS_BUDGET + 30 )) > /tmp/jaxdiar-runs/simulate.log 2>&1 &
+SIM=$!
+# Each process takes its share of GPU memory (the pool ring lives there).
+export XLA_PYTHON_CLIENT_MEM_FRACTION=$(python3 -c "print(round(0.9 / $#, 2))")
+pids=()
+for spec in "$@"; do
+  name=${spec%%=*}; rest=${spec#*=}; config=${rest%%:*}
+  overrides=""; [[ $rest == *:* ]] && overrides=${rest#*:}
+  timeout $(( SECONDS_BUDGET + 120 )) $PY -m jaxdiar.online train --config "$config" \
+    --pool "$POOL" --out /tmp/jaxdiar-runs/$name --speech "$SPEECH" --seconds "$SECONDS_BUDGET" \
+    --capacity ${CAPACITY:-1024} $overrides > /tmp/jaxdiar-runs/$name.log 2>&1 &
+  pids+=($!)
+done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+kill $SIM 2>/dev/null; pkill -f "jaxdiar.online simulate" 2>/dev/null
+echo "pool: $(ls $POOL | wc -l) meetings"
+for spec in "$@"; do
+  name=${spec%%=*}
+  for f in /tmp/jaxdiar-runs/$name/variables-*.npz; do cp "$f" "$OUTDIR/$name-$(basename $f)"; done
+  tail -n 3 /tmp/jaxdiar-runs/$name.log
+done
+tar -C /tmp/jaxdiar-runs -czf "$OUTDIR/runs.tgz" --exclude='variables-*' .
+ls -la "$OUTDIR"
+exit $status

@@ -1,0 +1,109 @@
+"""jaxdiar.online: windows drawn on the device, the time schedule, variable files, and a
+whole simulate -> train -> export run on tiny settings."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from configs import array8
+from configs import mono
+from configs import smoke
+from jaxdiar import export
+from jaxdiar import online
+from jaxdiar import runtime
+
+
+def pool(rng, m=3, c=8, n=4000, t=None, s=4):
+  t = t or 1 + n // 100
+  audio = rng.integers(-3000, 3000, (m, c, n)).astype(np.int16)
+  activity = (rng.random((m, t, s)) < 0.4).astype(np.uint8)
+  activity[:, :, 3] = 0                                  # an empty slot
+  ids = np.array([[5, 6, 7, -1]] * m, np.int32)
+  return audio, activity, ids
+
+
+@pytest.mark.parametrize("channels", [8, 1])
+def test_window_batch_equals_numpy_slicing(channels):
+  rng = np.random.default_rng(0)
+  audio, activity, ids = pool(rng)
+  index, start = np.array([0, 2, 1, 2]), np.array([0, 7, 13, 20])
+  out = online.window_batch(jnp.asarray(audio), jnp.asarray(activity), jnp.asarray(ids),
+                            jnp.asarray(index), jnp.asarray(start), jax.random.key(0),
+                            window_samples=1000, hop=100, model_channels=channels, gain_db=0.0,
+                            noise_snr_db=0.0, rotate=True)
+  for b, (i, f) in enumerate(zip(index, start)):
+    want = audio[i, :, f * 100:f * 100 + 1000].astype(np.float32) / 32768
+    got = np.asarray(out["audio"][b])
+    if channels == 1:     # one channel of the array
+      assert got.shape == (1, 1000)
+      assert any(np.allclose(got[0], want[c]) for c in range(8))
+    else:                 # a cyclic rotation of the channels
+      assert any(np.allclose(got, np.roll(want, -k, axis=0)) for k in range(8))
+    act = activity[i, f:f + 11]
+    np.testing.assert_array_equal(out["activity"][b], act)
+    np.testing.assert_array_equal(out["overlap"][b], act.sum(axis=1) >= 2)
+    np.testing.assert_array_equal(out["speaker_ids"][b],
+                                  np.where(act.any(axis=0), ids[i], -1))
+
+
+def test_time_schedule_is_the_one_cycle_over_the_budget():
+  tcfg = array8.get_config().train
+  ref = optax.cosine_onecycle_schedule(10_000, tcfg.learning_rate, pct_start=tcfg.pct_start)
+  for f in (0.0, 0.1, 0.3, 0.5, 0.99):
+    assert online.time_learning_rate(tcfg, f) == pytest.approx(float(ref(int(f * 10_000))))
+  assert online.time_learning_rate(tcfg, 0.3) == pytest.approx(tcfg.learning_rate)
+  assert online.time_learning_rate(tcfg, 2.0) == online.time_learning_rate(tcfg, 1.0)
+
+
+def test_variables_round_trip_in_chunks(tmp_path, monkeypatch):
+  monkeypatch.setattr(online, "_CHUNK_BYTES", 1000)
+  rng = np.random.default_rng(1)
+  variables = {"params": {"a": {"kernel": rng.standard_normal((20, 20)).astype(np.float32)},
+                          "b": rng.standard_normal(300).astype(np.float32)},
+               "batch_stats": {"n": {"mean": np.arange(5, dtype=np.float32)}}}
+  paths = online.save_variables(tmp_path, variables)
+  assert len(paths) >= 3
+  (tmp_path / "config.json").write_text(smoke.get_config().to_json())
+  _, back = online.load_variables(tmp_path)
+  for key in ("a", "b"):
+    np.testing.assert_array_equal(jax.tree.leaves(back["params"][key]),
+                                  jax.tree.leaves(variables["params"][key]))
+  np.testing.assert_array_equal(back["batch_stats"]["n"]["mean"], np.arange(5))
+  with pytest.raises(FileNotFoundError, match="variables"):
+    online.load_variables(tmp_path / "nothing")
+
+
+def test_mono_recipe_trains_on_one_channel_of_the_array():
+  config = mono.get_config()
+  assert len(config.features.mic_positions) == 1 and config.features.kind == "lps"
+  assert len(online._pool_geometry(config)) == 8
+
+
+@pytest.mark.slow
+def test_simulate_train_export(tmp_path):
+  config = smoke.get_config()
+  config.data.meeting_seconds = 6.0
+  config.data.window_seconds = 2.0
+  config.train.batch_size = 2
+  config.train.compute_dtype = "auto"
+  made = online.simulate_pool("", tmp_path / "pool", workers=1, seconds=1.0, seed=3,
+                              sim=config.data.sim, geometry=config.features.mic_positions,
+                              duration=6.0)
+  assert made >= 1 and len(list((tmp_path / "pool").glob("meeting*.npz"))) == made
+  summary = online.train(config, tmp_path / "pool", tmp_path / "run", seconds=600, capacity=4,
+                         min_meetings=1, max_steps=3, log_every=1,
+                         speakers=[f"synth{i:03d}" for i in range(16)])
+  assert summary["steps"] == 3 and summary["dtype"] == "float32"
+  rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+  assert len(rows) == 3 and all(np.isfinite(r["loss/total"]) and r["finite"] == 1 for r in rows)
+  assert rows[0]["lr"] < rows[-1]["lr"] or rows[0]["lr"] > 0     # the schedule was applied
+  cfg, variables = online.load_variables(tmp_path / "run")
+  assert cfg.model.num_speaker_classes == 16
+  export.export(cfg, variables, tmp_path / "m.jaxdiar", platforms=("cpu",))
+  model = runtime.load(tmp_path / "m.jaxdiar")
+  out = model(np.zeros((1, 8, 32000), np.float32) + 0.01)
+  assert np.asarray(out["vad"]).shape == (1, 126, config.model.num_speakers)
