@@ -129,7 +129,21 @@ def get_config() -> ml_collections.ConfigDict:
   i.min_speech_seconds = 0.2     # Shorter speech segments are dropped.
   i.min_silence_seconds = 0.2    # Shorter gaps inside a speaker's speech are filled.
   i.min_active_frames = 10       # A local speaker counts in a window if active this long.
-  i.cluster_threshold = 0.6      # Cosine distance cut when the number of speakers is unknown.
+  i.cluster_threshold = 0.45     # Cosine distance cut when the number of speakers is unknown
+                                 # (chosen on the dev meetings, benchmarks/bench_accuracy.py).
+  i.spatial_weight = 0.3         # Weight of the talker direction (SRP-PHAT over the frames
+                                 # where a local speaker talks alone) in the clustering
+                                 # distance; 0 = embeddings only. Arrays only.
+  i.anchor_seconds = 2.0         # Only local speakers heard this long are clustered; the others
+                                 # join the nearest cluster (short ones have noisy embeddings).
+  i.refine = 0                   # Rounds of reassigning every local speaker to the centroids.
+  i.stitch = "count"             # "count": at each frame the expected number of talkers (sum
+                                 # of local probabilities, averaged over windows) takes the
+                                 # highest-scoring global speakers; "mean": each global
+                                 # speaker's averaged probability through the thresholds.
+  i.count = "expected"           # "expected" (sum of probabilities) | "threshold" (actives).
+  i.osd_threshold = 0.6          # Where the overlap head is above this, at least two talkers
+                                 # (the VAD-OSD synergy); 1.0 disables.
   i.max_cluster_embeddings = 2000  # Beyond this many local speakers (about 2 h), cluster an
                                  # even subset and assign the rest to its centroids: bounded
                                  # memory for any length.

@@ -1,4 +1,4 @@
-"""python -m jaxdiar.diarize INPUT... --model model.jaxdiar --out OUT.rttm
+"""python -m jaxdiar.diarize INPUT... [--model model.jaxdiar] --out OUT.rttm
 
 Long-recording diarization with an exported model: audio read in blocks (memory does not
 grow with the length), sliding windows, per-window VAD/OSD and local-speaker embeddings,
@@ -19,8 +19,10 @@ import scipy.optimize
 import scipy.spatial.distance
 import tqdm
 
+from jaxdiar import bundled
 from jaxdiar import rttm
 from jaxdiar import runtime
+from jaxdiar import spatial as spatial_lib
 from jaxdiar.data import audio as audio_lib
 
 
@@ -59,32 +61,55 @@ def _read_block(path, rate: int, target_rate: int, start: int, length: int) -> n
 
 def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=None,
             min_speakers=1, max_speakers=None, threshold: float = 0.6,
-            max_embeddings: int = 2000) -> np.ndarray:
+            max_embeddings: int = 2000, directions: np.ndarray | None = None,
+            spatial_weight: float = 0.0, anchors: np.ndarray | None = None,
+            refine: int = 0) -> np.ndarray:
   """Agglomerative (average-link, cosine) clustering of local-speaker embeddings.
 
   Two local speakers of one window are different people: their distance is set to the
-  maximum so they merge last. Returns a cluster label per embedding (0..K-1).
+  maximum so they merge last. With `directions` ([n, G] SRP-PHAT responses over azimuths)
+  the distance is (1 - spatial_weight) * embedding distance + spatial_weight * direction
+  distance, both cosine. Returns a cluster label per embedding (0..K-1).
 
-  Average linkage needs the n x n distances; beyond `max_embeddings` (about 2 h of audio
-  at the default window step) an evenly spread subset of that size is clustered and every
-  other embedding joins the nearest cluster centroid, the local speakers of one window
-  going to distinct clusters (Hungarian assignment per window). Memory stays bounded by
-  the subset (32 MB of distances at 2000), whatever the recording's length.
+  Only the `anchors` (a boolean mask, e.g. the local speakers heard long enough for a
+  reliable embedding; default all) are clustered; every other embedding joins the nearest
+  cluster centroid, the local speakers of one window going to distinct clusters (Hungarian
+  assignment per window). `refine` rounds then reassign every embedding to the centroids of
+  the previous round in the same way.
+
+  Average linkage needs the n x n distances; beyond `max_embeddings` anchors (about 2 h of
+  audio at the default window step) an evenly spread subset of them is clustered and the
+  rest assigned: memory stays bounded (32 MB of distances at 2000), whatever the length.
   """
   n = len(embeddings)
   if n <= 1:
     return np.zeros(n, int)
   x = embeddings / (np.linalg.norm(embeddings, axis=1, keepdims=True) + 1e-9)
-  options = dict(num_speakers=num_speakers, min_speakers=min_speakers,
-                 max_speakers=max_speakers, threshold=threshold)
-  if n <= max_embeddings:
-    return _average_link(x, window_index, **options)
-  # An even subset is clustered; every other embedding joins a centroid.
-  picked = np.unique(np.linspace(0, n - 1, max_embeddings).round().astype(int))
+  if directions is not None and spatial_weight > 0:
+    # Cosine distance of (1 - a) * embedding + a * direction: one cosine over the unit
+    # vectors [sqrt(1 - a) x, sqrt(a) d], d the mean-removed SRP response.
+    d = directions - directions.mean(axis=1, keepdims=True)
+    d /= np.linalg.norm(d, axis=1, keepdims=True) + 1e-9
+    x = np.concatenate([np.sqrt(1 - spatial_weight) * x, np.sqrt(spatial_weight) * d], axis=1)
+  picked = np.flatnonzero(anchors) if anchors is not None and np.sum(anchors) > 1 else np.arange(n)
+  if len(picked) > max_embeddings:
+    picked = picked[np.unique(np.linspace(0, len(picked) - 1, max_embeddings).round().astype(int))]
   labels = np.full(n, -1)
-  labels[picked] = _average_link(x[picked], window_index[picked], **options)
-  ids = np.unique(labels[picked])
-  centroids = np.stack([x[picked][labels[picked] == k].mean(axis=0) for k in ids])
+  labels[picked] = _average_link(x[picked], window_index[picked], num_speakers=num_speakers,
+                                 min_speakers=min_speakers, max_speakers=max_speakers,
+                                 threshold=threshold)
+  labels = _assign(x, window_index, labels, labels)
+  for _ in range(refine):
+    labels = _assign(x, window_index, np.full(n, -1), labels)
+  return np.unique(labels, return_inverse=True)[1]
+
+
+def _assign(x, window_index, labels, reference) -> np.ndarray:
+  """Unlabelled (-1) embeddings join the centroids of `reference`'s clusters: nearest, distinct
+  within a window and from the window's already labelled ones (Hungarian per window)."""
+  labels = labels.copy()
+  ids = np.unique(reference[reference >= 0])
+  centroids = np.stack([x[reference == k].mean(axis=0) for k in ids])
   centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-9
   by_window = np.argsort(window_index, kind="stable")
   for group in np.split(by_window, np.flatnonzero(np.diff(window_index[by_window])) + 1):
@@ -120,7 +145,9 @@ def _average_link(x, window_index, *, num_speakers, min_speakers, max_speakers,
     k = len(np.unique(scipy.cluster.hierarchy.fcluster(tree, threshold, "distance")))
     k = max(min_speakers or 1, min(k, max_speakers or n))
     k = min(k, n)
-  return scipy.cluster.hierarchy.fcluster(tree, k, "maxclust") - 1
+  # cut_tree gives exactly k clusters; fcluster's maxclust gives fewer when merges tie (the
+  # cannot-link pairs all merge at the same maximal height).
+  return scipy.cluster.hierarchy.cut_tree(tree, n_clusters=k)[:, 0]
 
 
 def binarize(prob: np.ndarray, onset: float, offset: float, min_speech: int,
@@ -131,6 +158,12 @@ def binarize(prob: np.ndarray, onset: float, offset: float, min_speech: int,
   for t, p in enumerate(prob):
     on = p > onset if not on else p >= offset
     active[t] = on
+  return _fill_and_drop(active, min_speech, min_silence)
+
+
+def _fill_and_drop(active: np.ndarray, min_speech: int, min_silence: int) -> np.ndarray:
+  """Fill gaps shorter than min_silence, then drop segments shorter than min_speech."""
+  active = active.copy()
   segments = _runs(active)
   for (s0, e0), (s1, _) in zip(segments, segments[1:]):
     if s1 - e0 < min_silence:
@@ -146,11 +179,30 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
   return list(zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]))
 
 
-def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,
-            num_speakers: int | None = None, min_speakers: int | None = None,
-            max_speakers: int | None = None, replicate_channels: bool = False,
-            progress: bool = True) -> Result:
-  """Diarize one recording. Raises InputError / AudioError with a clear message."""
+@dataclasses.dataclass
+class Inference:
+  """The model's per-window outputs over one recording (what `decode` clusters and stitches)."""
+  uri: str
+  window_frames: np.ndarray        # [W] first frame of each window
+  vad: np.ndarray                  # [W, Tw, S] local speaker probabilities
+  osd: np.ndarray                  # [W, Tw] overlap probability
+  emb: np.ndarray                  # [W, S, E] local speaker embeddings
+  direction: np.ndarray | None     # [W, S, G] SRP-PHAT response per local speaker (arrays)
+  total_frames: int
+  num_samples: int
+  sample_rate: int
+  hop: int
+
+
+def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
+          replicate_channels: bool = False, progress: bool = True,
+          spatial: bool = True, step_seconds: float | None = None) -> Inference:
+  """Run the model over sliding windows of one recording (read in blocks).
+
+  With `spatial` and a multi-channel recording, each local speaker also gets its SRP-PHAT
+  response over azimuths, from the frames where it talks alone (`jaxdiar.spatial`).
+  Raises InputError / AudioError with a clear message.
+  """
   meta, inf = model.meta, model.meta["inference"]
   sr, hop = model.sample_rate, model.hop
   path = pathlib.Path(path)
@@ -165,72 +217,162 @@ def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,
                        f"{model.num_channels} (its '{meta['feature_kind']}' features need the "
                        "array; a mono file can be run with --replicate-channels)")
     tile = model.num_channels if channels == 1 else 1
+  if meta["feature_kind"] == "lps" and model.num_channels == 1 and channels > 1:
+    tile = 0                                    # a one-channel model reads the first channel
   num_samples = int(round(frames * sr / rate))
   window = int(round(inf["window_seconds"] * sr))
-  step = int(round(inf["step_seconds"] * sr))
+  step = int(round((step_seconds or inf["step_seconds"]) * sr))
   window = min(window, max(num_samples, meta["n_fft"]))
   starts = _window_starts(num_samples, window, step)
-  frames_per_window = 1 + window // hop
-  total_frames = 1 + num_samples // hop
   batch = inf["batch_windows"]
-
-  locals_: list[tuple[int, int, np.ndarray, np.ndarray]] = []   # window, start frame, probs, emb
-  osd_sum = np.zeros(total_frames)
-  cover = np.zeros(total_frames)
+  steer = None
+  if spatial and channels > 1 and len(meta["mic_positions"]) == channels:
+    steer = spatial_lib.steering(meta["mic_positions"], meta["n_fft"], sr,
+                                 spatial_lib.azimuth_grid())
+  vads, osds, embs, dirs = [], [], [], []
   peak = 0.0
   bar = tqdm.tqdm(total=len(starts), desc=f"diarize {uri}", unit="window", disable=not progress)
   for b0 in range(0, len(starts), batch):
     group = starts[b0:b0 + batch]
-    blocks = [_read_block(path, rate, sr, s, window) for s in group]
-    blocks = [np.tile(x, (tile, 1)) if tile > 1 else x for x in blocks]
+    raw = [_read_block(path, rate, sr, s, window) for s in group]
+    if tile == 0:
+      blocks = [x[:1] for x in raw]
+    else:
+      blocks = [np.tile(x, (tile, 1)) if tile > 1 else x for x in raw]
     audio = np.stack(blocks + [np.zeros_like(blocks[0])] * (batch - len(blocks)))
     peak = max(peak, float(np.abs(audio).max()))
     out = {k: np.asarray(v) for k, v in model(audio).items()}
-    for j, s in enumerate(group):
-      f0 = s // hop
-      f1 = min(f0 + frames_per_window, total_frames)
-      osd_sum[f0:f1] += out["osd"][j, :f1 - f0]
-      cover[f0:f1] += 1
-      for spk in range(out["vad"].shape[-1]):
-        prob = out["vad"][j, :f1 - f0, spk]
-        if np.sum(prob > inf["onset"]) >= inf["min_active_frames"]:
-          # Copies: a view would keep the whole batch's output buffers alive.
-          locals_.append((b0 + j, f0, prob.astype(np.float32),
-                          out["spk_emb"][j, spk].astype(np.float32)))
-    bar.update(len(group))
+    n = len(group)
+    # Copies: a view would keep the whole batch's output buffers alive.
+    vads.append(out["vad"][:n].astype(np.float16))
+    osds.append(out["osd"][:n].astype(np.float16))
+    embs.append(out["spk_emb"][:n].astype(np.float32))
+    if steer is not None:
+      for j in range(n):
+        p = out["vad"][j].T.astype(np.float32)                         # [S, Tw]
+        others = np.prod(1.0 - p[None, :, :] * (1 - np.eye(len(p)))[:, :, None], axis=1)
+        spec = spatial_lib.stft(raw[j], meta["n_fft"], hop)
+        dirs.append(spatial_lib.srp_phat(spec, p * others, steer).astype(np.float32))
+    bar.update(n)
   bar.close()
   if peak == 0.0:
     raise InputError(f"{path}: the audio is all zeros")
+  return Inference(uri, np.array(starts) // hop, np.concatenate(vads), np.concatenate(osds),
+                   np.concatenate(embs), np.stack(dirs) if dirs else None,
+                   1 + num_samples // hop, num_samples, sr, hop)
 
-  labels = cluster(np.array([e for *_, e in locals_]).reshape(len(locals_), -1),
-                   np.array([w for w, *_ in locals_], int), num_speakers=num_speakers,
+
+def decode(inference: Inference, options: dict, *, num_speakers: int | None = None,
+           min_speakers: int | None = None, max_speakers: int | None = None) -> Result:
+  """Cluster the local speakers of every window into global speakers, stitch, binarize.
+
+  `options` are the model's inference settings (meta["inference"]), any of which a caller
+  may override. Stitching `count` (default): the number of talkers at each frame is the
+  average over the covering windows of their active local speakers, and that many global
+  speakers (the highest stitched scores) are marked; `mean`: each global speaker's averaged
+  probability through hysteresis thresholds.
+  """
+  o = {**DEFAULT_DECODE, **options}
+  inf = inference
+  fs = inf.hop / inf.sample_rate
+  total, (num_windows, tw, s) = inf.total_frames, inf.vad.shape
+  vad = inf.vad.astype(np.float32)
+  locals_ = [(w, k) for w in range(num_windows) for k in range(s)
+             if np.sum(vad[w, :max(0, min(tw, total - inf.window_frames[w])), k] > o["onset"])
+             >= o["min_active_frames"]]
+  emb = np.array([inf.emb[w, k] for w, k in locals_]).reshape(len(locals_), inf.emb.shape[-1])
+  direction = None
+  if inf.direction is not None and o["spatial_weight"] > 0:
+    direction = np.array([inf.direction[w, k] for w, k in locals_])
+  labels = cluster(emb, np.array([w for w, _ in locals_], int), num_speakers=num_speakers,
                    min_speakers=min_speakers, max_speakers=max_speakers,
-                   threshold=inf["cluster_threshold"],
-                   max_embeddings=inf.get("max_cluster_embeddings", 2000))
+                   threshold=o["cluster_threshold"],
+                   max_embeddings=o.get("max_cluster_embeddings", 2000), directions=direction,
+                   spatial_weight=o["spatial_weight"], refine=o["refine"],
+                   anchors=np.array([np.sum(vad[w, :, k] > o["onset"]) * fs
+                                     >= o["anchor_seconds"] for w, k in locals_], bool))
   k = int(labels.max()) + 1 if len(labels) else 0
-  speech = np.zeros((total_frames, k))
-  for (w, f0, prob, _), label in zip(locals_, labels):
-    speech[f0:f0 + len(prob), label] += prob
-  speech /= np.maximum(cover, 1)[:, None]
-  overlap = osd_sum / np.maximum(cover, 1)
-  if inf["median_frames"] > 1 and k:
-    speech = scipy.ndimage.median_filter(speech, size=(inf["median_frames"], 1), mode="nearest")
-  fs = hop / sr
+  score = np.zeros((total, k))
+  cover = np.zeros(total)
+  count = np.zeros(total)
+  osd = np.zeros(total)
+  speech = np.zeros(total)
+  for w in range(num_windows):
+    f0 = inf.window_frames[w]
+    n = max(0, min(tw, total - f0))
+    cover[f0:f0 + n] += 1
+    osd[f0:f0 + n] += inf.osd[w, :n]
+    speech[f0:f0 + n] += 1.0 - np.prod(1.0 - vad[w, :n], axis=1)    # P(anyone talks)
+    if o["count"] == "expected":             # expected number of talkers: sum of probabilities
+      count[f0:f0 + n] += vad[w, :n].sum(axis=1)
+  for (w, slot), label in zip(locals_, labels):
+    f0 = inf.window_frames[w]
+    n = max(0, min(tw, total - f0))
+    score[f0:f0 + n, label] += vad[w, :n, slot]
+    if o["count"] == "threshold":            # active local speakers
+      count[f0:f0 + n] += vad[w, :n, slot] > o["onset"]
+  score /= np.maximum(cover, 1)[:, None]
+  count /= np.maximum(cover, 1)
+  osd /= np.maximum(cover, 1)
+  speech /= np.maximum(cover, 1)
+  if o["median_frames"] > 1 and k:
+    score = scipy.ndimage.median_filter(score, size=(o["median_frames"], 1), mode="nearest")
+    count = scipy.ndimage.median_filter(count, size=o["median_frames"], mode="nearest")
+    speech = scipy.ndimage.median_filter(speech, size=o["median_frames"], mode="nearest")
+  min_speech = int(round(o["min_speech_seconds"] / fs))
+  min_silence = int(round(o["min_silence_seconds"] / fs))
+  active = np.zeros((total, k), bool)
+  if o["stitch"] == "count" and k:
+    n_active = np.floor(count + 0.5).astype(int)
+    n_active = np.minimum(np.maximum(n_active, speech > o["onset"]), k)   # speech: >= 1
+    if o["osd_threshold"] < 1.0:        # detected overlap: at least two talkers
+      n_active = np.where((osd > o["osd_threshold"]) & (n_active >= 1), np.maximum(n_active, 2),
+                          n_active)
+      n_active = np.minimum(n_active, k)
+    order = np.argsort(-score, axis=1)
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(k)[None, :], axis=1)
+    active = rank < n_active[:, None]
+    for spk in range(k):
+      active[:, spk] = _fill_and_drop(active[:, spk], min_speech, min_silence)
+  else:
+    for spk in range(k):
+      active[:, spk] = binarize(score[:, spk], o["onset"], o["offset"], min_speech, min_silence)
   turns = []
   for spk in range(k):
-    active = binarize(speech[:, spk], inf["onset"], inf["offset"],
-                      int(round(inf["min_speech_seconds"] / fs)),
-                      int(round(inf["min_silence_seconds"] / fs)))
-    for s, e in _runs(active):
-      turns.append(rttm.Turn(uri, s * fs, min(e * fs, num_samples / sr), f"spk{spk:02d}"))
-  return Result(sorted(turns), speech, overlap, fs)
+    for a, b in _runs(active[:, spk]):
+      turns.append(rttm.Turn(inf.uri, a * fs, min(b * fs, inf.num_samples / inf.sample_rate),
+                             f"spk{spk:02d}"))
+  return Result(sorted(turns), score, osd, fs)
+
+
+# Decoding settings that model files exported before they existed do not carry: the old
+# behaviour (mean stitching, no directions, no overlap rule, every local speaker clustered).
+DEFAULT_DECODE = dict(stitch="mean", count="expected", spatial_weight=0.0, osd_threshold=1.0,
+                      refine=0, anchor_seconds=0.0)
+
+
+def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,
+            num_speakers: int | None = None, min_speakers: int | None = None,
+            max_speakers: int | None = None, replicate_channels: bool = False,
+            progress: bool = True, **options) -> Result:
+  """Diarize one recording (`infer` then `decode`; `options` override the model's inference
+  settings). Raises InputError / AudioError with a clear message."""
+  o = {**DEFAULT_DECODE, **model.meta["inference"], **options}
+  inference = infer(path, model, uri=uri, replicate_channels=replicate_channels,
+                    progress=progress, spatial=o["spatial_weight"] > 0,
+                    step_seconds=o["step_seconds"])
+  return decode(inference, o, num_speakers=num_speakers, min_speakers=min_speakers,
+                max_speakers=max_speakers)
 
 
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python -m jaxdiar.diarize", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("inputs", nargs="+", help="audio files or per-channel folders")
-  p.add_argument("--model", required=True, help="a .jaxdiar file (python -m jaxdiar.export)")
+  p.add_argument("--model", default=None,
+                 help="a .jaxdiar file (python -m jaxdiar.export); default: the bundled model "
+                      "that fits the input (8 channels: 'array8', otherwise 'mono')")
   p.add_argument("--out", required=True, help="RTTM to write (all inputs)")
   p.add_argument("--num-speakers", type=int, default=None)
   p.add_argument("--min-speakers", type=int, default=None)
@@ -241,13 +383,29 @@ def main(argv=None) -> int:
   p.add_argument("--plot", default=None, help="PNG of the first input's result")
   p.add_argument("--ref", default=None, help="reference RTTM for --plot")
   args = p.parse_args(argv)
-  try:
-    model = runtime.load(args.model)
-  except runtime.ModelFileError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  models: dict[str, runtime.ExportedModel] = {}
+
+  def model_for(path) -> runtime.ExportedModel:
+    name = args.model
+    if name is None:
+      name = bundled.choose(audio_lib.info(path)[1])
+      if name not in models:
+        print(f"jaxdiar.diarize: no --model given: using the bundled '{name}' model "
+              f"({bundled.path(name)})", file=sys.stderr)
+    if name not in models:
+      models[name] = runtime.load(bundled.path(name) if args.model is None else name)
+    return models[name]
+
   turns, results = [], []
   for path in args.inputs:
+    try:
+      model = model_for(path)
+    except runtime.ModelFileError as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 2
+    except (audio_lib.AudioError, FileNotFoundError) as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 2
     try:
       result = diarize(path, model, num_speakers=args.num_speakers,
                        min_speakers=args.min_speakers, max_speakers=args.max_speakers,
@@ -255,6 +413,8 @@ def main(argv=None) -> int:
     except (InputError, audio_lib.AudioError, FileNotFoundError) as e:
       print(f"error: {e}", file=sys.stderr)
       return 2
+    if not result.turns:
+      print(f"jaxdiar.diarize: {path}: no speech found", file=sys.stderr)
     turns += result.turns
     results.append((path, result))
   rttm.write_rttm(args.out, turns)     # written once, at the end, then renamed
@@ -263,7 +423,7 @@ def main(argv=None) -> int:
     from jaxdiar import plots   # matplotlib only when asked
     path, result = results[0]
     ref = rttm.read_rttm(args.ref).get(pathlib.Path(path).stem, []) if args.ref else None
-    plots.diarization_figure(path, result, model.sample_rate, ref, args.plot)
+    plots.diarization_figure(path, result, model_for(path).sample_rate, ref, args.plot)
   return 0
 
 

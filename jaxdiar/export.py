@@ -1,4 +1,4 @@
-"""python -m jaxdiar.export --workdir DIR --out model.jaxdiar [--step N]
+"""python -m jaxdiar.export (--workdir DIR [--step N] | --variables DIR) --out model.jaxdiar
 
 Features + model forward as one `jax.export` artifact (symbolic batch and sample count),
 with its config inside; causal models get a streaming step too. Load with
@@ -108,18 +108,25 @@ def export(config, variables, out, *, platforms=("cpu", "cuda", "tpu")) -> dict:
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python -m jaxdiar.export", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--workdir", required=True)
+  src = p.add_mutually_exclusive_group(required=True)
+  src.add_argument("--workdir", help="a jaxdiar.train workdir (orbax checkpoints)")
+  src.add_argument("--variables", help="a jaxdiar.online output folder (variables-*.npz)")
   p.add_argument("--out", required=True)
   p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
   args = p.parse_args(argv)
   try:
-    config, variables, step = load_checkpoint(args.workdir, args.step)
+    if args.variables:
+      from jaxdiar import online
+      config, variables = online.load_variables(args.variables)
+      step = "final"
+    else:
+      config, variables, step = load_checkpoint(args.workdir, args.step)
   except FileNotFoundError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   meta = export(config, variables, args.out)
   kinds = "forward + streaming step" if meta["causal"] and not config.model.use_attention else "forward"
-  print(f"exported step {step} of {args.workdir} to {args.out} ({kinds})")
+  print(f"exported step {step} of {args.workdir or args.variables} to {args.out} ({kinds})")
   return 0
 
 

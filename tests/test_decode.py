@@ -1,0 +1,107 @@
+"""diarize.decode (stitching by talker count, the overlap rule, directions, anchors) and the
+clustering options, on synthetic window outputs."""
+
+import numpy as np
+
+from jaxdiar import diarize
+
+HOP, SR = 256, 16000
+FS = HOP / SR
+OPTIONS = dict(onset=0.5, offset=0.4, median_frames=1, min_speech_seconds=0.0,
+               min_silence_seconds=0.0, min_active_frames=5, cluster_threshold=0.5,
+               stitch="count", count="expected", spatial_weight=0.0, osd_threshold=1.0,
+               anchor_seconds=0.0, refine=0)
+
+
+def inference(vad, osd=None, emb=None, direction=None, step=50):
+  w, tw, s = vad.shape
+  total = (w - 1) * step + tw
+  rng = np.random.default_rng(0)
+  return diarize.Inference(
+      "u", np.arange(w) * step, vad.astype(np.float16),
+      (np.zeros((w, tw)) if osd is None else osd).astype(np.float16),
+      rng.standard_normal((w, s, 8)).astype(np.float32) if emb is None else emb, direction,
+      total, total * HOP, SR, HOP)
+
+
+def frames(turns, speaker, total):
+  mask = np.zeros(total, bool)
+  for t in turns:
+    if t.speaker == speaker:
+      mask[int(round(t.onset / FS)):int(round(t.offset / FS))] = True
+  return mask
+
+
+def test_count_stitching_keeps_a_voice_split_across_clusters():
+  """Window 0 sees A on frames 0-100; window 1 (from frame 50) sees the same voice but its
+  embedding lands in another cluster. Mean stitching halves both below the threshold on the
+  shared frames; count stitching keeps one talker there."""
+  vad = np.zeros((2, 100, 2))
+  vad[0, :, 0] = 0.7
+  vad[1, :50, 0] = 0.7
+  emb = np.zeros((2, 2, 8), np.float32)
+  emb[0, 0, 0] = emb[1, 0, 1] = 1.0        # orthogonal: two clusters
+  emb[:, 1, 2] = 1.0
+  inf = inference(vad, emb=emb)
+  count = diarize.decode(inf, OPTIONS, num_speakers=2)
+  mean = diarize.decode(inf, dict(OPTIONS, stitch="mean"), num_speakers=2)
+  covered = lambda r: np.any([frames(r.turns, s, inf.total_frames)
+                              for s in ("spk00", "spk01")], axis=0)
+  assert covered(count)[:100].all() and not covered(count)[100:].any()
+  assert not covered(mean)[50:100].any()        # the halving the count rule removes
+
+
+def test_expected_count_and_overlap_rule():
+  vad = np.zeros((1, 200, 3))
+  vad[0, :100, 0] = 0.9                        # one talker ...
+  vad[0, 60:100, 1] = 0.8                      # ... joined by a second on 60-100
+  vad[0, 120:180, 2] = 0.9
+  osd = np.zeros((1, 200))
+  osd[0, 130:150] = 0.9                        # the OSD head hears a second talker here
+  emb = np.eye(8, dtype=np.float32)[None, :3]
+  inf = inference(vad, osd=osd, emb=emb)
+  plain = diarize.decode(inf, OPTIONS, num_speakers=3)
+  n = sum(frames(plain.turns, f"spk{k:02d}", 200).astype(int) for k in range(3))
+  np.testing.assert_array_equal(n[:60], 1)
+  np.testing.assert_array_equal(n[60:100], 2)
+  np.testing.assert_array_equal(n[130:150], 1)
+  with_osd = diarize.decode(inf, dict(OPTIONS, osd_threshold=0.5), num_speakers=3)
+  n = sum(frames(with_osd.turns, f"spk{k:02d}", 200).astype(int) for k in range(3))
+  np.testing.assert_array_equal(n[130:150], 2)
+  np.testing.assert_array_equal(n[100:120], 0)
+
+
+def test_no_speech_gives_no_turns():
+  inf = inference(np.full((3, 100, 4), 0.01))
+  assert diarize.decode(inf, OPTIONS).turns == []
+
+
+def test_directions_separate_voices_the_embeddings_confuse():
+  rng = np.random.default_rng(3)
+  n = 40
+  emb = rng.standard_normal(8) + 0.05 * rng.standard_normal((n, 8))     # one voice cloud
+  truth = np.arange(n) % 2
+  grid = np.arange(72)
+  peaks = np.where(truth == 0, 10, 40)
+  directions = np.exp(-0.5 * ((grid[None, :] - peaks[:, None]) / 3.0) ** 2)
+  windows = np.arange(n)
+  alone = diarize.cluster(emb, windows, num_speakers=2)
+  both = diarize.cluster(emb, windows, num_speakers=2, directions=directions,
+                         spatial_weight=0.5)
+  assert len(set(zip(both, truth))) == 2                # the true partition
+  assert len(set(zip(alone, truth))) > 2
+
+
+def test_anchors_and_exact_cluster_count():
+  rng = np.random.default_rng(4)
+  centres = rng.standard_normal((3, 16)) * 5
+  truth = np.repeat(np.arange(3), 10)
+  emb = centres[truth] + 0.3 * rng.standard_normal((30, 16))
+  windows = np.arange(30)
+  anchors = np.arange(30) % 10 < 5                      # half of each speaker clustered
+  labels = diarize.cluster(emb, windows, threshold=0.5, anchors=anchors, refine=1)
+  assert len(set(zip(labels, truth))) == 3 and len(set(labels)) == 3
+  # Two windows of four locals each (cannot-link ties at the top): still exactly k clusters.
+  emb4 = centres[rng.integers(0, 3, 8)] + 0.3 * rng.standard_normal((8, 16))
+  for k in (2, 3, 4):
+    assert len(set(diarize.cluster(emb4, np.repeat([0, 1], 4), num_speakers=k))) == k
