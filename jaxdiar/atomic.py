@@ -26,3 +26,8 @@ def atomic_path(path, suffix: str = ".tmp"):
 def write_text(path, text: str) -> None:
   with atomic_path(path) as tmp:
     tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes(path, data: bytes) -> None:
+  with atomic_path(path) as tmp:
+    tmp.write_bytes(data)

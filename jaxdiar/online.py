@@ -9,9 +9,11 @@ renamed); the trainer keeps every meeting of the pool on the device in a fixed-c
 and draws random windows from it inside the jitted step, with the augmentation (gain, white
 noise, cyclic rotation of a circular array; a random channel for a one-channel model) on the
 device too. The learning rate follows the config's one-cycle schedule over the *time* budget,
-so runs of different speed are compared at equal compute. The variables are saved every
-`--save-every` seconds as `variables-NNN.npz` chunks (each under 15 MB) with `config.json`
-and `metrics.jsonl`; `load_variables` reads them back for `jaxdiar.export`.
+so runs of different speed are compared at equal compute. Every `--save-every` seconds the
+variables are saved as `variables-NNN.npz` chunks (each under 15 MB; `load_variables` reads
+them back for `jaxdiar.export`) and the whole train state as `state-NNN.bin` with
+`progress.json`: the same command on the same `--out` resumes a killed run where its last
+save left it, with the rest of its budget.
 
 The pure step functions are those of `jaxdiar.steps`; the orbax/grain loop of
 `jaxdiar.trainer` is the one to use for corpora on disk and for multi-host runs.
@@ -226,6 +228,33 @@ def load_variables(folder):
   return config, flax.traverse_util.unflatten_dict(flat)
 
 
+def save_state(out, state, progress: dict) -> None:
+  """The whole train state (flax msgpack, in <15 MB chunks) and `progress.json` (training
+  seconds spent, steps, budget, the chunk names): what `train` resumes from. The chunks of a
+  save get new names and `progress.json` is replaced last, so a run killed mid-save resumes
+  from the previous complete one."""
+  out = pathlib.Path(out)
+  blob = flax.serialization.to_bytes(state)
+  names = []
+  for i in range(0, max(len(blob), 1), _CHUNK_BYTES):
+    names.append(f"state-{progress['steps']:09d}-{i // _CHUNK_BYTES:03d}.bin")
+    atomic.write_bytes(out / names[-1], blob[i:i + _CHUNK_BYTES])
+  atomic.write_text(out / "progress.json", json.dumps(dict(progress, files=names)))
+  for old in out.glob("state-*.bin"):
+    if old.name not in names:
+      old.unlink()
+
+
+def load_state(out, template):
+  """(state, progress) saved by `save_state`, or (template, None) when there is none."""
+  path = pathlib.Path(out) / "progress.json"
+  if not path.exists():
+    return template, None
+  progress = json.loads(path.read_text())
+  blob = b"".join((path.parent / name).read_bytes() for name in progress["files"])
+  return flax.serialization.from_bytes(template, blob), progress
+
+
 def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_meetings: int = 8,
           save_every: float = 60.0, log_every: int = 100, speakers: list[str] | None = None,
           meeting_seconds: float | None = None, max_steps: int | None = None) -> dict:
@@ -253,6 +282,7 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
   atomic.write_text(out / "config.json", config.to_json(indent=1))
   state = steps.init_state(jax.random.key(tcfg.seed), model=model, tx=tx,
                            num_features=features_lib.feature_dim(fcfg))
+  state, progress = load_state(out, state)      # a killed run continues where it stopped
   rotate = bool(d.augment_rotate) and features_lib.is_uniform_circular(fcfg.mic_positions)
   batcher = functools.partial(window_batch, window_samples=window, hop=hop,
                               model_channels=model_channels, gain_db=d.augment_gain_db,
@@ -273,20 +303,30 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
         raise RuntimeError(f"{pool_dir}: fewer than {min_meetings} meetings after {seconds} s")
       time.sleep(1.0)
   rng = jax.random.key(tcfg.seed + 1)
-  host_rng = np.random.default_rng(tcfg.seed)
   max_start = (meeting_samples - window) // hop
   train_start = time.time()
-  budget = seconds - (train_start - start_time)
-  if budget < 0.25 * seconds:
-    raise RuntimeError(f"{pool_dir}: the pool took {train_start - start_time:.0f} s of the "
-                       f"{seconds:.0f} s budget to reach {min_meetings} meetings")
+  if progress:                # resumed: the same budget, less what was already spent
+    budget, spent, step_count = progress["budget"], progress["seconds"], progress["steps"]
+    print(f"jaxdiar.online: resuming {out} at step {step_count} ({spent:.0f} of "
+          f"{budget:.0f} s spent)", file=sys.stderr)
+  else:
+    budget, spent, step_count = seconds - (train_start - start_time), 0.0, 0
+    if budget < 0.25 * seconds:
+      raise RuntimeError(f"{pool_dir}: the pool took {train_start - start_time:.0f} s of the "
+                         f"{seconds:.0f} s budget to reach {min_meetings} meetings")
+  host_rng = np.random.default_rng([tcfg.seed, step_count])
   log = open(out / "metrics.jsonl", "a")
-  last_save, last_refresh, step_count, sums = train_start, train_start, 0, {}
+  last_save, last_refresh, sums = train_start, train_start, {}
+  elapsed = lambda: spent + time.time() - train_start
+
+  def checkpoint():
+    save_variables(out, {"params": state.params, "batch_stats": state.batch_stats})
+    save_state(out, state, dict(budget=budget, seconds=elapsed(), steps=step_count))
   print(f"jaxdiar.online: training {out} for {budget:.0f} s on {jax.devices()[0]} "
         f"({dtype}), {pool.filled} meetings in the pool", file=sys.stderr, flush=True)
   while True:
     now = time.time()
-    fraction = (now - train_start) / budget
+    fraction = elapsed() / budget
     if fraction >= 1.0 or (max_steps and step_count >= max_steps):
       break
     if now - last_refresh > 5.0:
@@ -302,7 +342,7 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
       sums[k] = sums.get(k, 0.0) + v
     if step_count % log_every == 0:
       row = {k: float(v) / log_every for k, v in sums.items()}
-      row.update(step=step_count, seconds=round(time.time() - train_start, 1), lr=lr,
+      row.update(step=step_count, seconds=round(elapsed(), 1), lr=lr,
                  pool=pool.loaded)
       if not row.get("finite", 1.0) > 0.99:
         print(f"jaxdiar.online: non-finite steps at {step_count}", file=sys.stderr)
@@ -312,10 +352,10 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
             f"lr {lr:.2e} pool {pool.loaded} {row['seconds']} s", file=sys.stderr, flush=True)
       sums = {}
     if time.time() - last_save > save_every:
-      save_variables(out, {"params": state.params, "batch_stats": state.batch_stats})
+      checkpoint()
       last_save = time.time()
-  save_variables(out, {"params": state.params, "batch_stats": state.batch_stats})
-  summary = dict(steps=step_count, seconds=round(time.time() - train_start, 1),
+  checkpoint()
+  summary = dict(steps=step_count, seconds=round(elapsed(), 1),
                  meetings=pool.loaded, device=str(jax.devices()[0]), dtype=dtype,
                  batch_size=tcfg.batch_size)
   atomic.write_text(out / "summary.json", json.dumps(summary, indent=1))

@@ -107,3 +107,29 @@ def test_simulate_train_export(tmp_path):
   model = runtime.load(tmp_path / "m.jaxdiar")
   out = model(np.zeros((1, 8, 32000), np.float32) + 0.01)
   assert np.asarray(out["vad"]).shape == (1, 126, config.model.num_speakers)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_its_last_save(tmp_path):
+  """Three steps, then a second sitting of two more: the state, steps and schedule carry on."""
+  config = smoke.get_config()
+  config.data.meeting_seconds = 6.0
+  config.data.window_seconds = 2.0
+  config.train.batch_size = 2
+  online.simulate_pool("", tmp_path / "pool", workers=1, seconds=1.0, seed=4,
+                       sim=config.data.sim, geometry=config.features.mic_positions, duration=6.0)
+  speakers = [f"synth{i:03d}" for i in range(16)]
+  kwargs = dict(seconds=600, capacity=4, min_meetings=1, log_every=1, speakers=speakers)
+  online.train(config, tmp_path / "pool", tmp_path / "run", max_steps=3, **kwargs)
+  first = json.loads((tmp_path / "run" / "progress.json").read_text())
+  _, saved = online.load_variables(tmp_path / "run")
+  summary = online.train(config, tmp_path / "pool", tmp_path / "run", max_steps=5, **kwargs)
+  assert first["steps"] == 3 and summary["steps"] == 5
+  second = json.loads((tmp_path / "run" / "progress.json").read_text())
+  assert second["budget"] == first["budget"] and second["seconds"] > first["seconds"]
+  assert len(list((tmp_path / "run").glob("state-*.bin"))) == len(second["files"])
+  rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]
+  _, final = online.load_variables(tmp_path / "run")
+  moved = [np.abs(a - b).max() for a, b in zip(jax.tree.leaves(final), jax.tree.leaves(saved))]
+  assert max(moved) > 0                         # the second sitting trained further
