@@ -11,15 +11,7 @@
 # --seconds 2 --rounds 1).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-export PYTHONUNBUFFERED=1
-if compgen -G ".whl/*.whl" >/dev/null; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/jaxdiar-site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/jaxdiar-site
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv 2>/dev/null || true
+source launch/device_env.sh
 $PY - <<'PY' || exit 1
 import importlib, jax
 print("devices:", jax.devices(), "jax", jax.__version__)

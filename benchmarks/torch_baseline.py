@@ -88,7 +88,7 @@ def seed_loss(model, vad, osd, spk_emb, spk_logits, activity, overlap, ids):
         vad, activity[:, :, list(perm)], reduction="none").mean(dim=(1, 2)))
   stacked = torch.stack(per_perm)                          # [P, B]
   vad_loss, best = stacked.min(0)
-  perms = torch.tensor(list(itertools.permutations(range(s))))[best]   # [B, S]
+  perms = torch.tensor(list(itertools.permutations(range(s))), device=best.device)[best]  # [B, S]
   bce = F.binary_cross_entropy_with_logits(osd, overlap, reduction="none")
   p_t = torch.exp(-bce)
   alpha_t = torch.where(overlap == 1, 0.75, 0.25)

@@ -5,23 +5,17 @@
 # (both ignored by git); then the device run with carry=[".whl", ".speech"]:
 #   bash launch/gpu_online.sh SECONDS NAME=CONFIG[:OVERRIDES] ...
 # e.g. bash launch/gpu_online.sh 420 compact=configs/array8.py full=configs/array8.py:--config.features.kind=full mono=configs/mono.py
-# Each run's variables-*.npz, config.json, metrics.jsonl and summary.json land in
-# ${OUT:-runs}/NAME-* (flat: the device tool returns two folder levels at most).
+# Each run's variables land in ${OUT:-runs}/NAME-variables-*.npz, its config.json,
+# metrics.jsonl, summary.json and log in ${OUT:-runs}/runs.tgz (few, flat files: what the
+# device tool can return). Put NAME-variables-*.npz as variables-*.npz beside the run's
+# config.json and export it: python -m jaxdiar.export --variables DIR --out M.jaxdiar
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
 SECONDS_BUDGET=$1; shift
 OUTDIR=${OUT:-runs}
 SPEECH=${SPEECH:-.speech/libri-train-clean-100}
 WORKERS=${WORKERS:-$(( $(nproc) - 2 * $# ))}
-export PYTHONUNBUFFERED=1
-if compgen -G ".whl/*.whl" >/dev/null; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/jaxdiar-site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/jaxdiar-site
-fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null || true
+source launch/device_env.sh
 $PY -c "import jax, flax, optax; print(jax.devices(), jax.__version__, flax.__version__, optax.__version__)" || exit 1
 POOL=/tmp/jaxdiar-pool
 rm -rf "$POOL" /tmp/jaxdiar-runs; mkdir -p "$POOL" /tmp/jaxdiar-runs "$OUTDIR"

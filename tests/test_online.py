@@ -83,20 +83,28 @@ def test_mono_recipe_trains_on_one_channel_of_the_array():
   assert len(online._pool_geometry(config)) == 8
 
 
-@pytest.mark.slow
-def test_simulate_train_export(tmp_path):
+SPEAKERS = [f"synth{i:03d}" for i in range(16)]     # the procedural fallback's voices
+
+
+def tiny_pool(folder, seed: int):
+  """(smoke config with 2 s windows, meetings made) for a pool of 6 s procedural meetings."""
   config = smoke.get_config()
   config.data.meeting_seconds = 6.0
   config.data.window_seconds = 2.0
   config.train.batch_size = 2
   config.train.compute_dtype = "auto"
-  made = online.simulate_pool("", tmp_path / "pool", workers=1, seconds=1.0, seed=3,
+  made = online.simulate_pool("", folder, workers=1, seconds=1.0, seed=seed,
                               sim=config.data.sim, geometry=config.features.mic_positions,
                               duration=6.0)
+  return config, made
+
+
+@pytest.mark.slow
+def test_simulate_train_export(tmp_path):
+  config, made = tiny_pool(tmp_path / "pool", 3)
   assert made >= 1 and len(list((tmp_path / "pool").glob("meeting*.npz"))) == made
   summary = online.train(config, tmp_path / "pool", tmp_path / "run", seconds=600, capacity=4,
-                         min_meetings=1, max_steps=3, log_every=1,
-                         speakers=[f"synth{i:03d}" for i in range(16)])
+                         min_meetings=1, max_steps=3, log_every=1, speakers=SPEAKERS)
   assert summary["steps"] == 3 and summary["dtype"] == "float32"
   rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
   assert len(rows) == 3 and all(np.isfinite(r["loss/total"]) and r["finite"] == 1 for r in rows)
@@ -112,14 +120,8 @@ def test_simulate_train_export(tmp_path):
 @pytest.mark.slow
 def test_killed_run_resumes_from_its_last_save(tmp_path):
   """Three steps, then a second sitting of two more: the state, steps and schedule carry on."""
-  config = smoke.get_config()
-  config.data.meeting_seconds = 6.0
-  config.data.window_seconds = 2.0
-  config.train.batch_size = 2
-  online.simulate_pool("", tmp_path / "pool", workers=1, seconds=1.0, seed=4,
-                       sim=config.data.sim, geometry=config.features.mic_positions, duration=6.0)
-  speakers = [f"synth{i:03d}" for i in range(16)]
-  kwargs = dict(seconds=600, capacity=4, min_meetings=1, log_every=1, speakers=speakers)
+  config, _ = tiny_pool(tmp_path / "pool", 4)
+  kwargs = dict(seconds=600, capacity=4, min_meetings=1, log_every=1, speakers=SPEAKERS)
   online.train(config, tmp_path / "pool", tmp_path / "run", max_steps=3, **kwargs)
   first = json.loads((tmp_path / "run" / "progress.json").read_text())
   _, saved = online.load_variables(tmp_path / "run")
