@@ -1,0 +1,298 @@
+"""Meeting-level accuracy (SPEC section 9): exported models through the real `diarize`
+pipeline on whole dev meetings, scored with pyannote.metrics, beside classical baselines.
+
+  python -m benchmarks.bench_accuracy --model array8=jaxdiar/models/array8.jaxdiar \
+      --model online=DIR_OF_jaxdiar.online --baselines
+
+Dev meetings: `jaxdiar.devmeetings` from voices training never hears (libri-test-other by
+default), cached. Per system, with the estimated and with the true speaker count: DER
+(collar 0, overlap scored: the primary number) and with a 0.25 s collar (pyannote collar 0.5 =
++-0.25 s), missed / false alarm / confusion, JER, and the meetings whose speaker count is
+right. Baselines: all reference speech given to one speaker (oracle VAD: the floor any
+diarizer must beat), and SRP-PHAT direction clustering (`pyroomacoustics.doa`, oracle VAD, no
+overlap). Results go to benchmarks/results/accuracy-<date>.json (merged by system name).
+"""
+
+import argparse
+import datetime
+import json
+import pathlib
+import pickle
+import sys
+import tempfile
+import time
+
+import numpy as np
+import scipy.cluster.hierarchy
+
+from benchmarks import common
+from configs import default
+from jaxdiar import devmeetings
+from jaxdiar import diarize as diarize_lib
+from jaxdiar import evaluate
+from jaxdiar import rttm
+from jaxdiar import runtime
+from jaxdiar.data import audio as audio_lib
+
+DEV_SPEECH = "../shared/data/speech/libri-test-other"
+
+
+def load_model(spec: str) -> runtime.ExportedModel:
+  """A .jaxdiar file, or a jaxdiar.online output folder (exported to a temporary file)."""
+  path = pathlib.Path(spec)
+  if path.is_dir():
+    from jaxdiar import export, online
+    config, variables = online.load_variables(path)
+    tmp = pathlib.Path(tempfile.mkdtemp()) / "model.jaxdiar"
+    export.export(config, variables, tmp, platforms=("cpu",))
+    path = tmp
+  return runtime.load(path)
+
+
+def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
+              step_seconds=None) -> dict:
+  """uri -> diarize.Inference of every dev meeting (pickled under `cache` if given)."""
+  out = {}
+  for m in meetings:
+    uri = m["uri"]
+    path = pathlib.Path(cache) / f"{uri}.pkl" if cache else None
+    if path is not None and path.exists():
+      out[uri] = pickle.loads(path.read_bytes())
+      continue
+    out[uri] = diarize_lib.infer(folder / f"{uri}.wav", model, uri=uri, progress=False,
+                                 spatial=spatial, step_seconds=step_seconds)
+    if path is not None:
+      path.parent.mkdir(parents=True, exist_ok=True)
+      path.write_bytes(pickle.dumps(out[uri]))
+  return out
+
+
+def decode_all(inferences, refs, options: dict, *, true_count: bool) -> dict:
+  return {uri: diarize_lib.decode(inf, options, num_speakers=len({t.speaker for t in refs[uri]})
+                                  if true_count else None).turns
+          for uri, inf in inferences.items()}
+
+
+def one_speaker(refs) -> dict:
+  """Oracle VAD, one label: the union of the reference speech."""
+  hyp = {}
+  for uri, turns in refs.items():
+    ann = evaluate.to_annotation(turns, uri)
+    hyp[uri] = [rttm.Turn(uri, s.start, s.end, "spk00") for s in ann.get_timeline().support()]
+  return hyp
+
+
+def srp_phat(folder, meetings, refs, *, geometry, block_frames: int = 16,
+             thresholds_deg=(20.0,), sample_rate: int = 16000, n_fft: int = 512,
+             hop: int = 256) -> dict:
+  """Direction clustering: SRP-PHAT azimuth (pyroomacoustics.doa) of each block of oracle
+  speech, average-link clustering of the azimuths, one label per block (no overlap).
+  Returns {threshold_deg: hyp, ..., "true": hyp}: the count estimated with each azimuth
+  distance cut, and the true count."""
+  import pyroomacoustics as pra
+  import librosa
+  mics = np.asarray(geometry, float)[:, :2].T                          # [2, M]
+  grid = np.arange(360) * np.pi / 180
+  hyps = {**{t: {} for t in thresholds_deg}, "true": {}}
+  fs = hop / sample_rate
+  for m in meetings:
+    uri = m["uri"]
+    audio = audio_lib.read(folder / f"{uri}.wav", sample_rate)
+    spec = np.stack([librosa.stft(x, n_fft=n_fft, hop_length=hop, window="hann",
+                                  center=True, pad_mode="constant") for x in audio])
+    frames = spec.shape[-1]
+    ann = evaluate.to_annotation(refs[uri], uri)
+    speech = np.zeros(frames, bool)
+    for seg in ann.get_timeline().support():
+      speech[int(np.ceil(seg.start / fs)):int(np.ceil(seg.end / fs))] = True
+    blocks, azimuths = [], []
+    for b0 in range(0, frames, block_frames):
+      if speech[b0:b0 + block_frames].mean() < 0.5:
+        continue
+      doa = pra.doa.algorithms["SRP"](mics, sample_rate, n_fft, num_src=1, azimuth=grid)
+      doa.locate_sources(spec[:, :, b0:b0 + block_frames], freq_range=[300.0, 3500.0])
+      blocks.append(b0)
+      azimuths.append(float(doa.azimuth_recon[0]))
+    az = np.array(azimuths)
+    for count, hyp in hyps.items():
+      if len(az) > 1:
+        diff = np.abs(np.angle(np.exp(1j * (az[:, None] - az[None, :]))))
+        tree = scipy.cluster.hierarchy.linkage(diff[np.triu_indices(len(az), 1)], "average")
+        if count == "true":
+          k = len({t.speaker for t in refs[uri]})
+          labels = scipy.cluster.hierarchy.cut_tree(tree, n_clusters=min(k, len(az)))[:, 0]
+        else:
+          labels = scipy.cluster.hierarchy.fcluster(tree, np.deg2rad(count), "distance")
+      else:
+        labels = np.ones(len(az), int)
+      # Every speech frame takes the label of the nearest analysed block.
+      frame_label = np.full(frames, -1)
+      if len(blocks):
+        centres = np.array(blocks) + block_frames / 2
+        nearest = np.abs(np.arange(frames)[:, None] - centres[None, :]).argmin(axis=1)
+        frame_label = np.where(speech, np.asarray(labels)[nearest], -1)
+      turns = []
+      for label in np.unique(frame_label[frame_label >= 0]):
+        for s, e in diarize_lib._runs(frame_label == label):
+          turns.append(rttm.Turn(uri, s * fs, e * fs, f"doa{label:02d}"))
+      hyp[uri] = sorted(turns)
+  return hyps
+
+
+def ami_excerpts(models: dict, folder) -> dict:
+  """Real AMI excerpts (one channel): each model (a one-channel model directly, an array model
+  with the channel replicated), estimated and true count, scored within the UEM, beside the
+  one-speaker perfect-VAD floor of the same excerpts."""
+  folder = pathlib.Path(folder)
+  refs = rttm.read_rttm(folder / "debug.train.rttm")
+  uem = rttm.read_uem(folder / "debug.train.uem")
+  uris = [u for u in (folder / "debug.train.lst").read_text().split() if u in refs]
+  refs = {u: refs[u] for u in uris}
+  out = {"one speaker (oracle VAD)": {"est": summarise(refs, one_speaker(refs), uem)}}
+  for name, model in models.items():
+    entry = {}
+    for count in ("est", "true"):
+      hyp = {}
+      for u in uris:
+        k = len({t.speaker for t in refs[u]}) if count == "true" else None
+        hyp[u] = diarize_lib.diarize(folder / f"{u}.wav", model, uri=u, num_speakers=k,
+                                     replicate_channels=model.num_channels > 1,
+                                     progress=False).turns
+      entry[count] = summarise(refs, hyp, uem)
+    out[name] = entry
+  return out
+
+
+def summarise(refs, hyp, uem=None) -> dict:
+  scores = evaluate.score(refs, hyp, uem, collar=0.0)
+  collar = evaluate.score(refs, hyp, uem, collar=0.5)
+  right = sum(len({t.speaker for t in hyp.get(u, [])}) == len({t.speaker for t in refs[u]})
+              for u in refs)
+  t = scores["total"]
+  return dict(der=t["der"], der_collar025=collar["total"]["der"], missed=t["missed"],
+              false_alarm=t["false_alarm"], confusion=t["confusion"], jer=t["jer"],
+              count_right=right, meetings=len(refs),
+              per_meeting={u: round(f["der"], 4) for u, f in scores["files"].items()})
+
+
+def markdown(results: dict) -> str:
+  """The README tables of a results file: dev meetings, then AMI excerpts if present."""
+  pct = lambda x: f"{100 * x:.1f} %"
+  lines = ["| system | DER est. #spk | DER true #spk | miss / FA / conf (est.) | DER collar "
+           "0.25 s (est.) | JER (est.) | right #spk |", "| --- |" + " --- |" * 6]
+  for name, e in results["systems"].items():
+    est, true = e["est"], e.get("true")
+    lines.append(f"| {name} | {pct(est['der'])} | {pct(true['der']) if true else '-'} | "
+                 f"{100 * est['missed']:.1f} / {100 * est['false_alarm']:.1f} / "
+                 f"{100 * est['confusion']:.1f} | {pct(est['der_collar025'])} | "
+                 f"{pct(est['jer'])} | {est['count_right']}/{est['meetings']} |")
+  if results.get("ami_excerpts"):
+    lines += ["", "| AMI excerpts (real, 1 channel, within the UEM) | DER est. #spk | DER true "
+              "#spk | miss / FA / conf (est.) |", "| --- | --- | --- | --- |"]
+    for name, e in results["ami_excerpts"].items():
+      est, true = e["est"], e.get("true")
+      lines.append(f"| {name} | {pct(est['der'])} | {pct(true['der']) if true else '-'} | "
+                   f"{100 * est['missed']:.1f} / {100 * est['false_alarm']:.1f} / "
+                   f"{100 * est['confusion']:.1f} |")
+  return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--model", action="append", default=[], help="NAME=PATH (.jaxdiar or folder)")
+  p.add_argument("--baselines", action="store_true", help="score the classical baselines too")
+  p.add_argument("--srp-threshold-deg", default="20,30,45",
+                 help="azimuth distance cut(s) of the SRP baseline's clustering (estimated "
+                      "count), comma-separated: one row each")
+  p.add_argument("--speech", default=DEV_SPEECH)
+  p.add_argument("--meetings", type=int, default=16)
+  p.add_argument("--seed", type=int, default=2026)
+  p.add_argument("--option", action="append", default=[],
+                 help="NAME:key=value diarize option for one model (e.g. spatial_weight=0.5)")
+  p.add_argument("--variant", action="append", default=[],
+                 help='VNAME={"key": value} decode options scored as another row of each model')
+  p.add_argument("--ami", default=None, help="also score the models on these AMI excerpts "
+                 "(e.g. ../shared/data/ami-excerpts)")
+  p.add_argument("--cache", default=None, help="keep the models' window outputs here")
+  p.add_argument("--out", default=None, help="results JSON (default: accuracy-<date>.json)")
+  p.add_argument("--table", default=None, help="print the markdown tables of a results file")
+  args = p.parse_args(argv)
+  if args.table:
+    print(markdown(json.loads(pathlib.Path(args.table).read_text())))
+    return 0
+  if not pathlib.Path(args.speech).is_dir():
+    print(f"{args.speech}: dev speech not found", file=sys.stderr)
+    return 2
+  geometry = default.circular_array()
+  folder, meetings = devmeetings.cached(args.speech, num_meetings=args.meetings, seed=args.seed,
+                                        geometry=geometry)
+  refs = {m["uri"]: rttm.read_rttm(folder / f"{m['uri']}.rttm")[m["uri"]] for m in meetings}
+  systems = {}
+  if args.baselines:
+    systems["one speaker (oracle VAD)"] = {"est": summarise(refs, one_speaker(refs))}
+    t0 = time.time()
+    thresholds = [float(t) for t in args.srp_threshold_deg.split(",")]
+    hyps = srp_phat(folder, meetings, refs, geometry=geometry, thresholds_deg=thresholds)
+    true = summarise(refs, hyps["true"])
+    for t in thresholds:
+      systems[f"SRP-PHAT clustering (oracle VAD), {t:g} deg"] = dict(
+          est=summarise(refs, hyps[t]), true=true, threshold_deg=t,
+          seconds=round(time.time() - t0, 1))
+  options: dict[str, dict] = {}
+  for item in args.option:
+    name, _, kv = item.partition(":")
+    key, _, value = kv.partition("=")
+    options.setdefault(name, {})[key] = json.loads(value)
+  loaded = {}
+  for spec in args.model:
+    name, _, path = spec.partition("=")
+    model = loaded[name] = load_model(path)
+    t0 = time.time()
+    step = options.get(name, {}).get("step_seconds")
+    inferences = infer_all(model, folder, meetings, step_seconds=step,
+                           cache=args.cache and pathlib.Path(args.cache) / folder.name / name)
+    infer_seconds = time.time() - t0
+    variants = {name: options.get(name, {})}
+    for v in args.variant:
+      vname, _, opts = v.partition("=")
+      variants[f"{name} {vname}"] = dict(options.get(name, {}), **json.loads(opts))
+    for vname, opts in variants.items():
+      entry = dict(model=path, options=opts, infer_seconds=round(infer_seconds, 1))
+      decode_options = {**diarize_lib.DEFAULT_DECODE, **model.meta["inference"], **opts}
+      for count in ("est", "true"):
+        hyp = decode_all(inferences, refs, decode_options, true_count=count == "true")
+        entry[count] = summarise(refs, hyp)
+      systems[vname] = entry
+  for name, entry in systems.items():
+    for count in ("est", "true"):
+      if count in entry:
+        s = entry[count]
+        print(f"{name:40s} {count:4s} DER {100 * s['der']:5.1f} % (miss {100 * s['missed']:.1f}"
+              f" FA {100 * s['false_alarm']:.1f} conf {100 * s['confusion']:.1f}) collar "
+              f"{100 * s['der_collar025']:5.1f} % JER {100 * s['jer']:5.1f} % count "
+              f"{s['count_right']}/{s['meetings']}", flush=True)
+  ami = None
+  if args.ami:
+    ami = ami_excerpts(loaded, args.ami)
+    for name, entry in ami.items():
+      for count, s in entry.items():
+        print(f"AMI {name:36s} {count:4s} DER {100 * s['der']:5.1f} % (miss "
+              f"{100 * s['missed']:.1f} FA {100 * s['false_alarm']:.1f} conf "
+              f"{100 * s['confusion']:.1f}) count {s['count_right']}/{s['meetings']}")
+  out = pathlib.Path(args.out or pathlib.Path(__file__).parent / "results" /
+                     f"accuracy-{datetime.date.today().isoformat()}.json")
+  old = json.loads(out.read_text()) if out.exists() else {}
+  old.setdefault("systems", {}).update(systems)
+  if ami:
+    old.setdefault("ami_excerpts", {}).update(ami)
+  old.update(machine=common.machine(), dev=dict(
+      speech=args.speech, seed=args.seed, meetings=meetings, folder=str(folder),
+      simulator=devmeetings.dev_sim_config().to_dict()))
+  out.write_text(json.dumps(old, indent=1))
+  print(f"-> {out}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
