@@ -175,6 +175,40 @@ def summarise(refs, hyp, uem=None) -> dict:
               per_meeting={u: round(f["der"], 4) for u, f in scores["files"].items()})
 
 
+SEARCH_SPACE = dict(cluster_threshold=(0.3, 0.7), spatial_weight=(0.0, 0.6),
+                    anchor_seconds=(0.0, 4.0), osd_threshold=(0.4, 1.0))
+
+
+def search(inferences, refs, base: dict, trials: int, seed: int = 0) -> dict:
+  """Optuna TPE over the decoding settings of SEARCH_SPACE, minimising the dev DER with the
+  estimated count; a trial is pruned (median rule) on its DER over the first meetings."""
+  import optuna
+  from pyannote.metrics.diarization import DiarizationErrorRate
+  optuna.logging.set_verbosity(optuna.logging.WARNING)
+  uris = sorted(inferences)
+
+  def objective(trial):
+    opts = dict(base, **{k: trial.suggest_float(k, lo, hi) for k, (lo, hi) in
+                         SEARCH_SPACE.items()})
+    metric = DiarizationErrorRate(collar=0.0)
+    for i, uri in enumerate(uris):
+      turns = diarize_lib.decode(inferences[uri], opts).turns
+      metric(evaluate.to_annotation(refs[uri], uri), evaluate.to_annotation(turns, uri))
+      if i in (3, 7):
+        trial.report(abs(metric), i)
+        if trial.should_prune():
+          raise optuna.TrialPruned()
+    return abs(metric)
+
+  study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed),
+                              pruner=optuna.pruners.MedianPruner(n_startup_trials=8))
+  study.enqueue_trial({k: base[k] for k in SEARCH_SPACE if k in base})   # the current settings
+  study.optimize(objective, n_trials=trials)
+  pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
+  return dict(best=study.best_params, best_der=study.best_value, trials=trials, pruned=pruned,
+              start=study.trials[0].value)
+
+
 def markdown(results: dict) -> str:
   """The README tables of a results file: dev meetings, then AMI excerpts if present."""
   pct = lambda x: f"{100 * x:.1f} %"
@@ -214,6 +248,9 @@ def main(argv=None) -> int:
                  help='VNAME={"key": value} decode options scored as another row of each model')
   p.add_argument("--ami", default=None, help="also score the models on these AMI excerpts "
                  "(e.g. ../shared/data/ami-excerpts)")
+  p.add_argument("--search", type=int, default=0, metavar="TRIALS",
+                 help="Optuna TPE search of the decoding settings on these meetings (then "
+                      "scored as the row 'NAME searched')")
   p.add_argument("--cache", default=None, help="keep the models' window outputs here")
   p.add_argument("--out", default=None, help="results JSON (default: accuracy-<date>.json)")
   p.add_argument("--table", default=None, help="print the markdown tables of a results file")
@@ -244,7 +281,7 @@ def main(argv=None) -> int:
     name, _, kv = item.partition(":")
     key, _, value = kv.partition("=")
     options.setdefault(name, {})[key] = json.loads(value)
-  loaded = {}
+  loaded, searches = {}, {}
   for spec in args.model:
     name, _, path = spec.partition("=")
     model = loaded[name] = load_model(path)
@@ -254,6 +291,14 @@ def main(argv=None) -> int:
                            cache=args.cache and pathlib.Path(args.cache) / folder.name / name)
     infer_seconds = time.time() - t0
     variants = {name: options.get(name, {})}
+    if args.search:
+      base = {**diarize_lib.DEFAULT_DECODE, **model.meta["inference"], **options.get(name, {})}
+      found = search(inferences, refs, base, args.search)
+      print(f"{name}: Optuna search over {args.search} trials ({found['pruned']} pruned): "
+            f"dev DER {100 * found['start']:.1f} % -> {100 * found['best_der']:.1f} % with "
+            f"{json.dumps({k: round(v, 3) for k, v in found['best'].items()})}", flush=True)
+      variants[f"{name} searched"] = dict(options.get(name, {}), **found["best"])
+      searches[name] = found
     for v in args.variant:
       vname, _, opts = v.partition("=")
       variants[f"{name} {vname}"] = dict(options.get(name, {}), **json.loads(opts))
@@ -286,6 +331,8 @@ def main(argv=None) -> int:
   old.setdefault("systems", {}).update(systems)
   if ami:
     old.setdefault("ami_excerpts", {}).update(ami)
+  if searches:
+    old.setdefault("searches", {}).update(searches)
   old.update(machine=common.machine(), dev=dict(
       speech=args.speech, seed=args.seed, meetings=meetings, folder=str(folder),
       simulator=devmeetings.dev_sim_config().to_dict()))

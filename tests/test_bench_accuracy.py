@@ -1,0 +1,58 @@
+"""benchmarks.bench_accuracy: the one-speaker floor and the Optuna search of decoding settings
+on synthetic window outputs."""
+
+import numpy as np
+
+from benchmarks import bench_accuracy
+from jaxdiar import diarize
+from jaxdiar import evaluate
+from jaxdiar import rttm
+
+HOP, SR = 256, 16000
+FS = HOP / SR
+
+
+def meeting(uri: str, seed: int):
+  """Two voices with the same embedding, from different directions, taking turns of 150
+  frames; one window per turn (one local speaker each). Returns (Inference, reference)."""
+  rng = np.random.default_rng(seed)
+  turns, w, tw = 8, 8, 150
+  vad = np.zeros((w, tw, 2), np.float16)
+  vad[:, :, 0] = 0.9
+  who = np.arange(turns) % 2
+  emb = np.zeros((w, 2, 8), np.float32)
+  emb[:, :, 0] = 1.0
+  emb += 0.01 * rng.standard_normal(emb.shape).astype(np.float32)
+  grid = np.arange(72)
+  direction = np.zeros((w, 2, 72), np.float32)
+  for i in range(w):
+    direction[i, 0] = np.exp(-0.5 * ((grid - (10 if who[i] == 0 else 45)) / 3.0) ** 2)
+  inf = diarize.Inference(uri, np.arange(w) * tw, vad, np.zeros((w, tw), np.float16), emb,
+                          direction, w * tw, w * tw * HOP, SR, HOP)
+  ref = [rttm.Turn(uri, i * tw * FS, (i + 1) * tw * FS, f"v{who[i]}") for i in range(w)]
+  return inf, ref
+
+
+BASE = dict(onset=0.5, offset=0.4, median_frames=1, min_speech_seconds=0.0,
+            min_silence_seconds=0.0, min_active_frames=5, cluster_threshold=0.5, stitch="count",
+            count="expected", spatial_weight=0.0, osd_threshold=1.0, anchor_seconds=0.0,
+            refine=0)
+
+
+def test_search_finds_the_direction_weight_the_start_lacks():
+  data = {f"m{i}": meeting(f"m{i}", i) for i in range(2)}
+  inferences = {u: inf for u, (inf, _) in data.items()}
+  refs = {u: ref for u, (_, ref) in data.items()}
+  found = bench_accuracy.search(inferences, refs, BASE, trials=12)
+  assert found["start"] > 0.4            # one voice for both: half the speech confused
+  assert found["best_der"] < 0.05 and found["best"]["spatial_weight"] > 0
+  hyp = {u: diarize.decode(inf, dict(BASE, **found["best"])).turns
+         for u, inf in inferences.items()}
+  assert evaluate.score(refs, hyp)["total"]["der"] == found["best_der"]
+
+
+def test_one_speaker_floor_is_all_confusion_and_overlap():
+  ref = {"m": [rttm.Turn("m", 0.0, 2.0, "a"), rttm.Turn("m", 1.0, 3.0, "b")]}
+  s = bench_accuracy.summarise(ref, bench_accuracy.one_speaker(ref))
+  # 4 s of reference speech: 1 s of overlap missed, b's 1 s alone confused.
+  assert s["missed"] == 0.25 and s["confusion"] == 0.25 and s["false_alarm"] == 0.0
