@@ -29,10 +29,12 @@ import pathlib
 import sys
 import time
 
+from absl import flags
 import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
+from ml_collections import config_flags
 import numpy as np
 import optax
 
@@ -172,16 +174,8 @@ def window_batch(pool_audio, pool_activity, pool_ids, index, frame_start, rng, *
 def make_optimizer(tcfg) -> optax.GradientTransformation:
   """`steps.make_optimizer` with the base learning rate as an injected hyper-parameter,
   set each step from the fraction of the time budget spent."""
-  groups = dict(tcfg.lr_multipliers)
-  labels = lambda params: flax.traverse_util.path_aware_map(
-      lambda path, _: steps.param_group(path), params)
-
-  def factory(learning_rate):
-    return optax.chain(
-        optax.clip_by_global_norm(tcfg.grad_clip_norm),
-        optax.multi_transform({g: optax.adamw(learning_rate * m, weight_decay=tcfg.weight_decay)
-                               for g, m in groups.items()}, labels))
-  return optax.inject_hyperparams(factory)(learning_rate=tcfg.learning_rate)
+  return optax.inject_hyperparams(lambda learning_rate: steps.make_optimizer(
+      tcfg, learning_rate))(learning_rate=tcfg.learning_rate)
 
 
 def time_learning_rate(tcfg, fraction: float) -> float:
@@ -407,23 +401,19 @@ def _pool_geometry(config):
 
 
 def load_config(path, overrides=()):
-  """A config file by path, with `--config.a.b=value` overrides."""
-  import importlib.util
-  spec = importlib.util.spec_from_file_location("jaxdiar_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
-  for item in overrides:
-    if not item.startswith("--config.") or "=" not in item:
-      raise SystemExit(f"unknown argument {item!r} (overrides are --config.a.b=value)")
-    key, value = item[len("--config."):].split("=", 1)
-    *parents, leaf = key.split(".")
-    node = config
-    for name in parents:
-      node = node[name]
-    old = node[leaf]
-    node[leaf] = type(old)(json.loads(value)) if not isinstance(old, str) else value
-  return config
+  """A config file by path with `--config.a.b=value` overrides, parsed by
+  ml_collections.config_flags as `jaxdiar.train` parses them (typed; unknown keys refused)."""
+  argv = ["jaxdiar.online", f"--config={path}", *overrides]
+  flag_values = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "config file", flag_values=flag_values,
+                                  sys_argv=argv)
+  try:
+    flag_values(argv)
+  except flags.Error as e:
+    raise SystemExit(f"jaxdiar.online: {e}") from None
+  except AttributeError as e:     # config_flags' answer to a key the config does not have
+    raise SystemExit(f"jaxdiar.online: {path} has no field {e}") from None
+  return flag_values.config
 
 
 if __name__ == "__main__":

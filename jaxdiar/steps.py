@@ -36,9 +36,15 @@ def param_group(path: tuple[str, ...]) -> str:
   return "heads"
 
 
-def make_optimizer(tcfg) -> optax.GradientTransformation:
-  """AdamW + one-cycle cosine schedule per group, global-norm clipping, accumulation."""
+def make_optimizer(tcfg, learning_rate=None) -> optax.GradientTransformation:
+  """AdamW + one-cycle cosine schedule per group, global-norm clipping, accumulation.
+
+  `learning_rate`, when given (a number or a traced value, e.g. under
+  `optax.inject_hyperparams`), is the base rate in place of the step schedule.
+  """
   def group_tx(multiplier):
+    if learning_rate is not None:
+      return optax.adamw(learning_rate * multiplier, weight_decay=tcfg.weight_decay)
     schedule = optax.cosine_onecycle_schedule(
         tcfg.num_steps, tcfg.learning_rate * multiplier, pct_start=tcfg.pct_start)
     return optax.adamw(schedule, weight_decay=tcfg.weight_decay)

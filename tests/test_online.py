@@ -77,6 +77,18 @@ def test_variables_round_trip_in_chunks(tmp_path, monkeypatch):
     online.load_variables(tmp_path / "nothing")
 
 
+def test_config_overrides_are_typed_and_checked():
+  config = online.load_config("configs/array8.py", ["--config.model.use_attention=False",
+                                                    "--config.features.kind=full",
+                                                    "--config.train.learning_rate=0.002"])
+  assert config.model.use_attention is False and config.features.kind == "full"
+  assert config.train.learning_rate == 0.002
+  with pytest.raises(SystemExit, match="nope"):
+    online.load_config("configs/array8.py", ["--config.nope=1"])
+  with pytest.raises(SystemExit, match="bogus"):
+    online.load_config("configs/array8.py", ["--bogus"])
+
+
 def test_mono_recipe_trains_on_one_channel_of_the_array():
   config = mono.get_config()
   assert len(config.features.mic_positions) == 1 and config.features.kind == "lps"
