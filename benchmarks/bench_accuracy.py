@@ -231,6 +231,18 @@ def markdown(results: dict) -> str:
   return "\n".join(lines)
 
 
+def print_rows(systems: dict, prefix: str = "") -> None:
+  """One line per system and count: DER and its parts, collar, JER, right speaker counts."""
+  for name, entry in systems.items():
+    for count in ("est", "true"):
+      if count in entry:
+        s = entry[count]
+        print(f"{prefix}{name:{40 - len(prefix)}s} {count:4s} DER {100 * s['der']:5.1f} % (miss "
+              f"{100 * s['missed']:.1f} FA {100 * s['false_alarm']:.1f} conf "
+              f"{100 * s['confusion']:.1f}) collar {100 * s['der_collar025']:5.1f} % JER "
+              f"{100 * s['jer']:5.1f} % count {s['count_right']}/{s['meetings']}", flush=True)
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -309,22 +321,11 @@ def main(argv=None) -> int:
         hyp = decode_all(inferences, refs, decode_options, true_count=count == "true")
         entry[count] = summarise(refs, hyp)
       systems[vname] = entry
-  for name, entry in systems.items():
-    for count in ("est", "true"):
-      if count in entry:
-        s = entry[count]
-        print(f"{name:40s} {count:4s} DER {100 * s['der']:5.1f} % (miss {100 * s['missed']:.1f}"
-              f" FA {100 * s['false_alarm']:.1f} conf {100 * s['confusion']:.1f}) collar "
-              f"{100 * s['der_collar025']:5.1f} % JER {100 * s['jer']:5.1f} % count "
-              f"{s['count_right']}/{s['meetings']}", flush=True)
+  print_rows(systems)
   ami = None
   if args.ami:
     ami = ami_excerpts(loaded, args.ami)
-    for name, entry in ami.items():
-      for count, s in entry.items():
-        print(f"AMI {name:36s} {count:4s} DER {100 * s['der']:5.1f} % (miss "
-              f"{100 * s['missed']:.1f} FA {100 * s['false_alarm']:.1f} conf "
-              f"{100 * s['confusion']:.1f}) count {s['count_right']}/{s['meetings']}")
+    print_rows(ami, prefix="AMI ")
   out = pathlib.Path(args.out or pathlib.Path(__file__).parent / "results" /
                      f"accuracy-{datetime.date.today().isoformat()}.json")
   old = json.loads(out.read_text()) if out.exists() else {}

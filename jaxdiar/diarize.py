@@ -267,30 +267,29 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
   """Cluster the local speakers of every window into global speakers, stitch, binarize.
 
   `options` are the model's inference settings (meta["inference"]), any of which a caller
-  may override. Stitching `count` (default): the number of talkers at each frame is the
-  average over the covering windows of their active local speakers, and that many global
-  speakers (the highest stitched scores) are marked; `mean`: each global speaker's averaged
-  probability through hysteresis thresholds.
+  may override. Stitching `count`: the number of talkers at each frame, averaged over the
+  covering windows (`count="expected"`: the sum of the local probabilities;
+  `"threshold"`: the active local speakers), rounded, at least one where anyone talks and
+  two where the overlap head fires, marks that many global speakers (the highest stitched
+  scores); `mean`: each global speaker's averaged probability through hysteresis thresholds.
   """
   o = {**DEFAULT_DECODE, **options}
   inf = inference
   fs = inf.hop / inf.sample_rate
-  total, (num_windows, tw, s) = inf.total_frames, inf.vad.shape
+  total, (num_windows, tw, _) = inf.total_frames, inf.vad.shape
   vad = inf.vad.astype(np.float32)
-  locals_ = [(w, k) for w in range(num_windows) for k in range(s)
-             if np.sum(vad[w, :max(0, min(tw, total - inf.window_frames[w])), k] > o["onset"])
-             >= o["min_active_frames"]]
-  emb = np.array([inf.emb[w, k] for w, k in locals_]).reshape(len(locals_), inf.emb.shape[-1])
-  direction = None
-  if inf.direction is not None and o["spatial_weight"] > 0:
-    direction = np.array([inf.direction[w, k] for w, k in locals_])
-  labels = cluster(emb, np.array([w for w, _ in locals_], int), num_speakers=num_speakers,
+  inside = np.arange(tw)[None, :] < (total - inf.window_frames)[:, None]     # [W, Tw]
+  heard = np.sum((vad > o["onset"]) & inside[:, :, None], axis=1)          # [W, S] frames
+  windows, slots = np.nonzero(heard >= o["min_active_frames"])   # the local speakers
+  locals_ = list(zip(windows, slots))
+  labels = cluster(inf.emb[windows, slots], windows, num_speakers=num_speakers,
                    min_speakers=min_speakers, max_speakers=max_speakers,
                    threshold=o["cluster_threshold"],
-                   max_embeddings=o.get("max_cluster_embeddings", 2000), directions=direction,
+                   max_embeddings=o.get("max_cluster_embeddings", 2000),
+                   directions=(inf.direction[windows, slots] if inf.direction is not None
+                               and o["spatial_weight"] > 0 else None),
                    spatial_weight=o["spatial_weight"], refine=o["refine"],
-                   anchors=np.array([np.sum(vad[w, :, k] > o["onset"]) * fs
-                                     >= o["anchor_seconds"] for w, k in locals_], bool))
+                   anchors=heard[windows, slots] * fs >= o["anchor_seconds"])
   k = int(labels.max()) + 1 if len(labels) else 0
   score = np.zeros((total, k))
   cover = np.zeros(total)
@@ -399,18 +398,10 @@ def main(argv=None) -> int:
   turns, results = [], []
   for path in args.inputs:
     try:
-      model = model_for(path)
-    except runtime.ModelFileError as e:
-      print(f"error: {e}", file=sys.stderr)
-      return 2
-    except (audio_lib.AudioError, FileNotFoundError) as e:
-      print(f"error: {e}", file=sys.stderr)
-      return 2
-    try:
-      result = diarize(path, model, num_speakers=args.num_speakers,
+      result = diarize(path, model_for(path), num_speakers=args.num_speakers,
                        min_speakers=args.min_speakers, max_speakers=args.max_speakers,
                        replicate_channels=args.replicate_channels)
-    except (InputError, audio_lib.AudioError, FileNotFoundError) as e:
+    except (InputError, runtime.ModelFileError, audio_lib.AudioError, FileNotFoundError) as e:
       print(f"error: {e}", file=sys.stderr)
       return 2
     if not result.turns:
