@@ -92,6 +92,8 @@ def get_config() -> ml_collections.ConfigDict:
   d.augment_gain_db = 6.0        # Random gain +/- dB.
   d.augment_noise_snr_db = 20.0  # Added white noise SNR lower bound (0 disables).
   d.augment_rotate = True        # Cyclic channel shift (exact for a uniform circular array).
+  d.augment_silence_db = 0.0     # jaxdiar.online: attenuate frames without speech by U(0, x) dB
+                                 # (quiet pauses, as in close-talk or quiet rooms; 0 disables).
 
   # ------------------------------------------------------------------- train
   t = config.train = ml_collections.ConfigDict()

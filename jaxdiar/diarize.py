@@ -36,6 +36,7 @@ class Result:
   speech: np.ndarray        # [T, K] stitched speaker probabilities (frame rate = sr / hop)
   overlap: np.ndarray       # [T] stitched overlap probability
   frame_seconds: float
+  centroids: np.ndarray | None = None   # [K, E] unit mean embedding of each global speaker
 
 
 def _window_starts(num_samples: int, window: int, step: int) -> list[int]:
@@ -194,6 +195,26 @@ class Inference:
   hop: int
 
 
+def check_input(path, model: runtime.ExportedModel, replicate_channels: bool = False):
+  """(sample rate, channels, frames, tile) of a recording the model can take, read from its
+  header: tile 1 = as is, 0 = first channel only, n = a mono file copied to n channels.
+  Raises InputError / AudioError with a clear message."""
+  meta = model.meta
+  rate, channels, frames = audio_lib.info(path)
+  if frames == 0:
+    raise InputError(f"{path}: empty recording")
+  tile = 1
+  if channels != model.num_channels:
+    if meta["feature_kind"] != "lps" and not (replicate_channels and channels == 1):
+      raise InputError(f"{path}: {channels} channel(s), the model expects "
+                       f"{model.num_channels} (its '{meta['feature_kind']}' features need the "
+                       "array; a mono file can be run with --replicate-channels)")
+    tile = model.num_channels if channels == 1 else 1
+  if meta["feature_kind"] == "lps" and model.num_channels == 1 and channels > 1:
+    tile = 0                                    # a one-channel model reads the first channel
+  return rate, channels, frames, tile
+
+
 def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
           replicate_channels: bool = False, progress: bool = True,
           spatial: bool = True, step_seconds: float | None = None) -> Inference:
@@ -207,18 +228,7 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   sr, hop = model.sample_rate, model.hop
   path = pathlib.Path(path)
   uri = uri or path.stem
-  rate, channels, frames = audio_lib.info(path)
-  if frames == 0:
-    raise InputError(f"{path}: empty recording")
-  tile = 1
-  if channels != model.num_channels:
-    if meta["feature_kind"] != "lps" and not (replicate_channels and channels == 1):
-      raise InputError(f"{path}: {channels} channel(s), the model expects "
-                       f"{model.num_channels} (its '{meta['feature_kind']}' features need the "
-                       "array; a mono file can be run with --replicate-channels)")
-    tile = model.num_channels if channels == 1 else 1
-  if meta["feature_kind"] == "lps" and model.num_channels == 1 and channels > 1:
-    tile = 0                                    # a one-channel model reads the first channel
+  rate, channels, frames, tile = check_input(path, model, replicate_channels)
   num_samples = int(round(frames * sr / rate))
   window = int(round(inf["window_seconds"] * sr))
   step = int(round((step_seconds or inf["step_seconds"]) * sr))
@@ -342,7 +352,15 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
     for a, b in _runs(active[:, spk]):
       turns.append(rttm.Turn(inf.uri, a * fs, min(b * fs, inf.num_samples / inf.sample_rate),
                              f"spk{spk:02d}"))
-  return Result(sorted(turns), score, osd, fs)
+  centroids = None
+  if k:                       # each speaker's embedding: its local speakers', by frames heard
+    x = inf.emb[windows, slots].astype(np.float64)
+    x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-9
+    weight = heard[windows, slots].astype(np.float64)
+    centroids = np.stack([np.sum(x[labels == j] * weight[labels == j, None], axis=0)
+                          for j in range(k)])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-9
+  return Result(sorted(turns), score, osd, fs, centroids)
 
 
 # Decoding settings that model files exported before they existed do not carry: the old
@@ -379,6 +397,10 @@ def main(argv=None) -> int:
   p.add_argument("--replicate-channels", action="store_true",
                  help="run a mono recording through a multi-channel model by copying it to "
                       "every channel (the spatial features then carry nothing)")
+  p.add_argument("--speakers", default=None,
+                 help="enrolled-speaker bank (python -m jaxdiar.enroll): name the speakers")
+  p.add_argument("--name-threshold", type=float, default=None,
+                 help="cosine similarity a speaker needs to take a name (default: the bank's)")
   p.add_argument("--plot", default=None, help="PNG of the first input's result")
   p.add_argument("--ref", default=None, help="reference RTTM for --plot")
   args = p.parse_args(argv)
@@ -395,18 +417,27 @@ def main(argv=None) -> int:
       models[name] = runtime.load(bundled.path(name) if args.model is None else name)
     return models[name]
 
+  errors = (InputError, runtime.ModelFileError, audio_lib.AudioError, FileNotFoundError)
+  if args.speakers:
+    from jaxdiar import enroll    # imports this module: loaded only when naming
+    errors += (enroll.BankError,)
   turns, results = [], []
   for path in args.inputs:
     try:
-      result = diarize(path, model_for(path), num_speakers=args.num_speakers,
+      model = model_for(path)
+      result = diarize(path, model, num_speakers=args.num_speakers,
                        min_speakers=args.min_speakers, max_speakers=args.max_speakers,
                        replicate_channels=args.replicate_channels)
-    except (InputError, runtime.ModelFileError, audio_lib.AudioError, FileNotFoundError) as e:
+      named = result.turns
+      if args.speakers:
+        named = enroll.name_turns(result.turns, result, enroll.load_bank(args.speakers, model),
+                                  args.name_threshold)
+    except errors as e:
       print(f"error: {e}", file=sys.stderr)
       return 2
     if not result.turns:
       print(f"jaxdiar.diarize: {path}: no speech found", file=sys.stderr)
-    turns += result.turns
+    turns += named
     results.append((path, result))
   rttm.write_rttm(args.out, turns)     # written once, at the end, then renamed
   print(f"wrote {len(turns)} turns for {len(args.inputs)} recording(s) to {args.out}")

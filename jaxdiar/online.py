@@ -133,7 +133,7 @@ class DevicePool:
 
 def window_batch(pool_audio, pool_activity, pool_ids, index, frame_start, rng, *,
                  window_samples: int, hop: int, model_channels: int, gain_db: float,
-                 noise_snr_db: float, rotate: bool) -> dict:
+                 noise_snr_db: float, rotate: bool, silence_db: float = 0.0) -> dict:
   """Training batch from the device pool: windows at (index[b], frame_start[b] * hop)."""
   num_frames = 1 + window_samples // hop
   num_channels = pool_audio.shape[1]
@@ -147,13 +147,21 @@ def window_batch(pool_audio, pool_activity, pool_ids, index, frame_start, rng, *
   audio, activity = jax.vmap(one)(index, frame_start)
   audio = audio.astype(jnp.float32) / 32768.0
   b = audio.shape[0]
-  k_rot, k_gain, k_snr, k_noise = jax.random.split(rng, 4)
+  k_rot, k_gain, k_snr, k_noise, k_quiet = jax.random.split(rng, 5)
   shift = jax.random.randint(k_rot, (b,), 0, num_channels)
   if model_channels == 1:                      # one random channel of the array
     audio = jnp.take_along_axis(audio, shift[:, None, None], axis=1)
   elif rotate:                                 # cyclic rotation of a uniform circular array
     order = (jnp.arange(num_channels)[None, :] + shift[:, None]) % num_channels
     audio = jnp.take_along_axis(audio, order[:, :, None], axis=1)
+  if silence_db:              # pauses quieter than the meeting's noise floor, by U(0, x) dB
+    speech = jnp.any(activity > 0, axis=-1).astype(jnp.float32)            # [B, T]
+    kernel = jnp.ones(9) / 4.5          # a 4-frame ramp outside each turn; speech untouched
+    speech = jax.vmap(lambda a: jnp.convolve(a, kernel, mode="same"))(speech)
+    speech = jnp.minimum(jnp.repeat(speech, hop, axis=1)[:, :window_samples], 1.0)
+    depth = jax.random.uniform(k_quiet, (b, 1), maxval=silence_db)
+    scale = 10.0 ** (-depth * (1.0 - speech) / 20.0)
+    audio = audio * scale[:, None, :]
   if gain_db:
     gain = jax.random.uniform(k_gain, (b, 1, 1), minval=-gain_db, maxval=gain_db)
     audio = audio * 10.0 ** (gain / 20.0)
@@ -251,8 +259,10 @@ def load_state(out, template):
 
 def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_meetings: int = 8,
           save_every: float = 60.0, log_every: int = 100, speakers: list[str] | None = None,
-          meeting_seconds: float | None = None, max_steps: int | None = None) -> dict:
-  """Train `config` for `seconds` of wall clock on the meetings appearing in `pool_dir`."""
+          meeting_seconds: float | None = None, max_steps: int | None = None,
+          init=None) -> dict:
+  """Train `config` for `seconds` of wall clock on the meetings appearing in `pool_dir`;
+  with `init` (a folder saved by `train`), start from its variables (fine-tuning)."""
   start_time = time.time()
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
@@ -276,11 +286,20 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
   atomic.write_text(out / "config.json", config.to_json(indent=1))
   state = steps.init_state(jax.random.key(tcfg.seed), model=model, tx=tx,
                            num_features=features_lib.feature_dim(fcfg))
+  if init is not None:
+    _, variables = load_variables(init)
+    try:
+      state = state.replace(params=jax.tree.map(_like, state.params, variables["params"]),
+                            batch_stats=jax.tree.map(_like, state.batch_stats,
+                                                     variables.get("batch_stats", {})))
+    except (KeyError, ValueError) as e:
+      raise SystemExit(f"jaxdiar.online: {init} does not fit {out}'s config: {e}") from None
   state, progress = load_state(out, state)      # a killed run continues where it stopped
   rotate = bool(d.augment_rotate) and features_lib.is_uniform_circular(fcfg.mic_positions)
   batcher = functools.partial(window_batch, window_samples=window, hop=hop,
                               model_channels=model_channels, gain_db=d.augment_gain_db,
-                              noise_snr_db=d.augment_noise_snr_db, rotate=rotate)
+                              noise_snr_db=d.augment_noise_snr_db, rotate=rotate,
+                              silence_db=d.get("augment_silence_db", 0.0))
 
   @functools.partial(jax.jit, donate_argnums=0)
   def step(state, pool_audio, pool_activity, pool_ids, index, frame_start, rng, lr):
@@ -357,6 +376,13 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
   return summary
 
 
+def _like(template, value):
+  value = jnp.asarray(value, template.dtype)
+  if value.shape != template.shape:
+    raise ValueError(f"shape {value.shape}, expected {template.shape}")
+  return value
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python -m jaxdiar.online", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -377,6 +403,8 @@ def main(argv=None) -> int:
   t.add_argument("--capacity", type=int, default=1024)
   t.add_argument("--save-every", type=float, default=60.0)
   t.add_argument("--max-steps", type=int, default=None)
+  t.add_argument("--init", default=None,
+                 help="start from the variables of this train --out folder (fine-tuning)")
   args, overrides = p.parse_known_args(argv)
   config = load_config(args.config, overrides)
   if args.command == "simulate":
@@ -389,7 +417,8 @@ def main(argv=None) -> int:
   from jaxdiar.data import simulate as sim_lib
   speakers = sim_lib.speech_source(args.speech).speakers
   summary = train(config, args.pool, args.out, seconds=args.seconds, capacity=args.capacity,
-                  save_every=args.save_every, speakers=speakers, max_steps=args.max_steps)
+                  save_every=args.save_every, speakers=speakers, max_steps=args.max_steps,
+                  init=args.init)
   print(json.dumps(summary))
   return 0
 

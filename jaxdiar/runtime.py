@@ -8,6 +8,8 @@ state) -> the block's frame probabilities and the new state).
 This module imports only jax and numpy.
 """
 
+import hashlib
+import io
 import json
 import pathlib
 import zipfile
@@ -36,8 +38,9 @@ class ExportedModel:
       with zipfile.ZipFile(path) as z:
         self.meta = json.loads(z.read("meta.json"))
         self._forward = jax_export.deserialize(bytearray(z.read("forward.jaxexport")))
-        with z.open("variables.npz") as f:
-          weights = np.load(f)
+        raw = z.read("variables.npz")
+        self.fingerprint = hashlib.sha256(raw).hexdigest()[:16]   # which weights these are
+        with np.load(io.BytesIO(raw)) as weights:
           leaves = [weights[f"arr_{i}"] for i in range(len(weights.files))]
         names = set(z.namelist())
         self._stream = (jax_export.deserialize(bytearray(z.read("stream.jaxexport")))

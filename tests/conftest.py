@@ -42,3 +42,13 @@ def trained_smoke(tmp_path_factory):
   config.eval.every = 12
   trainer.train_and_evaluate(config, root / "workdir")
   return config, root / "workdir"
+
+
+@pytest.fixture(scope="session")
+def exported(trained_smoke, tmp_path_factory):
+  """(path of the smoke model exported as .jaxdiar, its workdir)."""
+  from jaxdiar import export
+  config, workdir = trained_smoke
+  out = tmp_path_factory.mktemp("export") / "smoke.jaxdiar"
+  assert export.main(["--workdir", str(workdir), "--out", str(out)]) == 0
+  return out, workdir

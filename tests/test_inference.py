@@ -23,14 +23,6 @@ from jaxdiar import runtime
 from tests.conftest import shared_data
 
 
-@pytest.fixture(scope="module")
-def exported(trained_smoke, tmp_path_factory):
-  config, workdir = trained_smoke
-  out = tmp_path_factory.mktemp("export") / "smoke.jaxdiar"
-  assert export.main(["--workdir", str(workdir), "--out", str(out)]) == 0
-  return out, workdir
-
-
 FRESH_PROCESS = r"""
 import sys, numpy as np
 from jaxdiar import runtime

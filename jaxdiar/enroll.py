@@ -1,0 +1,150 @@
+"""python -m jaxdiar.enroll --model M --speaker NAME CLIP.wav [CLIP ...] [--speaker ...] --out bank.npz
+
+Enrolled speakers: one embedding per name, the model's local-speaker embeddings over the
+speech of that person's clips (in each window, the local speaker heard longest, weighted by
+the frames it is heard). `diarize --speakers bank.npz` and the service's `speakers=true` then
+label each global speaker with an enrolled name when the cosine similarity of its centroid
+clears the bank's threshold (one name per speaker, Hungarian over speakers x names),
+otherwise it keeps its `spkNN` label. A bank belongs to the model that made it (its weights'
+fingerprint is stored and checked).
+"""
+
+import argparse
+import pathlib
+import sys
+
+import numpy as np
+import scipy.optimize
+
+from jaxdiar import atomic
+from jaxdiar import bundled
+from jaxdiar import diarize as diarize_lib
+from jaxdiar import rttm
+from jaxdiar import runtime
+from jaxdiar.data import audio as audio_lib
+
+# Cosine similarity a speaker's centroid must reach to take a name; chosen on the dev
+# meetings (benchmarks/bench_naming.py).
+DEFAULT_THRESHOLD = 0.5
+
+
+class BankError(ValueError):
+  """Not a usable speaker bank (message says why)."""
+
+
+def clip_embedding(path, model: runtime.ExportedModel,
+                   replicate_channels: bool = True) -> tuple[np.ndarray, float]:
+  """(sum of weighted unit embeddings [E], seconds of speech) of one clip; a one-channel clip
+  is copied to every channel of an array model (`replicate_channels`)."""
+  inf = diarize_lib.infer(path, model, progress=False, spatial=False,
+                          replicate_channels=replicate_channels)
+  onset = model.meta["inference"]["onset"]
+  inside = (np.arange(inf.vad.shape[1])[None, :]
+            < (inf.total_frames - inf.window_frames)[:, None])               # [W, Tw]
+  heard = np.sum((inf.vad.astype(np.float32) > onset) & inside[:, :, None], axis=1)  # [W, S]
+  slot = np.argmax(heard, axis=1)
+  frames = heard[np.arange(len(slot)), slot].astype(np.float64)
+  x = inf.emb[np.arange(len(slot)), slot].astype(np.float64)
+  x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-9
+  return np.sum(x * frames[:, None], axis=0), float(frames.sum()) * inf.hop / inf.sample_rate
+
+
+def enroll(model: runtime.ExportedModel, clips: dict[str, list]) -> dict:
+  """{name: [clip paths]} -> bank dict (names, embeddings [N, E] unit, seconds [N])."""
+  names, embeddings, seconds = [], [], []
+  for name, paths in clips.items():
+    total, speech = 0.0, 0.0
+    for path in paths:
+      e, s = clip_embedding(path, model)
+      total, speech = total + e, speech + s
+    if speech == 0.0:
+      raise diarize_lib.InputError(f"{name}: no speech found in {', '.join(map(str, paths))}")
+    names.append(name)
+    embeddings.append(total / (np.linalg.norm(total) + 1e-9))
+    seconds.append(speech)
+  return dict(names=np.array(names), embeddings=np.stack(embeddings).astype(np.float32),
+              seconds=np.array(seconds), fingerprint=np.array(model.fingerprint),
+              threshold=np.array(DEFAULT_THRESHOLD))
+
+
+def save_bank(path, bank: dict) -> None:
+  path = pathlib.Path(path)
+  with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
+    np.savez(f, **bank)
+
+
+def load_bank(path, model: runtime.ExportedModel | None = None) -> dict:
+  """A bank saved by `save_bank`; with `model`, checks that the bank was made by it."""
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      bank = {k: z[k] for k in z.files}
+  except (OSError, ValueError) as e:
+    raise BankError(f"{path}: not a speaker bank ({e})") from None
+  if not {"names", "embeddings", "fingerprint"} <= bank.keys():
+    raise BankError(f"{path}: not a speaker bank (python -m jaxdiar.enroll makes them)")
+  if model is not None and str(bank["fingerprint"]) != model.fingerprint:
+    raise BankError(f"{path}: enrolled with another model (weights {bank['fingerprint']}, "
+                    f"this model's are {model.fingerprint}); enroll again with this model")
+  bank.setdefault("threshold", np.array(DEFAULT_THRESHOLD))
+  return bank
+
+
+def assign_names(centroids: np.ndarray | None, bank: dict,
+                 threshold: float | None = None) -> dict[int, str]:
+  """{global speaker index: enrolled name} for the speakers whose centroid clears the
+  threshold, one name per speaker (Hungarian over speakers x names on cosine similarity)."""
+  if centroids is None or not len(centroids):
+    return {}
+  threshold = float(bank["threshold"]) if threshold is None else threshold
+  sim = centroids @ bank["embeddings"].T.astype(np.float64)             # [K, N]
+  rows, cols = scipy.optimize.linear_sum_assignment(-sim)
+  return {int(r): str(bank["names"][c]) for r, c in zip(rows, cols) if sim[r, c] >= threshold}
+
+
+def name_turns(turns, result: diarize_lib.Result, bank: dict,
+               threshold: float | None = None) -> list[rttm.Turn]:
+  """`turns` with each named speaker's `spkNN` label replaced by its enrolled name."""
+  names = {f"spk{k:02d}": n for k, n in assign_names(result.centroids, bank, threshold).items()}
+  return [rttm.Turn(t.uri, t.onset, t.offset, names.get(t.speaker, t.speaker)) for t in turns]
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(prog="python -m jaxdiar.enroll", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--model", required=True,
+                 help=f"a .jaxdiar file or a bundled model name ({', '.join(bundled.MODELS)})")
+  p.add_argument("--speaker", nargs="+", action="append", required=True,
+                 metavar=("NAME", "CLIP"), help="a name and one or more clips of that person")
+  p.add_argument("--out", required=True, help="the bank to write (.npz)")
+  p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                 help="cosine similarity a speaker needs to take a name (stored in the bank)")
+  args = p.parse_args(argv)
+  clips = {}
+  for name, *paths in args.speaker:
+    if not paths:
+      p.error(f"--speaker {name}: give at least one clip")
+    if name in clips:
+      p.error(f"--speaker {name} given twice")
+    clips[name] = paths
+  try:
+    model = runtime.load(bundled.path(args.model) if args.model in bundled.MODELS
+                         else args.model)
+    bank = enroll(model, clips)
+  except (runtime.ModelFileError, diarize_lib.InputError, audio_lib.AudioError,
+          FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  bank["threshold"] = np.array(args.threshold)
+  try:
+    save_bank(args.out, bank)
+  except OSError as e:
+    print(f"error: {args.out}: cannot write ({e.strerror})", file=sys.stderr)
+    return 2
+  for name, s in zip(bank["names"], bank["seconds"]):
+    print(f"enrolled {name}: {s:.1f} s of speech")
+  print(f"wrote {len(bank['names'])} speaker(s) to {args.out}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,284 @@
+"""python -m jaxdiar.serve --model M.jaxdiar [--host 127.0.0.1] [--port 8000]
+
+An HTTP service for an exported model (FastAPI on uvicorn, the ecosystem's ASGI stack):
+
+  POST /v1/diarize   audio as the raw body or a multipart `file` field; query (or form)
+                     fields num_speakers, min_speakers, max_speakers, uri, speakers
+                     (true: name clusters from the --speakers bank). JSON answer (uri,
+                     duration, speakers, segments, overlap), or RTTM with Accept: text/plain.
+  GET  /healthz      liveness and queue depth.
+  GET  /v1/model     the exported model's metadata.
+  GET  /docs         OpenAPI documentation.
+
+The model is loaded and compiled once; each recording is diarized in a bounded pool of worker
+threads (the event loop stays responsive), behind a bounded queue (503 with Retry-After when
+full) and a per-request time limit (504). Uploads over --max-upload-mb are refused while they
+stream in (413), as are recordings longer than --max-duration-s (413); a body that is not audio
+is 415, and a recording the model cannot take (channel count, all zeros, NaN) is 422 with the
+reason. The upload lives in a temporary folder removed when its diarization ends. With
+--token (or JAXDIAR_TOKEN) every request but /healthz needs `Authorization: Bearer TOKEN`.
+"""
+
+import argparse
+import asyncio
+import concurrent.futures
+import dataclasses
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+import threading
+
+import numpy as np
+
+from jaxdiar import bundled
+from jaxdiar import diarize as diarize_lib
+from jaxdiar import rttm
+from jaxdiar import runtime
+from jaxdiar.data import audio as audio_lib
+
+TOKEN_ENV = "JAXDIAR_TOKEN"
+
+
+@dataclasses.dataclass
+class Settings:
+  model: str
+  max_upload_mb: float = 100.0
+  max_duration_s: float = 4 * 3600.0
+  workers: int = 1
+  queue: int = 8
+  timeout_s: float = 600.0
+  token: str | None = None
+  speakers: str | None = None       # an enrolled-speaker bank (python -m jaxdiar.enroll)
+
+
+def overlap_regions(turns) -> list[tuple[float, float]]:
+  """Time regions where two or more turns are active."""
+  events = sorted([(t.onset, 1) for t in turns] + [(t.offset, -1) for t in turns])
+  regions, active, start = [], 0, None
+  for time, delta in events:
+    active += delta
+    if active >= 2 and start is None:
+      start = time
+    elif active < 2 and start is not None:
+      if time > start:
+        regions.append((start, time))
+      start = None
+  return regions
+
+
+def result_json(uri: str, duration: float, turns) -> dict:
+  return dict(uri=uri, duration=duration,
+              speakers=sorted({t.speaker for t in turns}),
+              segments=[dict(start=round(t.onset, 3), end=round(t.offset, 3), speaker=t.speaker)
+                        for t in turns],
+              overlap=[dict(start=round(a, 3), end=round(b, 3))
+                       for a, b in overlap_regions(turns)])
+
+
+class _Worker:
+  """The loaded model, a bounded thread pool and its queue bound."""
+
+  def __init__(self, settings: Settings):
+    self.settings = settings
+    self.model = runtime.load(bundled.path(settings.model) if settings.model in bundled.MODELS
+                              else settings.model)
+    self.bank = None
+    if settings.speakers:
+      from jaxdiar import enroll     # only when a bank is served
+      self.bank = enroll.load_bank(settings.speakers, self.model)
+    self.pool = concurrent.futures.ThreadPoolExecutor(settings.workers,
+                                                      thread_name_prefix="diarize")
+    self.lock = threading.Lock()
+    self.pending = 0                 # queued + running; released when the thread ends
+    self._warm_up()
+
+  def _warm_up(self) -> None:
+    """Compile the model's forward pass for the window shape, before the first request."""
+    meta = self.model.meta
+    n = int(round(meta["inference"]["window_seconds"] * self.model.sample_rate))
+    audio = np.zeros((meta["inference"]["batch_windows"], self.model.num_channels, n),
+                     np.float32)
+    self.model(audio)
+
+  def try_acquire(self) -> bool:
+    with self.lock:
+      if self.pending >= self.settings.workers + self.settings.queue:
+        return False
+      self.pending += 1
+      return True
+
+  def release(self, _future=None) -> None:
+    with self.lock:
+      self.pending -= 1
+
+
+def create_app(settings: Settings):
+  """The FastAPI application (the model is loaded and compiled here, once)."""
+  import fastapi
+  from fastapi import responses
+  import starlette.requests
+
+  worker = _Worker(settings)
+  app = fastapi.FastAPI(title="jaxdiar", version="1",
+                        description="Multi-channel speaker diarization (jaxdiar).")
+  limit = int(settings.max_upload_mb * 1024 * 1024)
+
+  def error(status: int, message: str, **headers):
+    return responses.JSONResponse({"error": message}, status_code=status, headers=headers)
+
+  @app.middleware("http")
+  async def authorize(request, call_next):
+    if settings.token and request.url.path != "/healthz":
+      if request.headers.get("authorization", "") != f"Bearer {settings.token}":
+        return error(401, "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"})
+    return await call_next(request)
+
+  @app.get("/healthz")
+  def healthz():
+    return dict(status="ok", pending=worker.pending)
+
+  @app.get("/v1/model")
+  def model_info():
+    meta = worker.model.meta
+    return dict(path=str(settings.model), sample_rate=worker.model.sample_rate,
+                num_channels=worker.model.num_channels, feature_kind=meta["feature_kind"],
+                can_stream=worker.model.can_stream, speakers_bank=settings.speakers,
+                meta=meta)
+
+  async def read_body(request) -> bytes | None:
+    """The request body, or None as soon as it exceeds the upload limit."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+      return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+      size += len(chunk)
+      if size > limit:
+        return None
+      chunks.append(chunk)
+    return b"".join(chunks)
+
+  @app.post("/v1/diarize", responses={200: {"content": {"text/plain": {}}}})
+  async def diarize(request: fastapi.Request, num_speakers: int | None = None,
+                    min_speakers: int | None = None, max_speakers: int | None = None,
+                    uri: str | None = None, speakers: bool = False):
+    """Diarize one recording (raw body or multipart field `file`)."""
+    body = await read_body(request)
+    if body is None:
+      return error(413, f"upload larger than {settings.max_upload_mb:g} MB")
+    fields, name = {}, None
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+      async def replay():
+        return {"type": "http.request", "body": body, "more_body": False}
+      form = await starlette.requests.Request(request.scope, replay).form()
+      upload = form.get("file")
+      if upload is None or isinstance(upload, str):
+        return error(400, "multipart upload without a 'file' field")
+      name = upload.filename
+      body = await upload.read()
+      fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    try:
+      counts = {k: (int(fields[k]) if k in fields else v) for k, v in
+                dict(num_speakers=num_speakers, min_speakers=min_speakers,
+                     max_speakers=max_speakers).items()}
+    except ValueError as e:
+      return error(422, f"speaker counts must be integers ({e})")
+    if any(v is not None and v < 1 for v in counts.values()):
+      return error(422, "speaker counts must be at least 1")
+    uri = fields.get("uri", uri) or (pathlib.Path(name).stem if name else "upload")
+    name_speakers = speakers or fields.get("speakers", "").lower() in ("1", "true", "yes")
+    if name_speakers and worker.bank is None:
+      return error(422, "speakers=true needs a server started with --speakers BANK")
+    if not body:
+      return error(415, "empty body: send audio (wav, flac, ogg) as the body or a 'file' field")
+    folder = tempfile.mkdtemp(prefix="jaxdiar-serve-")
+    path = pathlib.Path(folder) / ("upload" + (pathlib.Path(name).suffix if name else ""))
+    path.write_bytes(body)
+    try:                       # what the header says is checked before queueing
+      rate, _, frames = audio_lib.info(path)
+      duration = frames / rate
+      if duration > settings.max_duration_s:
+        shutil.rmtree(folder, ignore_errors=True)
+        return error(413, f"recording of {duration:.0f} s, over the "
+                          f"{settings.max_duration_s:g} s cap")
+      diarize_lib.check_input(path, worker.model)
+    except (audio_lib.AudioError, diarize_lib.InputError) as e:
+      shutil.rmtree(folder, ignore_errors=True)
+      status = 415 if isinstance(e, audio_lib.AudioError) else 422
+      return error(status, str(e).replace(str(path), uri))
+    if not worker.try_acquire():
+      shutil.rmtree(folder, ignore_errors=True)
+      return error(503, "busy: the queue is full", **{"Retry-After": "5"})
+
+    def run():
+      try:
+        result = diarize_lib.diarize(path, worker.model, uri=uri, progress=False, **counts)
+        turns = result.turns
+        if name_speakers:
+          from jaxdiar import enroll
+          turns = enroll.name_turns(turns, result, worker.bank)
+        return 200, (duration, turns)
+      except audio_lib.AudioError as e:
+        return 415, str(e).replace(str(path), uri)
+      except diarize_lib.InputError as e:
+        return 422, str(e).replace(str(path), uri)
+      finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    future = worker.pool.submit(run)
+    future.add_done_callback(worker.release)
+    try:
+      status, value = await asyncio.wait_for(asyncio.wrap_future(future), settings.timeout_s)
+    except asyncio.TimeoutError:
+      return error(504, f"diarization took longer than {settings.timeout_s:g} s")
+    if status != 200:
+      return error(status, value)
+    duration, turns = value
+    if "text/plain" in request.headers.get("accept", ""):
+      return responses.PlainTextResponse(rttm.format_rttm(turns))
+    return result_json(uri, duration, turns)
+
+  app.state.worker = worker
+  return app
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(prog="python -m jaxdiar.serve", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--model", required=True,
+                 help=f"a .jaxdiar file or a bundled model name ({', '.join(bundled.MODELS)})")
+  p.add_argument("--host", default="127.0.0.1",
+                 help="address to bind (default 127.0.0.1: this machine only)")
+  p.add_argument("--port", type=int, default=8000)
+  p.add_argument("--max-upload-mb", type=float, default=100.0)
+  p.add_argument("--max-duration-s", type=float, default=4 * 3600.0)
+  p.add_argument("--workers", type=int, default=1, help="recordings diarized at once")
+  p.add_argument("--queue", type=int, default=8, help="requests waiting beyond the workers")
+  p.add_argument("--timeout-s", type=float, default=600.0, help="per-request time limit")
+  p.add_argument("--token", default=os.environ.get(TOKEN_ENV),
+                 help=f"require 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV})")
+  p.add_argument("--speakers", default=None,
+                 help="enrolled-speaker bank (python -m jaxdiar.enroll) for speakers=true")
+  args = p.parse_args(argv)
+  if args.workers < 1 or args.queue < 0:
+    p.error("--workers must be >= 1 and --queue >= 0")
+  settings = Settings(model=args.model, max_upload_mb=args.max_upload_mb,
+                      max_duration_s=args.max_duration_s, workers=args.workers,
+                      queue=args.queue, timeout_s=args.timeout_s, token=args.token,
+                      speakers=args.speakers)
+  try:
+    app = create_app(settings)
+  except (runtime.ModelFileError, FileNotFoundError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  import uvicorn
+  print(f"jaxdiar.serve: {settings.model} on http://{args.host}:{args.port} "
+        f"({args.workers} worker(s), queue {args.queue})", file=sys.stderr, flush=True)
+  uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

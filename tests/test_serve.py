@@ -1,0 +1,191 @@
+"""The HTTP service over real HTTP on 127.0.0.1: a server process per setting, httpx clients."""
+
+import concurrent.futures
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+
+from jaxdiar import diarize
+from jaxdiar import serve
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+class Server:
+  def __init__(self, model, tmp: pathlib.Path, *flags):
+    self.port = _free_port()
+    self.url = f"http://127.0.0.1:{self.port}"
+    self.tmp = tmp
+    tmp.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, TMPDIR=str(tmp))
+    self.log = open(tmp / "server.log", "w")
+    self.process = subprocess.Popen(
+        [sys.executable, "-m", "jaxdiar.serve", "--model", str(model), "--port", str(self.port),
+         *flags], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 240
+    while True:
+      try:
+        if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+          return
+      except httpx.TransportError:
+        pass
+      if self.process.poll() is not None or time.time() > deadline:
+        self.close()
+        raise RuntimeError("server did not start:\n" + (tmp / "server.log").read_text())
+      time.sleep(0.5)
+
+  def close(self):
+    self.process.terminate()
+    self.process.wait(30)
+    self.log.close()
+
+  def leftovers(self) -> list:
+    return list(self.tmp.glob("jaxdiar-serve-*"))
+
+
+@pytest.fixture(scope="module")
+def meeting(trained_smoke):
+  config, _ = trained_smoke
+  dev = sorted(pathlib.Path(config.data.data_dir).glob("simulated-*/dev"))[0]
+  return dev / "meeting00000.wav"
+
+
+@pytest.fixture(scope="module")
+def server(exported, tmp_path_factory):
+  path, _ = exported
+  s = Server(path, tmp_path_factory.mktemp("serve"), "--workers", "2", "--queue", "8")
+  yield s
+  s.close()
+
+
+@pytest.fixture(scope="module")
+def strict(exported, tmp_path_factory):
+  path, _ = exported
+  s = Server(path, tmp_path_factory.mktemp("strict"), "--workers", "1", "--queue", "0",
+             "--max-upload-mb", "4", "--max-duration-s", "100", "--timeout-s", "0.05",
+             "--token", "sesame")
+  yield s
+  s.close()
+
+
+def test_diarize_equals_the_cli_json_and_rttm(server, exported, meeting, tmp_path):
+  path, _ = exported
+  out = tmp_path / "cli.rttm"
+  assert diarize.main([str(meeting), "--model", str(path), "--out", str(out)]) == 0
+  with open(meeting, "rb") as f:
+    r = httpx.post(server.url + "/v1/diarize", files={"file": (meeting.name, f)},
+                   headers={"Accept": "text/plain"}, timeout=120)
+  assert r.status_code == 200, r.text
+  assert r.text == out.read_text()
+  r = httpx.post(server.url + "/v1/diarize", content=meeting.read_bytes(),
+                 params={"uri": meeting.stem}, timeout=120)
+  assert r.status_code == 200, r.text
+  body = r.json()
+  assert body["uri"] == meeting.stem
+  assert body["duration"] == pytest.approx(sf.info(meeting).duration)
+  lines = [line.split() for line in out.read_text().splitlines()]
+  assert [(float(l[3]), float(l[3]) + float(l[4]), l[7]) for l in lines] == pytest.approx(
+      [(s["start"], s["end"], s["speaker"]) for s in body["segments"]], abs=2e-3)
+  assert body["speakers"] == sorted({l[7] for l in lines})
+  for region in body["overlap"]:       # each overlap region is covered by two segments
+    mid = (region["start"] + region["end"]) / 2
+    assert sum(s["start"] <= mid <= s["end"] for s in body["segments"]) >= 2
+  r = httpx.post(server.url + "/v1/diarize", content=meeting.read_bytes(),
+                 params={"num_speakers": 2}, timeout=120)
+  assert r.status_code == 200 and len(r.json()["speakers"]) <= 2
+  assert httpx.get(server.url + "/v1/model").json()["num_channels"] == 8
+  assert "/v1/diarize" in httpx.get(server.url + "/openapi.json").json()["paths"]
+  zeros = httpx.post(server.url + "/v1/diarize", timeout=60,
+                     content=_wav(tmp_path / "zeros.wav", 2, 8, value=0.0))
+  assert zeros.status_code == 422 and "all zeros" in zeros.json()["error"]
+  assert not server.leftovers()
+
+
+def test_eight_concurrent_clients_all_answered_correctly(server, meeting):
+  data = meeting.read_bytes()
+  expected = httpx.post(server.url + "/v1/diarize", content=data, timeout=120).json()
+
+  def one(_):
+    return httpx.post(server.url + "/v1/diarize", content=data, timeout=300)
+  with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    answers = list(pool.map(one, range(8)))
+  assert [a.status_code for a in answers] == [200] * 8
+  assert all(a.json() == expected for a in answers)
+  assert not server.leftovers()
+
+
+def test_client_that_disconnects_mid_upload_leaves_the_server_healthy(server, meeting):
+  with socket.create_connection(("127.0.0.1", server.port)) as s:
+    s.sendall(b"POST /v1/diarize HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n")
+    s.sendall(b"\0" * 100_000)
+  assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
+  r = httpx.post(server.url + "/v1/diarize", content=meeting.read_bytes(), timeout=120)
+  assert r.status_code == 200
+  time.sleep(0.5)
+  assert httpx.get(server.url + "/healthz").json()["pending"] == 0
+  assert not server.leftovers()
+
+
+def _wav(path, seconds, channels, rate=16000, subtype="PCM_16", value=None):
+  rng = np.random.default_rng(0)
+  audio = (0.05 * rng.standard_normal((int(seconds * rate), channels)) if value is None
+           else np.full((int(seconds * rate), channels), value))
+  sf.write(path, audio.astype(np.float32), rate, subtype=subtype)
+  return path.read_bytes()
+
+
+def test_error_statuses(strict, server, meeting, tmp_path):
+  auth = {"Authorization": "Bearer sesame"}
+  post = lambda content, headers=auth, **kw: httpx.post(
+      strict.url + "/v1/diarize", content=content, headers=headers, timeout=60, **kw)
+  assert httpx.get(strict.url + "/healthz").status_code == 200          # no token needed
+  assert httpx.get(strict.url + "/v1/model").status_code == 401
+  assert post(b"x", headers={}).status_code == 401
+  assert post(b"x", headers={"Authorization": "Bearer wrong"}).status_code == 401
+  assert httpx.get(strict.url + "/v1/model", headers=auth).status_code == 200
+  big = post(os.urandom(5 * 1024 * 1024))
+  assert big.status_code == 413 and "MB" in big.json()["error"]
+  long = post(_wav(tmp_path / "long.wav", 200, 1, rate=8000, subtype="PCM_U8"))
+  assert long.status_code == 413 and "cap" in long.json()["error"]
+  assert post(b"this is not audio").status_code == 415
+  assert post(b"").status_code == 415
+  two = post(_wav(tmp_path / "two.wav", 2, 2))
+  assert two.status_code == 422 and "2 channel" in two.json()["error"]
+  assert post(b"x", params={"num_speakers": 0}).status_code == 422
+  assert post(b"x", params={"num_speakers": "two"}).status_code == 422
+  assert post(b"x", params={"speakers": "true"}).status_code == 422      # no bank served
+  # 14 s of 8 channels take longer than the 0.05 s limit: 504; the worker is still busy with
+  # it and the queue holds nothing more: 503 with Retry-After.
+  data = _wav(tmp_path / "busy.wav", 14, 8)
+  assert post(data).status_code == 504
+  busy = post(data)
+  assert busy.status_code == 503 and busy.headers["Retry-After"]
+  deadline = time.time() + 60          # the abandoned work ends, and its upload is removed
+  while httpx.get(strict.url + "/healthz").json()["pending"] and time.time() < deadline:
+    time.sleep(0.2)
+  time.sleep(0.2)
+  assert not strict.leftovers()
+
+
+def test_overlap_regions():
+  from jaxdiar.rttm import Turn
+  turns = [Turn("u", 0, 2, "a"), Turn("u", 1, 3, "b"), Turn("u", 1.5, 1.8, "c"),
+           Turn("u", 4, 5, "a"), Turn("u", 5, 6, "b")]
+  assert serve.overlap_regions(turns) == [(1, 2)]
+
+
+def test_serve_refuses_a_bad_model_file(tmp_path):
+  (tmp_path / "m.jaxdiar").write_bytes(b"nope")
+  assert serve.main(["--model", str(tmp_path / "m.jaxdiar")]) == 2
