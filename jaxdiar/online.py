@@ -340,7 +340,7 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
   while True:
     now = time.time()
     fraction = elapsed() / budget
-    if fraction >= 1.0 or (max_steps and step_count >= max_steps):
+    if fraction >= 1.0 or (max_steps is not None and step_count >= max_steps):
       break
     if now - last_refresh > 5.0:
       pool.refresh()

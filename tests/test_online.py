@@ -50,6 +50,25 @@ def test_window_batch_equals_numpy_slicing(channels):
                                   np.where(act.any(axis=0), ids[i], -1))
 
 
+def test_silence_augmentation_quietens_pauses_only():
+  rng = np.random.default_rng(2)
+  audio, activity, ids = pool(rng, m=1, n=6000, t=61)
+  activity[0] = 0
+  activity[0, 20:40, 0] = 1                         # one turn, frames 20-39
+  kw = dict(window_samples=6000, hop=100, model_channels=8, gain_db=0.0, noise_snr_db=0.0,
+            rotate=False)
+  args = [jnp.asarray(x) for x in (audio, activity, ids, np.array([0]), np.array([0]))]
+  plain = np.asarray(online.window_batch(*args, jax.random.key(3), **kw)["audio"][0])
+  quiet = np.asarray(online.window_batch(*args, jax.random.key(3), silence_db=40.0,
+                                         **kw)["audio"][0])
+  ratio = np.abs(quiet).sum(axis=0) / (np.abs(plain).sum(axis=0) + 1e-9)      # per sample
+  np.testing.assert_allclose(ratio[2000:4000], 1.0, rtol=1e-5)   # speech untouched
+  far = np.concatenate([ratio[:1500], ratio[4500:]])             # beyond the 4-frame ramps
+  assert np.allclose(far, far[0], rtol=1e-4) and 10 ** (-40 / 20) <= far[0] < 1.0
+  ramp = ratio[1600:2000]                                        # rises towards the turn
+  assert np.all(np.diff(ramp[::100]) >= 0) and ramp[-1] > ramp[0]
+
+
 def test_time_schedule_is_the_one_cycle_over_the_budget():
   tcfg = array8.get_config().train
   ref = optax.cosine_onecycle_schedule(10_000, tcfg.learning_rate, pct_start=tcfg.pct_start)
@@ -123,6 +142,17 @@ def test_simulate_train_export(tmp_path):
   assert rows[0]["lr"] < rows[-1]["lr"] or rows[0]["lr"] > 0     # the schedule was applied
   cfg, variables = online.load_variables(tmp_path / "run")
   assert cfg.model.num_speaker_classes == 16
+  # Fine-tuning starts from those variables: with no step taken they come back unchanged.
+  online.train(config, tmp_path / "pool", tmp_path / "tuned", seconds=600, capacity=4,
+               min_meetings=1, max_steps=0, speakers=SPEAKERS, init=tmp_path / "run")
+  _, tuned = online.load_variables(tmp_path / "tuned")
+  for a, b in zip(jax.tree.leaves(variables), jax.tree.leaves(tuned)):
+    np.testing.assert_array_equal(a, b)
+  wide = config.copy_and_resolve_references()
+  wide.model.embedding_dim = 2 * config.model.embedding_dim
+  with pytest.raises(SystemExit, match="does not fit"):
+    online.train(wide, tmp_path / "pool", tmp_path / "wide", seconds=600, capacity=4,
+                 min_meetings=1, max_steps=0, speakers=SPEAKERS, init=tmp_path / "run")
   export.export(cfg, variables, tmp_path / "m.jaxdiar", platforms=("cpu",))
   model = runtime.load(tmp_path / "m.jaxdiar")
   out = model(np.zeros((1, 8, 32000), np.float32) + 0.01)
