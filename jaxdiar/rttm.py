@@ -57,7 +57,18 @@ def read_uem(path) -> dict[str, list[tuple[float, float]]]:
   return regions
 
 
+def _field(text: str, what: str, first: bool = False) -> str:
+  """`text` if it can be written as one whitespace-separated field and read back."""
+  if not text or text.split() != [text] or (first and text.startswith(("#", ";;"))):
+    raise ValueError(f"{what} {text!r} cannot be written as one field (empty, whitespace"
+                     f"{', or a comment marker' if first else ''})")
+  return text
+
+
 def format_rttm(turns: Iterable[Turn]) -> str:
+  turns = list(turns)
+  for t in turns:
+    _field(t.uri, "uri"), _field(t.speaker, "speaker label")
   return "".join(f"SPEAKER {t.uri} 1 {t.onset:.3f} {t.duration:.3f} <NA> <NA> {t.speaker} "
                  "<NA> <NA>\n" for t in sorted(turns))
 
@@ -67,6 +78,8 @@ def write_rttm(path, turns: Iterable[Turn]) -> None:
 
 
 def write_uem(path, regions: dict[str, list[tuple[float, float]]]) -> None:
+  for uri in regions:
+    _field(uri, "uri", first=True)
   atomic.write_text(path, "".join(f"{uri} 1 {s:.3f} {e:.3f}\n"
                                   for uri in sorted(regions) for s, e in regions[uri]))
 

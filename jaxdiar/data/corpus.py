@@ -73,8 +73,10 @@ def frame_activity(turns: Sequence[rttm.Turn], speakers: Sequence[str], num_fram
     if turn.speaker not in index:
       continue
     # Frame t is centred on sample start + t*hop: active iff onset <= centre < offset.
-    first = int(np.ceil((turn.onset * sample_rate - start_sample) / hop))
-    last = int(np.ceil((turn.offset * sample_rate - start_sample) / hop))
+    # Rounded to 1e-6 frame first: a turn written from frame edges (decode writes t * hop /
+    # rate) must not gain a frame from float error (13.000000000000002 -> 14).
+    first = int(np.ceil(round((turn.onset * sample_rate - start_sample) / hop, 6)))
+    last = int(np.ceil(round((turn.offset * sample_rate - start_sample) / hop, 6)))
     first, last = max(first, 0), min(last, num_frames)
     if last > first:
       act[first:last, index[turn.speaker]] = 1
