@@ -6,6 +6,27 @@ import pathlib
 import tempfile
 
 
+class OutputError(ValueError):
+  """An output path that cannot be written (message says why)."""
+
+
+def check_output(path) -> pathlib.Path:
+  """`path` if a file can be written there (its folder exists or can be made, and is
+  writable); raises OutputError naming the path and the cause. Called before long work, so
+  that a bad --out fails at once."""
+  path = pathlib.Path(path)
+  if path.is_dir():
+    raise OutputError(f"{path}: is a directory, expected a file path")
+  folder = path.parent
+  while not folder.exists():
+    folder = folder.parent
+  if not folder.is_dir():
+    raise OutputError(f"{path}: cannot write there ({folder} is not a directory)")
+  if not os.access(folder, os.W_OK | os.X_OK):
+    raise OutputError(f"{path}: cannot write there ({folder} is not writable)")
+  return path
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix: str = ".tmp"):
   """Yields a temporary path beside `path`; renames it onto `path` if the block succeeds and

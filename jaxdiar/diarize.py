@@ -19,6 +19,7 @@ import scipy.optimize
 import scipy.spatial.distance
 import tqdm
 
+from jaxdiar import atomic
 from jaxdiar import bundled
 from jaxdiar import rttm
 from jaxdiar import runtime
@@ -241,30 +242,30 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
                                  spatial_lib.azimuth_grid())
   vads, osds, embs, dirs = [], [], [], []
   peak = 0.0
-  bar = tqdm.tqdm(total=len(starts), desc=f"diarize {uri}", unit="window", disable=not progress)
-  for b0 in range(0, len(starts), batch):
-    group = starts[b0:b0 + batch]
-    raw = [_read_block(path, rate, sr, s, window) for s in group]
-    if tile == 0:
-      blocks = [x[:1] for x in raw]
-    else:
-      blocks = [np.tile(x, (tile, 1)) if tile > 1 else x for x in raw]
-    audio = np.stack(blocks + [np.zeros_like(blocks[0])] * (batch - len(blocks)))
-    peak = max(peak, float(np.abs(audio).max()))
-    out = {k: np.asarray(v) for k, v in model(audio).items()}
-    n = len(group)
-    # Copies: a view would keep the whole batch's output buffers alive.
-    vads.append(out["vad"][:n].astype(np.float16))
-    osds.append(out["osd"][:n].astype(np.float16))
-    embs.append(out["spk_emb"][:n].astype(np.float32))
-    if steer is not None:
-      for j in range(n):
-        p = out["vad"][j].T.astype(np.float32)                         # [S, Tw]
-        others = np.prod(1.0 - p[None, :, :] * (1 - np.eye(len(p)))[:, :, None], axis=1)
-        spec = spatial_lib.stft(raw[j], meta["n_fft"], hop)
-        dirs.append(spatial_lib.srp_phat(spec, p * others, steer).astype(np.float32))
-    bar.update(n)
-  bar.close()
+  with tqdm.tqdm(total=len(starts), desc=f"diarize {uri}", unit="window",
+                 disable=not progress) as bar:    # closed (a clean line) on errors too
+    for b0 in range(0, len(starts), batch):
+      group = starts[b0:b0 + batch]
+      raw = [_read_block(path, rate, sr, s, window) for s in group]
+      if tile == 0:
+        blocks = [x[:1] for x in raw]
+      else:
+        blocks = [np.tile(x, (tile, 1)) if tile > 1 else x for x in raw]
+      audio = np.stack(blocks + [np.zeros_like(blocks[0])] * (batch - len(blocks)))
+      peak = max(peak, float(np.abs(audio).max()))
+      out = {k: np.asarray(v) for k, v in model(audio).items()}
+      n = len(group)
+      # Copies: a view would keep the whole batch's output buffers alive.
+      vads.append(out["vad"][:n].astype(np.float16))
+      osds.append(out["osd"][:n].astype(np.float16))
+      embs.append(out["spk_emb"][:n].astype(np.float32))
+      if steer is not None:
+        for j in range(n):
+          p = out["vad"][j].T.astype(np.float32)                         # [S, Tw]
+          others = np.prod(1.0 - p[None, :, :] * (1 - np.eye(len(p)))[:, :, None], axis=1)
+          spec = spatial_lib.stft(raw[j], meta["n_fft"], hop)
+          dirs.append(spatial_lib.srp_phat(spec, p * others, steer).astype(np.float32))
+      bar.update(n)
   if peak == 0.0:
     raise InputError(f"{path}: the audio is all zeros")
   return Inference(uri, np.array(starts) // hop, np.concatenate(vads), np.concatenate(osds),
@@ -404,6 +405,13 @@ def main(argv=None) -> int:
   p.add_argument("--plot", default=None, help="PNG of the first input's result")
   p.add_argument("--ref", default=None, help="reference RTTM for --plot")
   args = p.parse_args(argv)
+  try:
+    for out in (args.out, args.plot):
+      if out:
+        atomic.check_output(out)
+  except atomic.OutputError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   models: dict[str, runtime.ExportedModel] = {}
 
   def model_for(path) -> runtime.ExportedModel:

@@ -127,11 +127,12 @@ def main(argv=None) -> int:
       p.error(f"--speaker {name} given twice")
     clips[name] = paths
   try:
+    atomic.check_output(args.out)
     model = runtime.load(bundled.path(args.model) if args.model in bundled.MODELS
                          else args.model)
     bank = enroll(model, clips)
   except (runtime.ModelFileError, diarize_lib.InputError, audio_lib.AudioError,
-          FileNotFoundError) as e:
+          FileNotFoundError, atomic.OutputError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   bank["threshold"] = np.array(args.threshold)

@@ -111,9 +111,12 @@ def main(argv=None) -> int:
   p.add_argument("--plot-confusion", default=None, help="PNG of the speaker confusion")
   args = p.parse_args(argv)
   try:
+    for out in (args.json, args.plot_confusion):
+      if out:
+        atomic.check_output(out)
     ref, hyp = rttm.read_rttm(args.ref), rttm.read_rttm(args.hyp)
     uem = rttm.read_uem(args.uem) if args.uem else None
-  except (rttm.FormatError, FileNotFoundError) as e:
+  except (rttm.FormatError, FileNotFoundError, IsADirectoryError, atomic.OutputError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   result = score(ref, hyp, uem, args.collar, args.skip_overlap)

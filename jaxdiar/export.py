@@ -115,13 +115,14 @@ def main(argv=None) -> int:
   p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
   args = p.parse_args(argv)
   try:
+    atomic.check_output(args.out)
     if args.variables:
       from jaxdiar import online
       config, variables = online.load_variables(args.variables)
       step = "final"
     else:
       config, variables, step = load_checkpoint(args.workdir, args.step)
-  except FileNotFoundError as e:
+  except (FileNotFoundError, atomic.OutputError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   meta = export(config, variables, args.out)

@@ -5,8 +5,10 @@ simulator settings of a config (default: configs/default.py).
 """
 
 import argparse
+import pathlib
 import sys
 
+from jaxdiar import atomic
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.data import simulate as sim_lib
 
@@ -28,8 +30,9 @@ def main(argv=None) -> int:
   if args.num_meetings < 1:
     p.error("--num-meetings must be >= 1")
   try:
+    atomic.check_output(pathlib.Path(args.out) / "manifest.json")
     source = sim_lib.speech_source(args.speech)
-  except audio_lib.AudioError as e:
+  except (audio_lib.AudioError, atomic.OutputError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   manifest = sim_lib.simulate_corpus(

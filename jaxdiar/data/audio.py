@@ -4,6 +4,7 @@ Other sample rates are resampled with soxr; every failure is an `AudioError` tha
 the file.
 """
 
+import os
 import pathlib
 import re
 
@@ -83,6 +84,32 @@ def write_wav(path, audio: np.ndarray, sample_rate: int) -> None:
 
 def _info(path):
   try:
-    return sf.info(str(path))
+    info = sf.info(str(path))
   except (sf.LibsndfileError, RuntimeError) as e:
     raise AudioError(f"{path}: cannot read audio ({e})") from e
+  if info.format == "WAV":
+    _check_wav_length(path, info)
+  return info
+
+
+def _check_wav_length(path, info) -> None:
+  """libsndfile reads a truncated wav as a shorter one without a word; refuse it when the
+  data chunk's declared size is larger than what the file holds (sizes 0 and 0xFFFFFFFF,
+  written by streaming recorders that never went back to the header, mean 'unknown')."""
+  size = os.path.getsize(path)
+  with open(path, "rb") as f:
+    head = f.read(12)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+      return
+    offset = 12
+    while offset + 8 <= size:
+      f.seek(offset)
+      chunk = f.read(8)
+      name, length = chunk[:4], int.from_bytes(chunk[4:8], "little")
+      if name == b"data":
+        if length not in (0, 0xFFFFFFFF) and offset + 8 + length > size:
+          raise AudioError(
+              f"{path}: truncated wav (the header declares {length} bytes of audio, the file "
+              f"holds {size - offset - 8}; {info.frames / info.samplerate:.2f} s readable)")
+        return
+      offset += 8 + length + (length & 1)
