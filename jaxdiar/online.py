@@ -53,12 +53,14 @@ def _simulate_worker(args) -> int:
   from jaxdiar.data import corpus as corpus_lib        # the simulator stack, in workers only
   from jaxdiar.data import simulate as sim_lib
   (speech, out, seed, worker, workers, sim, geometry, duration, sample_rate, hop,
-   deadline) = args
+   deadline, parent) = args
   source = sim_lib.speech_source(speech)
   out = pathlib.Path(out)
   made = 0
   index = worker
   while made == 0 or time.time() < deadline:          # at least one meeting per worker
+    if os.getppid() != parent:                          # the parent was killed: stop too
+      break
     audio, turns, scene = sim_lib.simulate_meeting(source, index, seed, sim, geometry,
                                                    duration, sample_rate)
     names = [s["name"] for s in scene["speakers"]]
@@ -80,7 +82,7 @@ def simulate_pool(speech: str, out, *, workers: int, seconds: float, seed: int, 
   out.mkdir(parents=True, exist_ok=True)
   deadline = time.time() + seconds
   jobs = [(speech, str(out), seed, w, workers, sim, geometry, duration, sample_rate, hop,
-           deadline) for w in range(workers)]
+           deadline, os.getpid()) for w in range(workers)]
   ctx = multiprocessing.get_context("spawn")
   with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
     return sum(pool.map(_simulate_worker, jobs))

@@ -47,11 +47,11 @@ def main(argv):
   return 0
 
 
-def _parse_or_exit(argv) -> None:
-  """Parse the flags before app.run, so that a bad --config or override is one line (absl
-  would print a traceback for a config key that does not exist)."""
+def _parse_or_exit(argv) -> list[str]:
+  """absl's flag parsing, with a bad --config or override as one line (absl would print a
+  traceback for a config key that does not exist, or a missing config file)."""
   try:
-    flags.FLAGS(argv)
+    rest = flags.FLAGS(argv)
     _CONFIG.value.keys()          # config_flags defers a config file's load error to here
   except flags.Error as e:
     sys.exit(f"error: {e}")
@@ -59,8 +59,8 @@ def _parse_or_exit(argv) -> None:
     sys.exit(f"error: the config has no field {str(e).strip(chr(34) + chr(39))}")
   except OSError as e:
     sys.exit(f"error: {' '.join(str(e).split())}")
+  return rest
 
 
 if __name__ == "__main__":
-  _parse_or_exit(sys.argv)
-  app.run(lambda argv: sys.exit(main(argv)))
+  app.run(lambda argv: sys.exit(main(argv)), flags_parser=_parse_or_exit)

@@ -21,6 +21,7 @@ import psutil
 import tensorboardX
 import tqdm
 
+from jaxdiar import atomic
 from jaxdiar import features as features_lib
 from jaxdiar import losses
 from jaxdiar import metrics as metrics_lib
@@ -75,13 +76,27 @@ def check_memory(compiled, batch_size: int) -> str:
 
 
 class MetricWriter:
-  """TensorBoard event files and a JSON-lines file in the workdir (process 0 only)."""
+  """TensorBoard event files and a JSON-lines file in the workdir (process 0 only).
 
-  def __init__(self, workdir: pathlib.Path):
+  A run resumed at step `start` first drops the rows written after it by the killed run (and a
+  torn last line), so that metrics.jsonl holds every step once."""
+
+  def __init__(self, workdir: pathlib.Path, start: int = 0):
     self.enabled = jax.process_index() == 0
     if self.enabled:
-      self.tb = tensorboardX.SummaryWriter(str(workdir / "tensorboard"))
-      self.jsonl = open(workdir / "metrics.jsonl", "a", encoding="utf-8")
+      path = workdir / "metrics.jsonl"
+      if path.exists():
+        rows = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+          try:
+            if json.loads(line)["step"] <= start:
+              rows.append(line + "\n")
+          except (json.JSONDecodeError, KeyError, TypeError):
+            pass                           # a line torn by the kill
+        atomic.write_text(path, "".join(rows))
+      self.tb = tensorboardX.SummaryWriter(str(workdir / "tensorboard"),
+                                           purge_step=start + 1 if start else None)
+      self.jsonl = open(path, "a", encoding="utf-8")
 
   def write(self, step: int, scalars: dict):
     if not self.enabled:
@@ -137,7 +152,10 @@ def evaluate(state, dev_source, jitted_eval, batch_sharding, config, num_ids: in
 def _checkpoint_manager(workdir: pathlib.Path, tcfg) -> ocp.CheckpointManager:
   policy = ocp.checkpoint_managers.AnyPreservationPolicy([
       ocp.checkpoint_managers.LatestN(n=tcfg.keep_checkpoints),
-      ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: m["dev_der"], reverse=True, n=1),
+      # The best dev checkpoint besides them; those saved without a dev metric are not kept
+      # by this rule (orbax's default keeps them all: the bound would not hold).
+      ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: m["dev_der"], reverse=True, n=1,
+                                    keep_checkpoints_without_metrics=False),
   ])
   options = ocp.CheckpointManagerOptions(preservation_policy=policy,
                                          best_fn=lambda m: m["dev_der"], best_mode="min",
@@ -215,8 +233,8 @@ def train_and_evaluate(config, workdir) -> dict:
   log(f"jaxdiar: compiled the train step in {time.time() - t0:.1f} s (per-host batch "
       f"{per_host}); {check_memory(compiled, tcfg.batch_size)}")
 
-  writer = MetricWriter(workdir)
   start = int(state.step)
+  writer = MetricWriter(workdir, start)
   bar = tqdm.tqdm(total=micro_steps, initial=start, desc="train", unit="step",
                   disable=not is_main, dynamic_ncols=True)
   last_metrics, dev = {}, {}

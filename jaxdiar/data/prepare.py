@@ -15,6 +15,7 @@ import sys
 import jax
 from jax.experimental import multihost_utils
 
+from jaxdiar import atomic
 from jaxdiar.data import corpus as corpus_lib
 from jaxdiar.data import datasets
 from jaxdiar.data import simulate as sim_lib
@@ -79,7 +80,8 @@ def prepare(config) -> Prepared:
       dev_spk = sorted({s for m in corpus_lib.read_corpus(split_dirs["dev"])
                         for s in m.speakers} - set(train_spk))
     speakers = train_spk + [s for s in dev_spk if s not in set(train_spk)]
-    speakers_file.write_text(json.dumps(dict(speakers=speakers, num_train=len(train_spk))))
+    atomic.write_text(speakers_file, json.dumps(dict(speakers=speakers,
+                                                     num_train=len(train_spk))))
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices("jaxdiar-corpus-simulated")
   meta = json.loads((root / "speakers.json").read_text())

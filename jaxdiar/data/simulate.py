@@ -304,7 +304,17 @@ def overlap_ratio(turns, duration: float, sample_rate: int = 16000) -> float:
 
 
 def _simulate_and_write(args):
+  """Simulate and write one meeting; a meeting a killed run finished (its scene JSON, written
+  last, exists with the same seed, index and length) is not simulated again."""
   source, index, seed, sim, geometry, duration, sample_rate, out = args
+  done = pathlib.Path(out) / f"meeting{index:05d}.json"
+  if done.exists():
+    try:
+      scene = json.loads(done.read_text(encoding="utf-8"))
+      if (scene["seed"], scene["index"], scene["duration"]) == (seed, index, duration):
+        return scene["uri"], scene["overlap_ratio"], len(scene["speakers"])
+    except (json.JSONDecodeError, KeyError):
+      pass
   audio, turns, scene = simulate_meeting(source, index, seed, sim, geometry, duration,
                                          sample_rate)
   uri = scene["uri"]
