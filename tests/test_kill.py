@@ -1,5 +1,5 @@
-"""Kill safety: SIGKILL at random moments (during data preparation, during an asynchronous
-checkpoint write, between steps), then the same command again, ends where an uninterrupted
+"""Kill safety: SIGKILL at several moments (during data preparation, during an asynchronous
+checkpoint write, at a random delay between steps), then the same command again, ends where an uninterrupted
 run ends, with every metric row once and the checkpoint bound kept."""
 
 import json
@@ -65,13 +65,6 @@ def test_training_killed_at_random_moments_ends_like_an_uninterrupted_run(tmp_pa
   ckpt = work / "checkpoints"
   metrics = work / "metrics.jsonl"
 
-  def rows():
-    return len(metrics.read_text().splitlines()) if metrics.exists() else 0
-
-  def after_rows(k):
-    target = rows() + k
-    return lambda: rows() >= target
-
   def after_compile(delay):
     start, seen = len((tmp_path / "log.txt").read_text()), []
 
@@ -81,13 +74,12 @@ def test_training_killed_at_random_moments_ends_like_an_uninterrupted_run(tmp_pa
       return bool(seen) and time.time() - seen[0] > delay
     return condition
 
-  extra, delay = int(rng.integers(1, 5)), float(rng.uniform(0.0, 4.0))
+  delay = float(rng.uniform(0.0, 3.0))
   moments = [   # (what, a function that makes the kill condition when the run starts)
       ("preparing the data", lambda: lambda: any(data.glob("simulated-*/tfds/*/*/incomplete*"))
        or any(data.glob("simulated-*/*/meeting*.json"))),
       ("an asynchronous checkpoint write in progress",
        lambda: lambda: ckpt.exists() and any("tmp" in p.name for p in ckpt.iterdir())),
-      (f"after {extra} more metric rows", lambda: after_rows(extra)),
       (f"{delay:.1f} s after the step compiled", lambda: after_compile(delay)),
   ]
   killed = []
