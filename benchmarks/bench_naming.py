@@ -56,7 +56,7 @@ def meeting_bank(utterances: dict, used: set, fingerprint: str) -> dict:
   names = sorted(sums)
   emb = np.stack([sums[n][0] / (np.linalg.norm(sums[n][0]) + 1e-9) for n in names])
   return dict(names=np.array(names), embeddings=emb.astype(np.float32),
-              fingerprint=np.array(fingerprint), threshold=np.array(enroll.DEFAULT_THRESHOLD))
+              fingerprint=np.array(fingerprint), threshold=np.array(0.0))
 
 
 def score_names(ref_turns, result, bank, uri, thresholds) -> dict:

@@ -23,9 +23,19 @@ from jaxdiar import rttm
 from jaxdiar import runtime
 from jaxdiar.data import audio as audio_lib
 
-# Cosine similarity a speaker's centroid must reach to take a name; chosen on the dev
-# meetings (benchmarks/bench_naming.py).
-DEFAULT_THRESHOLD = 0.5
+# Cosine similarity a speaker's centroid must reach to take a name, chosen on the dev
+# meetings (benchmarks/bench_naming.py, most right names less false ones): one-channel clips
+# through a one-channel model match the meeting's embeddings more closely than clips copied
+# to every channel of an array model. A model whose config sets inference.name_threshold
+# uses that.
+DEFAULT_THRESHOLD = {"one channel": 0.4, "array": 0.25}
+
+
+def default_threshold(model: runtime.ExportedModel) -> float:
+  inf = model.meta["inference"]
+  if "name_threshold" in inf:
+    return float(inf["name_threshold"])
+  return DEFAULT_THRESHOLD["array" if model.num_channels > 1 else "one channel"]
 
 
 class BankError(ValueError):
@@ -64,7 +74,7 @@ def enroll(model: runtime.ExportedModel, clips: dict[str, list]) -> dict:
     seconds.append(speech)
   return dict(names=np.array(names), embeddings=np.stack(embeddings).astype(np.float32),
               seconds=np.array(seconds), fingerprint=np.array(model.fingerprint),
-              threshold=np.array(DEFAULT_THRESHOLD))
+              threshold=np.array(default_threshold(model)))
 
 
 def save_bank(path, bank: dict) -> None:
@@ -85,7 +95,9 @@ def load_bank(path, model: runtime.ExportedModel | None = None) -> dict:
   if model is not None and str(bank["fingerprint"]) != model.fingerprint:
     raise BankError(f"{path}: enrolled with another model (weights {bank['fingerprint']}, "
                     f"this model's are {model.fingerprint}); enroll again with this model")
-  bank.setdefault("threshold", np.array(DEFAULT_THRESHOLD))
+  if "threshold" not in bank:
+    bank["threshold"] = np.array(default_threshold(model) if model is not None
+                                 else DEFAULT_THRESHOLD["one channel"])
   return bank
 
 
@@ -116,8 +128,10 @@ def main(argv=None) -> int:
   p.add_argument("--speaker", nargs="+", action="append", required=True,
                  metavar=("NAME", "CLIP"), help="a name and one or more clips of that person")
   p.add_argument("--out", required=True, help="the bank to write (.npz)")
-  p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                 help="cosine similarity a speaker needs to take a name (stored in the bank)")
+  p.add_argument("--threshold", type=float, default=None,
+                 help="cosine similarity a speaker needs to take a name (stored in the bank; "
+                      f"default {DEFAULT_THRESHOLD['one channel']} for a one-channel model, "
+                      f"{DEFAULT_THRESHOLD['array']} for an array model)")
   args = p.parse_args(argv)
   clips = {}
   for name, *paths in args.speaker:
@@ -135,7 +149,8 @@ def main(argv=None) -> int:
           FileNotFoundError, atomic.OutputError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  bank["threshold"] = np.array(args.threshold)
+  if args.threshold is not None:
+    bank["threshold"] = np.array(args.threshold)
   try:
     save_bank(args.out, bank)
   except OSError as e:
