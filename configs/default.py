@@ -94,6 +94,8 @@ def get_config() -> ml_collections.ConfigDict:
   d.augment_rotate = True        # Cyclic channel shift (exact for a uniform circular array).
   d.augment_silence_db = 0.0     # jaxdiar.online: attenuate frames without speech by U(0, x) dB
                                  # (quiet pauses, as in close-talk or quiet rooms; 0 disables).
+  d.augment_pause_prob = 0.0     # jaxdiar.online: share of windows given a pause of 1 s up to
+                                 # the whole window (coloured noise, no labels; 0 disables).
 
   # ------------------------------------------------------------------- train
   t = config.train = ml_collections.ConfigDict()

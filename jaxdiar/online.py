@@ -135,8 +135,13 @@ class DevicePool:
 
 def window_batch(pool_audio, pool_activity, pool_ids, index, frame_start, rng, *,
                  window_samples: int, hop: int, model_channels: int, gain_db: float,
-                 noise_snr_db: float, rotate: bool, silence_db: float = 0.0) -> dict:
-  """Training batch from the device pool: windows at (index[b], frame_start[b] * hop)."""
+                 noise_snr_db: float, rotate: bool, silence_db: float = 0.0,
+                 pause_prob: float = 0.0, sample_rate: int = 16000) -> dict:
+  """Training batch from the device pool: windows at (index[b], frame_start[b] * hop).
+
+  `pause_prob`: the share of windows in which a stretch of 1 s up to the whole window is
+  replaced by coloured noise 10-50 dB under the window's level, its labels cleared (simulated
+  meetings have no pause longer than a few seconds; real ones do)."""
   num_frames = 1 + window_samples // hop
   num_channels = pool_audio.shape[1]
 
@@ -149,13 +154,15 @@ def window_batch(pool_audio, pool_activity, pool_ids, index, frame_start, rng, *
   audio, activity = jax.vmap(one)(index, frame_start)
   audio = audio.astype(jnp.float32) / 32768.0
   b = audio.shape[0]
-  k_rot, k_gain, k_snr, k_noise, k_quiet = jax.random.split(rng, 5)
+  k_rot, k_gain, k_snr, k_noise, k_quiet, k_pause = jax.random.split(rng, 6)
   shift = jax.random.randint(k_rot, (b,), 0, num_channels)
   if model_channels == 1:                      # one random channel of the array
     audio = jnp.take_along_axis(audio, shift[:, None, None], axis=1)
   elif rotate:                                 # cyclic rotation of a uniform circular array
     order = (jnp.arange(num_channels)[None, :] + shift[:, None]) % num_channels
     audio = jnp.take_along_axis(audio, order[:, :, None], axis=1)
+  if pause_prob:
+    audio, activity = _splice_pauses(audio, activity, k_pause, pause_prob, hop, sample_rate)
   if silence_db:              # pauses quieter than the meeting's noise floor, by U(0, x) dB
     speech = jnp.any(activity > 0, axis=-1).astype(jnp.float32)            # [B, T]
     kernel = jnp.ones(9) / 4.5          # a 4-frame ramp outside each turn; speech untouched
@@ -176,6 +183,33 @@ def window_batch(pool_audio, pool_activity, pool_ids, index, frame_start, rng, *
   overlap = (jnp.sum(activity, axis=-1) >= 2).astype(jnp.uint8)
   return dict(audio=jnp.clip(audio, -1.0, 1.0), activity=activity, overlap=overlap,
               speaker_ids=ids)
+
+
+def _splice_pauses(audio, activity, rng, prob: float, hop: int, sample_rate: int):
+  """Replace [a, a + L) of a `prob` share of the windows by coloured noise (AR(1) spectrum,
+  coefficient U(0, 0.98), independent per channel) 10-50 dB under the window's power, and
+  clear the labels of the frames centred there."""
+  b, c, n = audio.shape
+  k_on, k_len, k_start, k_coef, k_level, k_noise = jax.random.split(rng, 6)
+  on = jax.random.uniform(k_on, (b,)) < prob
+  length = jnp.minimum(jax.random.uniform(k_len, (b,), minval=sample_rate, maxval=1.2 * n), n)
+  start = jax.random.uniform(k_start, (b,)) * (n - length)
+  end = jnp.where(on, start + length, start)                     # empty when not chosen
+  t = jnp.arange(n)[None, :]
+  inside = (t >= start[:, None]) & (t < end[:, None])            # [B, N]
+  centre = jnp.arange(activity.shape[1])[None, :] * hop
+  frames = (centre >= start[:, None]) & (centre < end[:, None])  # [B, T]
+  coef = jax.random.uniform(k_coef, (b, 1, 1), maxval=0.98)
+  w = jnp.linspace(0.0, jnp.pi, n // 2 + 1)[None, None, :]
+  shape = 1.0 / jnp.abs(1.0 - coef * jnp.exp(-1j * w))
+  noise = jnp.fft.irfft(jnp.fft.rfft(jax.random.normal(k_noise, (b, c, n))) * shape, n=n)
+  noise /= jnp.sqrt(jnp.mean(noise ** 2, axis=(1, 2), keepdims=True)) + 1e-9
+  level = jax.random.uniform(k_level, (b, 1, 1), minval=10.0, maxval=50.0)
+  power = jnp.mean(audio ** 2, axis=(1, 2), keepdims=True) + 1e-10
+  noise *= jnp.sqrt(power / 10.0 ** (level / 10.0))
+  audio = jnp.where(inside[:, None, :], noise, audio)
+  activity = jnp.where(frames[:, :, None], jnp.zeros_like(activity), activity)
+  return audio, activity
 
 
 # --------------------------------------------------------------------------- train
@@ -301,7 +335,8 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
   batcher = functools.partial(window_batch, window_samples=window, hop=hop,
                               model_channels=model_channels, gain_db=d.augment_gain_db,
                               noise_snr_db=d.augment_noise_snr_db, rotate=rotate,
-                              silence_db=d.get("augment_silence_db", 0.0))
+                              silence_db=d.get("augment_silence_db", 0.0),
+                              pause_prob=d.get("augment_pause_prob", 0.0), sample_rate=sr)
 
   @functools.partial(jax.jit, donate_argnums=0)
   def step(state, pool_audio, pool_activity, pool_ids, index, frame_start, rng, lr):

@@ -69,6 +69,34 @@ def test_silence_augmentation_quietens_pauses_only():
   assert np.all(np.diff(ramp[::100]) >= 0) and ramp[-1] > ramp[0]
 
 
+def test_pause_splicing_clears_the_labels_where_the_audio_is_replaced():
+  rng = np.random.default_rng(4)
+  audio, activity, ids = pool(rng, m=2, n=48000, t=481)
+  activity[:, :, 0] = 1                              # speaker 0 talks throughout
+  kw = dict(window_samples=32000, hop=100, model_channels=8, gain_db=0.0, noise_snr_db=0.0,
+            rotate=False, sample_rate=16000)
+  index, start = np.array([0, 1] * 8), np.zeros(16, np.int32)
+  args = [jnp.asarray(x) for x in (audio, activity, ids, index, start)]
+  plain = online.window_batch(*args, jax.random.key(5), **kw)
+  out = online.window_batch(*args, jax.random.key(5), pause_prob=0.5, **kw)
+  changed = np.any(np.asarray(out["audio"]) != np.asarray(plain["audio"]), axis=1)   # [B, N]
+  cleared = np.asarray(out["activity"])[:, :, 0] == 0                                 # [B, T]
+  spliced = changed.any(axis=1)
+  assert 2 <= spliced.sum() <= 14                   # about half of the 16 windows
+  for b in range(16):
+    if not spliced[b]:
+      np.testing.assert_array_equal(out["activity"][b], plain["activity"][b])
+      continue
+    where = np.flatnonzero(changed[b])
+    a, e = where[0], where[-1] + 1                  # one contiguous stretch, >= 1 s
+    assert e - a >= 16000 and changed[b, a:e].all()
+    centres = np.arange(cleared.shape[1]) * 100
+    np.testing.assert_array_equal(cleared[b], (centres >= a) & (centres < e))
+    level = np.mean(np.asarray(out["audio"])[b][:, a:e] ** 2)
+    assert level < np.mean(np.asarray(plain["audio"])[b] ** 2) / 5   # >= 10 dB under
+    assert not out["speaker_ids"][b][0] == -1 or cleared[b].all()
+
+
 def test_time_schedule_is_the_one_cycle_over_the_budget():
   tcfg = array8.get_config().train
   ref = optax.cosine_onecycle_schedule(10_000, tcfg.learning_rate, pct_start=tcfg.pct_start)
