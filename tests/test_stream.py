@@ -1,0 +1,104 @@
+"""The live diarizer: incremental speaker assignment, segments, the CLI on a file and on stdin."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from jaxdiar import rttm
+from jaxdiar import runtime
+from jaxdiar import stream
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def meeting(trained_smoke):
+  config, _ = trained_smoke
+  dev = sorted(pathlib.Path(config.data.data_dir).glob("simulated-*/dev"))[0]
+  return dev / "meeting00000.wav"
+
+
+def test_assignment_is_incremental_with_cannot_link(exported):
+  model = runtime.load(exported[0])
+  s = stream.Streamer(model, step_seconds=0.5, cluster_threshold=0.5, anchor_seconds=0.0)
+  a, b = np.eye(4)[0], np.eye(4)[1]
+  assert list(s._assign(np.stack([a, b]), np.array([2.0, 2.0]))) == [0, 1]   # two new
+  # Both locals resemble speaker 0 most: one keeps it; the other may not (cannot-link) and,
+  # farther than the threshold from speaker 1, becomes a new speaker.
+  near = np.stack([a, 0.9 * a + 0.1 * b])
+  near /= np.linalg.norm(near, axis=1, keepdims=True)
+  assert list(s._assign(near, np.array([2.0, 2.0]))) == [0, 2]
+  # Within the threshold of speaker 1: joins it.
+  close = 0.8 * b + 0.2 * a
+  assert list(s._assign(np.stack([a, close / np.linalg.norm(close)]),
+                        np.array([2.0, 2.0]))) == [0, 1]
+  s.max_speakers = 3                      # full: a far voice joins the nearest speaker
+  assert s._assign(np.eye(4)[3][None], np.array([2.0]))[0] in (0, 1, 2)
+  assert len(s.centroids) == 3
+  # A voice heard too briefly never founds a speaker.
+  s2 = stream.Streamer(model, step_seconds=0.5, cluster_threshold=0.5, anchor_seconds=1.0)
+  assert list(s2._assign(a[None], np.array([0.2]))) == [-1] and not s2.centroids
+  with pytest.raises(ValueError, match="latency"):
+    stream.Streamer(model, step_seconds=0.5, latency_seconds=0.1)
+
+
+def test_stream_a_meeting_segments_are_closed_and_ordered(exported, meeting, tmp_path):
+  model = runtime.load(exported[0])
+  s = stream.Streamer(model, step_seconds=0.25, latency_seconds=1.0)
+  audio, rate = sf.read(meeting, dtype="float32")
+  out = []
+  for start in range(0, len(audio), 1234):                 # blocks of any size
+    out += s.push(audio[start:start + 1234].T)
+  out += s.finish()
+  duration = len(audio) / rate
+  assert out == s.segments
+  assert all(0 <= g.start < g.end <= duration + 1e-6 for g in out)
+  assert s.decided_seconds >= duration - 0.02
+  assert not s.open
+  for spk in {g.speaker for g in out}:                      # one speaker's segments disjoint
+    mine = sorted((g.start, g.end) for g in out if g.speaker == spk)
+    assert all(e <= s2 for (_, e), (s2, _) in zip(mine, mine[1:]))
+  steps = len(s.step_seconds)
+  assert steps == int(np.ceil(len(audio) / s.step))
+
+
+def test_stdin_gives_the_same_segments_as_the_file(exported, meeting, tmp_path):
+  model = str(exported[0])
+  data, rate = sf.read(meeting, dtype="int16")
+  assert sf.info(meeting).subtype == "PCM_16"
+  base = [sys.executable, "-m", "jaxdiar.stream", "--model", model, "--step", "0.5"]
+  from_file = subprocess.run(base + [str(meeting), "--out", str(tmp_path / "f.rttm")],
+                             cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert from_file.returncode == 0, from_file.stderr
+  from_stdin = subprocess.run(
+      base + ["-", "--channels", str(data.shape[1]), "--sample-rate", str(rate),
+              "--format", "s16", "--out", str(tmp_path / "s.rttm"), "--uri", meeting.stem],
+      cwd=REPO, input=data.astype("<i2").tobytes(), capture_output=True, timeout=300)
+  assert from_stdin.returncode == 0, from_stdin.stderr.decode()
+  lines = from_file.stdout.splitlines()
+  assert lines and lines == from_stdin.stdout.decode().splitlines()
+  segments = [json.loads(l) for l in lines]
+  assert all({"start", "end", "speaker"} <= set(g) for g in segments)
+  assert "RTF" in from_file.stderr and not from_file.stderr.count("Traceback")
+  # The RTTM at the end holds the same segments.
+  turns = rttm.read_rttm(tmp_path / "f.rttm")[meeting.stem]
+  assert sorted((round(t.onset, 3), t.speaker) for t in turns) == sorted(
+      (g["start"], g["speaker"]) for g in segments)
+  assert (tmp_path / "f.rttm").read_text() == (tmp_path / "s.rttm").read_text()
+
+
+def test_stream_errors(exported, tmp_path):
+  bad = subprocess.run([sys.executable, "-m", "jaxdiar.stream", "-", "--model",
+                        str(exported[0])], cwd=REPO, capture_output=True, text=True,
+                       input="", timeout=120)
+  assert bad.returncode == 2 and "--channels" in bad.stderr
+  two = tmp_path / "two.wav"
+  sf.write(two, np.zeros((16000, 2), np.float32), 16000)
+  r = subprocess.run([sys.executable, "-m", "jaxdiar.stream", str(two), "--model",
+                      str(exported[0])], cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert r.returncode == 2 and "2 channel" in r.stderr and "Traceback" not in r.stderr
