@@ -36,7 +36,8 @@ def get_config() -> ml_collections.ConfigDict:
   m = config.model = ml_collections.ConfigDict()
   m.channels = [256, 256, 256, 512, 512]  # TCN block widths; dilation of block i is 2**i.
   m.kernel_size = 3              # TCN kernel; receptive field 1 + 2*(k-1)*(2**5 - 1) = 125 frames.
-  m.dropout = 0.2                # Dropout in TCN blocks and heads.
+  m.dropout = 0.2                # Dropout in the TCN blocks, embedding and MLP heads.
+  m.head_dropout = 0.2           # Dropout in the VAD and OSD heads.
   m.use_attention = True         # 8-head self-attention after the TCN.
   m.num_heads = 8                # Attention heads (must divide channels[-1]).
   m.attention_window = 0         # 0: full attention; w > 0: each frame sees the w previous

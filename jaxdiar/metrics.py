@@ -61,11 +61,3 @@ class FrameMetrics:
       out.update(speaker_precision=float(precision.mean()), speaker_recall=float(recall.mean()),
                  speaker_f1=float(f1.mean()))
     return {k: float(v) for k, v in out.items()}
-
-  def per_speaker(self) -> dict[int, dict]:
-    rows = {}
-    for i in np.nonzero(self.speaker.sum(1))[0]:
-      tp, fp, fn = self.speaker[i]
-      p, r = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
-      rows[int(i)] = dict(precision=p, recall=r, f1=2 * p * r / max(p + r, 1e-9))
-    return rows

@@ -19,7 +19,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxdiar import features as features_lib
 
 _BN_MOMENTUM = 0.9   # PyTorch momentum 0.1.
 _BN_EPSILON = 1e-5
@@ -214,6 +213,7 @@ class DiarizationTCN(nn.Module):
   channels: Sequence[int] = (256, 256, 256, 512, 512)
   kernel_size: int = 3
   dropout: float = 0.2
+  head_dropout: float = 0.2          # the VAD and OSD heads'
   use_attention: bool = True
   num_heads: int = 8
   attention_window: int = 0
@@ -239,9 +239,10 @@ class DiarizationTCN(nn.Module):
       self.attention_norm = nn.LayerNorm(epsilon=1e-5, dtype=dt, param_dtype=jnp.float32,
                                          name="attention_norm")
     self.bottleneck = Conv1D(self.bottleneck_dim, 1, dtype=dt, name="bottleneck")
-    self.vad_head = ConvHead(self.head_dim, self.num_speakers, 0.2, self.causal, dt,
+    self.vad_head = ConvHead(self.head_dim, self.num_speakers, self.head_dropout, self.causal, dt,
                              name="vad_head")
-    self.osd_head = ConvHead(self.head_dim, 1, 0.2, self.causal, dt, name="osd_head")
+    self.osd_head = ConvHead(self.head_dim, 1, self.head_dropout, self.causal, dt,
+                             name="osd_head")
     self.embedding_head = ConvHead(self.embedding_dim, self.embedding_dim, self.dropout,
                                    self.causal, dt, name="embedding_head")
     self.classifier = Mlp(self.classifier_dim, self.num_speaker_classes, self.dropout, dt,
@@ -317,6 +318,7 @@ def from_config(cfg) -> DiarizationTCN:
   """The model of a `model` config section."""
   return DiarizationTCN(
       channels=tuple(cfg.channels), kernel_size=cfg.kernel_size, dropout=cfg.dropout,
+      head_dropout=cfg.get("head_dropout", 0.2),
       use_attention=cfg.use_attention, num_heads=cfg.num_heads,
       attention_window=cfg.attention_window, bottleneck_dim=cfg.bottleneck_dim,
       head_dim=cfg.head_dim, embedding_dim=cfg.embedding_dim,
@@ -339,7 +341,3 @@ def receptive_field(kernel_size: int, num_blocks: int) -> int:
 def count_params(params) -> int:
   return sum(int(p.size) for p in jax.tree.leaves(params))
 
-
-def num_features(cfg) -> int:
-  """D of the features the model of `cfg` (a full config) consumes."""
-  return features_lib.feature_dim(cfg.features)

@@ -91,6 +91,15 @@ class Streamer:
     self.open: dict[int, list[int]] = {}                # speaker -> [first, last active frame]
     self.segments: list[Segment] = []
     self.step_seconds: list[float] = []                 # compute time of each update
+    # (first frame, end frame, samples received, compute seconds) of each update's decisions
+    self.decisions: list[tuple[int, int, int, float]] = []
+
+  def frame_latencies(self) -> np.ndarray:
+    """Seconds from each decided frame's arrival to its decision, on a real-time clock
+    (the audio arrives at its own pace; each update costs its measured compute)."""
+    out = [received / self.sr - np.arange(a, b) * self.hop / self.sr + compute
+           for a, b, received, compute in self.decisions if b > a]
+    return np.concatenate(out) if out else np.zeros(0)
 
   # -------------------------------------------------------------------- public
   def push(self, block: np.ndarray) -> list[Segment]:
@@ -110,10 +119,11 @@ class Streamer:
       chunk, self.pending = self.pending[:, :self.step], self.pending[:, self.step:]
       self.buffer = np.concatenate([self.buffer[:, self.step:], chunk], axis=1)
       self.received += self.step
-      t0 = time.perf_counter()
+      t0, before = time.perf_counter(), self.decided
       self._update()
       out += self._decide((self.received - self.latency) // self.hop)
       self.step_seconds.append(time.perf_counter() - t0)
+      self.decisions.append((before, self.decided, self.received, self.step_seconds[-1]))
     return out
 
   def finish(self) -> list[Segment]:

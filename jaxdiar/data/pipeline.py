@@ -79,11 +79,6 @@ def make_loader(source, *, global_batch_size: int, seed: int, shuffle: bool = Tr
                                                          prefetch_buffer_size=prefetch * per_host))
 
 
-def batches_per_epoch(num_examples: int, global_batch_size: int, shard_count: int = 1) -> int:
-  per_shard = num_examples // shard_count
-  return per_shard // (global_batch_size // shard_count)
-
-
 def augment_from_config(data_cfg, features_cfg) -> Augment:
   return Augment(gain_db=data_cfg.augment_gain_db, noise_snr_db=data_cfg.augment_noise_snr_db,
                  rotate=bool(data_cfg.augment_rotate)
