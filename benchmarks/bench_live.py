@@ -21,15 +21,13 @@ import sys
 import numpy as np
 
 from benchmarks import bench_accuracy
+from benchmarks import common
 from configs import default
 from jaxdiar import bundled
 from jaxdiar import devmeetings
 from jaxdiar import diarize as diarize_lib
 from jaxdiar import rttm
 from jaxdiar import stream
-
-RESULTS = pathlib.Path(__file__).parent / "results"
-
 
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__,
@@ -89,9 +87,7 @@ def main(argv=None) -> int:
                 offline=dict(der=offline["der"], missed=offline["missed"],
                              false_alarm=offline["false_alarm"], confusion=offline["confusion"]),
                 latencies=rows)
-  out = pathlib.Path(args.out or RESULTS / f"live-{datetime.date.today()}.json")
-  out.write_text(json.dumps(result, indent=1) + "\n")
-  print(f"wrote {out}")
+  common.write("live", result, args.out)
   return 0
 
 

@@ -15,7 +15,6 @@ The threshold is chosen on the dev seed and reported on the held-out seed beside
 """
 
 import argparse
-import datetime
 import json
 import pathlib
 import sys
@@ -24,6 +23,7 @@ import numpy as np
 from pyannote.metrics.diarization import DiarizationErrorRate
 
 from benchmarks import bench_accuracy
+from benchmarks import common
 from configs import default
 from jaxdiar import bundled
 from jaxdiar import devmeetings
@@ -31,9 +31,6 @@ from jaxdiar import diarize as diarize_lib
 from jaxdiar import enroll
 from jaxdiar import evaluate
 from jaxdiar import rttm
-
-RESULTS = pathlib.Path(__file__).parent / "results"
-
 
 def utterance_embeddings(model, speech: pathlib.Path) -> dict:
   """source path (as the meetings record it) -> (weighted embedding sum, speech seconds)."""
@@ -129,9 +126,7 @@ def main(argv=None) -> int:
         print(f"{key:32s} threshold {t:>4s}: named right {row['named_right']:6.1%}  "
               f"false names {row['false_names']:6.1%}  unnamed {row['unnamed']:6.1%}",
               flush=True)
-  out = pathlib.Path(args.out or RESULTS / f"naming-{datetime.date.today()}.json")
-  out.write_text(json.dumps(results, indent=1) + "\n")
-  print(f"wrote {out}")
+  common.write("naming", results, args.out)
   return 0
 
 

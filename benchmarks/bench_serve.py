@@ -12,7 +12,6 @@ the baseline measured in the same run. JSON in benchmarks/results/serve-<date>.j
 import argparse
 import concurrent.futures
 import datetime
-import json
 import os
 import pathlib
 import platform
@@ -27,14 +26,12 @@ import numpy as np
 import soundfile as sf
 
 from benchmarks import bench_accuracy
+from benchmarks import common
 from configs import default
 from jaxdiar import bundled
 from jaxdiar import devmeetings
 from jaxdiar import diarize
 from jaxdiar import runtime
-
-RESULTS = pathlib.Path(__file__).parent / "results"
-
 
 def recording(folder: pathlib.Path, seconds: float = 30.0) -> pathlib.Path:
   path = folder / "upload.wav"
@@ -119,9 +116,7 @@ def main(argv=None) -> int:
                 upload_bytes=len(data), channels=8, server_workers=args.workers,
                 machine=dict(cpus=os.cpu_count(), platform=platform.platform()),
                 baseline=dict(in_process_diarize_s=round(in_process, 3)), concurrency=levels)
-  out = pathlib.Path(args.out or RESULTS / f"serve-{datetime.date.today()}.json")
-  out.write_text(json.dumps(result, indent=1) + "\n")
-  print(f"wrote {out}")
+  common.write("serve", result, args.out)
   return 0
 
 

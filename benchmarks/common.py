@@ -66,6 +66,14 @@ def record(name: str, result: dict, path: pathlib.Path | None = None) -> pathlib
   return path
 
 
+def write(prefix: str, result: dict, out=None) -> pathlib.Path:
+  """A benchmark's own results file: `out`, or benchmarks/results/<prefix>-<date>.json."""
+  path = pathlib.Path(out or RESULTS / f"{prefix}-{datetime.date.today().isoformat()}.json")
+  path.write_text(json.dumps(result, indent=1, default=float) + "\n")
+  print(f"wrote {path}")
+  return path
+
+
 def table(rows: list[dict]) -> str:
   keys = list(rows[0])
   width = {k: max(len(k), *(len(_fmt(r[k])) for r in rows)) for k in keys}

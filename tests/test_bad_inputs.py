@@ -4,7 +4,6 @@ names the file and the cause, a non-zero exit code, no traceback and nothing par
 
 import json
 import os
-import pathlib
 import subprocess
 import sys
 import zipfile
