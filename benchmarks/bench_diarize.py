@@ -1,12 +1,17 @@
 """diarize: real-time factor and peak memory vs recording length (8 channels).
 
 python -m benchmarks.bench_diarize [--minutes 1,10,60] [--model FILE]
+python -m benchmarks.bench_diarize --breakdown [--minutes 10] [--model array8]
 
 The recordings are generated here (a temporary folder): 8-channel noise with bursts, written
 in blocks. Each length runs `jaxdiar.diarize.diarize` in a fresh process; peak memory is
 that process's VmHWM (not ru_maxrss, which Linux carries over from the parent across
 fork + exec). Without --model, a randomly initialised default model is
 exported (clustering then sees arbitrary embeddings; the time and memory are what count).
+
+--breakdown: where the time goes, compile excluded, in this process (default model: the
+bundled array8): reading the windows, features + network, the talker directions (SRP-PHAT)
+and decoding, each timed apart, and the real-time factor of the whole.
 """
 
 import argparse
@@ -38,11 +43,53 @@ def write_recording(path, minutes: float, channels: int = 8, sr: int = 16000):
       f.write((x + env * 0.1 * rng.standard_normal((block, channels))).astype(np.float32))
 
 
+def breakdown(model_path, minutes: float, tmp: pathlib.Path) -> dict:
+  """Seconds per stage of `diarize` on a `minutes`-long 8-channel recording."""
+  from jaxdiar import diarize, runtime
+  from jaxdiar.data import audio as audio_lib
+  wav = tmp / f"{minutes:g}min.wav"
+  write_recording(wav, minutes)
+  model = runtime.load(model_path)
+  o = {**diarize.DEFAULT_DECODE, **model.meta["inference"]}
+  diarize.infer(wav, model, progress=False, spatial=False)          # compile
+  rate, _, frames = audio_lib.info(wav)
+  window, step = (int(round(o[k] * model.sample_rate)) for k in ("window_seconds", "step_seconds"))
+  t = time.perf_counter()
+  starts = diarize._window_starts(frames, window, step)
+  for s in starts:
+    diarize._read_block(wav, rate, model.sample_rate, s, window)
+  read = time.perf_counter() - t
+  t = time.perf_counter()
+  diarize.infer(wav, model, progress=False, spatial=False)
+  without = time.perf_counter() - t
+  t = time.perf_counter()
+  inference = diarize.infer(wav, model, progress=False, spatial=True)
+  full = time.perf_counter() - t
+  t = time.perf_counter()
+  diarize.decode(inference, o)
+  decode = time.perf_counter() - t
+  wav.unlink()
+  seconds = frames / rate
+  return dict(minutes=minutes, windows=len(starts), read_s=read, model_s=without - read,
+              directions_s=full - without, decode_s=decode, total_s=full + decode,
+              rtf=(full + decode) / seconds)
+
+
 def main(argv=None):
   p = argparse.ArgumentParser()
   p.add_argument("--minutes", default="1,10,60")
   p.add_argument("--model", default=None)
+  p.add_argument("--breakdown", action="store_true", help="time per stage (see above)")
   args = p.parse_args(argv)
+  if args.breakdown:
+    from jaxdiar import bundled
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="jaxdiar-bench-"))
+    model = args.model or "array8"
+    path = bundled.path(model) if model in bundled.MODELS else model
+    rows = [breakdown(path, float(m), tmp) for m in args.minutes.split(",")]
+    print(common.table(rows))
+    print(f"-> {common.record('diarize_breakdown', dict(channels=8, model=model, rows=rows))}")
+    return
   tmp = pathlib.Path(tempfile.mkdtemp(prefix="jaxdiar-bench-"))
   model_path = args.model
   if model_path is None:
