@@ -102,3 +102,17 @@ def test_stream_errors(exported, tmp_path):
   r = subprocess.run([sys.executable, "-m", "jaxdiar.stream", str(two), "--model",
                       str(exported[0])], cwd=REPO, capture_output=True, text=True, timeout=120)
   assert r.returncode == 2 and "2 channel" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_pcm_blocks_decode_and_resample():
+  import io
+  x = (0.1 * np.sin(np.arange(24000) / 5.0)).astype(np.float32)
+  stereo = np.stack([x, -x], 1)
+  blocks = list(stream.pcm_blocks(io.BytesIO(stereo.astype("<f4").tobytes()), 2, 16000, "f32",
+                                  16000, 8000))
+  np.testing.assert_array_equal(np.concatenate(blocks, 1), stereo.T)
+  s16 = (x * 32767).astype("<i2")
+  blocks = list(stream.pcm_blocks(io.BytesIO(s16.tobytes()), 1, 8000, "s16", 16000, 8000))
+  y = np.concatenate(blocks, 1)[0]
+  assert abs(len(y) - 2 * len(x)) <= 2                      # 8 kHz -> 16 kHz
+  np.testing.assert_allclose(np.abs(y).max(), 0.1, rtol=0.05)
