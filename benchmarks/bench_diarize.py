@@ -85,7 +85,7 @@ def main(argv=None):
     from jaxdiar import bundled
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="jaxdiar-bench-"))
     model = args.model or "array8"
-    path = bundled.path(model) if model in bundled.MODELS else model
+    path = bundled.resolve(model)
     rows = [breakdown(path, float(m), tmp) for m in args.minutes.split(",")]
     print(common.table(rows))
     print(f"-> {common.record('diarize_breakdown', dict(channels=8, model=model, rows=rows))}")

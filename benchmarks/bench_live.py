@@ -45,8 +45,7 @@ def main(argv=None) -> int:
     print(f"{bench_accuracy.DEV_SPEECH}: dev speech not found", file=sys.stderr)
     return 2
   name = f"{args.model} (bundled)" if args.model in bundled.MODELS else args.model
-  model = bench_accuracy.load_model(str(bundled.path(args.model)) if args.model in bundled.MODELS
-                                    else args.model)
+  model = bench_accuracy.load_model(str(bundled.resolve(args.model)))
   options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)}
   folder, meetings = devmeetings.cached(bench_accuracy.DEV_SPEECH, num_meetings=args.meetings,
                                         seed=args.seed, geometry=default.circular_array())

@@ -59,7 +59,7 @@ def main(argv=None) -> int:
   p.add_argument("--concurrency", default="1,4,8")
   p.add_argument("--out", default=None)
   args = p.parse_args(argv)
-  model_path = bundled.path(args.model) if args.model in bundled.MODELS else args.model
+  model_path = bundled.resolve(args.model)
   tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-serve-"))
   wav = recording(tmp)
   data = wav.read_bytes()

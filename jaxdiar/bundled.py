@@ -20,6 +20,11 @@ def path(name: str) -> pathlib.Path:
   return pathlib.Path(str(importlib.resources.files("jaxdiar") / "models" / MODELS[name]))
 
 
+def resolve(model) -> pathlib.Path:
+  """A bundled model's file for its name, any other value as a path."""
+  return path(model) if model in MODELS else pathlib.Path(model)
+
+
 def choose(num_channels: int) -> str:
   """The bundled model for a recording of `num_channels` channels: the array model for the
   8-microphone array, the one-channel model (first channel) for anything else."""

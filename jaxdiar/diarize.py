@@ -87,12 +87,7 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
   if n <= 1:
     return np.zeros(n, int)
   x = embeddings / (np.linalg.norm(embeddings, axis=1, keepdims=True) + 1e-9)
-  if directions is not None and spatial_weight > 0:
-    # Cosine distance of (1 - a) * embedding + a * direction: one cosine over the unit
-    # vectors [sqrt(1 - a) x, sqrt(a) d], d the mean-removed SRP response.
-    d = directions - directions.mean(axis=1, keepdims=True)
-    d /= np.linalg.norm(d, axis=1, keepdims=True) + 1e-9
-    x = np.concatenate([np.sqrt(1 - spatial_weight) * x, np.sqrt(spatial_weight) * d], axis=1)
+  x = joint_vectors(x, directions, spatial_weight)
   picked = np.flatnonzero(anchors) if anchors is not None and np.sum(anchors) > 1 else np.arange(n)
   if len(picked) > max_embeddings:
     picked = picked[np.unique(np.linspace(0, len(picked) - 1, max_embeddings).round().astype(int))]
@@ -104,6 +99,46 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
   for _ in range(refine):
     labels = _assign(x, window_index, np.full(n, -1), labels)
   return np.unique(labels, return_inverse=True)[1]
+
+
+def joint_vectors(x: np.ndarray, directions: np.ndarray | None,
+                  spatial_weight: float) -> np.ndarray:
+  """Unit embeddings `x` joined with SRP-PHAT `directions` ([n, G]) so that one cosine
+  distance is (1 - a) * embedding distance + a * direction distance: the unit vectors
+  [sqrt(1 - a) x, sqrt(a) d], d the mean-removed response. `x` as is without directions."""
+  if directions is None or spatial_weight <= 0:
+    return x
+  d = directions - directions.mean(axis=1, keepdims=True)
+  d /= np.linalg.norm(d, axis=1, keepdims=True) + 1e-9
+  return np.concatenate([np.sqrt(1 - spatial_weight) * x, np.sqrt(spatial_weight) * d], axis=1)
+
+
+def local_directions(vad: np.ndarray, audio: np.ndarray, n_fft: int, hop: int,
+                     steer) -> np.ndarray:
+  """[S, G] SRP-PHAT response of each local speaker of one window (vad [Tw, S], audio
+  [C, N]), from the frames where it talks alone (weighted by the others' silence)."""
+  p = vad.T.astype(np.float32)                                           # [S, Tw]
+  others = np.prod(1.0 - p[None, :, :] * (1 - np.eye(len(p)))[:, :, None], axis=1)
+  return spatial_lib.srp_phat(spatial_lib.stft(audio, n_fft, hop), p * others, steer)
+
+
+def talker_count(count: np.ndarray, speech: np.ndarray, osd: np.ndarray, k: int,
+                 o: dict) -> np.ndarray:
+  """Talkers per frame from the averaged expected count, P(anyone) and the overlap head:
+  the rounded count, at least one where anyone talks, at least two where the overlap head
+  fires (osd_threshold < 1), at most the `k` speakers."""
+  n = np.minimum(np.maximum(np.floor(count + 0.5).astype(int), speech > o["onset"]), k)
+  if o["osd_threshold"] < 1.0:
+    n = np.minimum(np.where((osd > o["osd_threshold"]) & (n >= 1), np.maximum(n, 2), n), k)
+  return n
+
+
+def heard_frames(inference: "Inference", onset: float) -> np.ndarray:
+  """[W, S] frames each local speaker of each window is above `onset` (inside the
+  recording)."""
+  total, tw = inference.total_frames, inference.vad.shape[1]
+  inside = np.arange(tw)[None, :] < (total - inference.window_frames)[:, None]    # [W, Tw]
+  return np.sum((inference.vad.astype(np.float32) > onset) & inside[:, :, None], axis=1)
 
 
 def _assign(x, window_index, labels, reference) -> np.ndarray:
@@ -260,11 +295,8 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
       osds.append(out["osd"][:n].astype(np.float16))
       embs.append(out["spk_emb"][:n].astype(np.float32))
       if steer is not None:
-        for j in range(n):
-          p = out["vad"][j].T.astype(np.float32)                         # [S, Tw]
-          others = np.prod(1.0 - p[None, :, :] * (1 - np.eye(len(p)))[:, :, None], axis=1)
-          spec = spatial_lib.stft(raw[j], meta["n_fft"], hop)
-          dirs.append(spatial_lib.srp_phat(spec, p * others, steer).astype(np.float32))
+        dirs += [local_directions(out["vad"][j], raw[j], meta["n_fft"], hop,
+                                  steer).astype(np.float32) for j in range(n)]
       bar.update(n)
   if peak == 0.0:
     raise InputError(f"{path}: the audio is all zeros")
@@ -289,8 +321,7 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
   fs = inf.hop / inf.sample_rate
   total, (num_windows, tw, _) = inf.total_frames, inf.vad.shape
   vad = inf.vad.astype(np.float32)
-  inside = np.arange(tw)[None, :] < (total - inf.window_frames)[:, None]     # [W, Tw]
-  heard = np.sum((vad > o["onset"]) & inside[:, :, None], axis=1)          # [W, S] frames
+  heard = heard_frames(inf, o["onset"])                                    # [W, S] frames
   windows, slots = np.nonzero(heard >= o["min_active_frames"])   # the local speakers
   locals_ = list(zip(windows, slots))
   labels = cluster(inf.emb[windows, slots], windows, num_speakers=num_speakers,
@@ -333,12 +364,7 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
   min_silence = int(round(o["min_silence_seconds"] / fs))
   active = np.zeros((total, k), bool)
   if o["stitch"] == "count" and k:
-    n_active = np.floor(count + 0.5).astype(int)
-    n_active = np.minimum(np.maximum(n_active, speech > o["onset"]), k)   # speech: >= 1
-    if o["osd_threshold"] < 1.0:        # detected overlap: at least two talkers
-      n_active = np.where((osd > o["osd_threshold"]) & (n_active >= 1), np.maximum(n_active, 2),
-                          n_active)
-      n_active = np.minimum(n_active, k)
+    n_active = talker_count(count, speech, osd, k, o)
     order = np.argsort(-score, axis=1)
     rank = np.empty_like(order)
     np.put_along_axis(rank, order, np.arange(k)[None, :], axis=1)

@@ -48,10 +48,7 @@ def clip_embedding(path, model: runtime.ExportedModel,
   is copied to every channel of an array model (`replicate_channels`)."""
   inf = diarize_lib.infer(path, model, progress=False, spatial=False,
                           replicate_channels=replicate_channels)
-  onset = model.meta["inference"]["onset"]
-  inside = (np.arange(inf.vad.shape[1])[None, :]
-            < (inf.total_frames - inf.window_frames)[:, None])               # [W, Tw]
-  heard = np.sum((inf.vad.astype(np.float32) > onset) & inside[:, :, None], axis=1)  # [W, S]
+  heard = diarize_lib.heard_frames(inf, model.meta["inference"]["onset"])     # [W, S]
   slot = np.argmax(heard, axis=1)
   frames = heard[np.arange(len(slot)), slot].astype(np.float64)
   x = inf.emb[np.arange(len(slot)), slot].astype(np.float64)
@@ -142,8 +139,7 @@ def main(argv=None) -> int:
     clips[name] = paths
   try:
     atomic.check_output(args.out)
-    model = runtime.load(bundled.path(args.model) if args.model in bundled.MODELS
-                         else args.model)
+    model = runtime.load(bundled.resolve(args.model))
     bank = enroll(model, clips)
   except (runtime.ModelFileError, diarize_lib.InputError, audio_lib.AudioError,
           FileNotFoundError, atomic.OutputError) as e:

@@ -82,8 +82,7 @@ class _Worker:
 
   def __init__(self, settings: Settings):
     self.settings = settings
-    self.model = runtime.load(bundled.path(settings.model) if settings.model in bundled.MODELS
-                              else settings.model)
+    self.model = runtime.load(bundled.resolve(settings.model))
     self.bank = None
     if settings.speakers:
       from jaxdiar import enroll     # only when a bank is served

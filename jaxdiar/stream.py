@@ -172,14 +172,9 @@ class Streamer:
     slots = np.flatnonzero(heard >= self.o["min_active_frames"])
     x = emb[slots] / (np.linalg.norm(emb[slots], axis=1, keepdims=True) + 1e-9)
     if self.steer is not None and len(slots):
-      p = vad.T.astype(np.float32)
-      others = np.prod(1.0 - p[None] * (1 - np.eye(len(p)))[:, :, None], axis=1)
-      d = spatial_lib.srp_phat(spatial_lib.stft(self.buffer, self.model.meta["n_fft"],
-                                                self.hop), (p * others)[slots], self.steer)
-      d = d - d.mean(axis=1, keepdims=True)
-      d /= np.linalg.norm(d, axis=1, keepdims=True) + 1e-9
-      a = self.o["spatial_weight"]
-      x = np.concatenate([np.sqrt(1 - a) * x, np.sqrt(a) * d], axis=1)
+      d = diarize_lib.local_directions(vad, self.buffer, self.model.meta["n_fft"], self.hop,
+                                       self.steer)[slots]
+      x = diarize_lib.joint_vectors(x, d, self.o["spatial_weight"])
     labels = self._assign(x, heard[slots] * self.hop / self.sr)
     g = np.arange(t) + first
     keep = valid & (g >= self.decided)
@@ -230,13 +225,12 @@ class Streamer:
     min_silence = int(round(self.o["min_silence_seconds"] / fs))
     min_speech = int(round(self.o["min_speech_seconds"] / fs))
     k = len(self.centroids)
+    span = slice(self.decided, upto)
+    cover = np.maximum(self.cover[span], 1.0)
+    talkers = diarize_lib.talker_count(self.count[span] / cover, self.anyone[span] / cover,
+                                       self.osd[span] / cover, k, self.o)
     out = []
-    for frame in range(self.decided, upto):
-      c = max(self.cover[frame], 1.0)
-      n = int(np.floor(self.count[frame] / c + 0.5))
-      n = min(max(n, int(self.anyone[frame] / c > self.o["onset"])), k)
-      if self.o["osd_threshold"] < 1.0 and n >= 1 and self.osd[frame] / c > self.o["osd_threshold"]:
-        n = min(max(n, 2), k)
+    for frame, n in zip(range(self.decided, upto), talkers):
       active = set(np.argsort(-self.score[frame, :k])[:n].tolist()) if n else set()
       for spk in active:
         if spk in self.open:
@@ -338,7 +332,7 @@ def main(argv=None) -> int:
       atomic.check_output(args.out)
     channels = args.channels if stdin else audio_lib.info(args.input)[1]
     name = args.model or bundled.choose(channels)
-    model = runtime.load(bundled.path(name) if name in bundled.MODELS else name)
+    model = runtime.load(bundled.resolve(name))
     if not args.model:
       print(f"jaxdiar.stream: using the bundled '{name}' model", file=sys.stderr)
     streamer = Streamer(model, step_seconds=args.step, latency_seconds=args.latency,
