@@ -209,6 +209,44 @@ def search(inferences, refs, base: dict, trials: int, seed: int = 0) -> dict:
               start=study.trials[0].value)
 
 
+def fit_resegment(model, options: dict, speech: str, seed: int, num_meetings: int, geometry,
+                  cache=None, name: str = "model") -> dict:
+  """Fit the spatial resegmentation's weights (`jaxdiar.resegment`) on `num_meetings` meetings
+  simulated with their own seed (kept apart from the dev and held-out meetings): the model's
+  decoding without resegmentation, then a logistic model of each reference speaker's activity."""
+  from jaxdiar import resegment
+  folder, meetings = devmeetings.cached(speech, num_meetings=num_meetings, seed=seed,
+                                        geometry=geometry)
+  inferences = infer_all(model, folder, meetings, cache=cache and pathlib.Path(cache) / folder.name / name,
+                         step_seconds=options.get("step_seconds"))
+  examples = []
+  base = dict(options, resegment=None)
+  for m in meetings:
+    uri, inf = m["uri"], inferences[m["uri"]]
+    if inf.response is None:
+      raise ValueError(f"{uri}: no frame responses (a one-channel model, or an old cache)")
+    result = diarize_lib.decode(inf, base)
+    active = result.active
+    ref = rttm_frames(rttm.read_rttm(folder / f"{uri}.rttm")[uri], len(active),
+                      result.frame_seconds)
+    if active.shape[1] < 2:
+      continue
+    features = resegment.features(active, result.speech, result.overlap,
+                                  inf.response.astype(np.float32))
+    examples.append((features, resegment.frame_labels(active, ref)))
+  return dict(weights=resegment.fit(examples), seed=seed, meetings=num_meetings,
+              used=len(examples), speech=speech)
+
+
+def rttm_frames(turns, total: int, fs: float) -> np.ndarray:
+  """[total, speakers] bool activity of turns (speakers in sorted label order)."""
+  names = sorted({t.speaker for t in turns})
+  out = np.zeros((total, len(names)), bool)
+  for t in turns:
+    out[int(round(t.onset / fs)):int(round(t.offset / fs)), names.index(t.speaker)] = True
+  return out
+
+
 def markdown(results: dict) -> str:
   """The README tables of a results file: dev meetings, then AMI excerpts if present."""
   pct = lambda x: f"{100 * x:.1f} %"
@@ -263,6 +301,10 @@ def main(argv=None) -> int:
   p.add_argument("--search", type=int, default=0, metavar="TRIALS",
                  help="Optuna TPE search of the decoding settings on these meetings (then "
                       "scored as the row 'NAME searched')")
+  p.add_argument("--fit-resegment", type=int, default=None, metavar="SEED",
+                 help="fit each array model's spatial resegmentation on 16 meetings simulated "
+                      "with this seed (not the dev seed), then score it as the row "
+                      "'NAME resegmented'")
   p.add_argument("--cache", default=None, help="keep the models' window outputs here")
   p.add_argument("--out", default=None, help="results JSON (default: accuracy-<date>.json)")
   p.add_argument("--table", default=None, help="print the markdown tables of a results file")
@@ -311,6 +353,15 @@ def main(argv=None) -> int:
             f"{json.dumps({k: round(v, 3) for k, v in found['best'].items()})}", flush=True)
       variants[f"{name} searched"] = dict(options.get(name, {}), **found["best"])
       searches[name] = found
+    if args.fit_resegment is not None:
+      if args.fit_resegment == args.seed:
+        raise SystemExit("error: --fit-resegment needs a seed other than the dev meetings' own")
+      base = {**diarize_lib.DEFAULT_DECODE, **model.meta["inference"], **options.get(name, {})}
+      fitted = fit_resegment(model, base, args.speech, args.fit_resegment, args.meetings,
+                             geometry, cache=args.cache, name=name)
+      print(f"{name}: resegmentation weights {json.dumps(fitted['weights'])}", flush=True)
+      variants[f"{name} resegmented"] = dict(options.get(name, {}), resegment=fitted["weights"])
+      searches[f"{name} resegmentation fit"] = fitted
     for v in args.variant:
       vname, _, opts = v.partition("=")
       variants[f"{name} {vname}"] = dict(options.get(name, {}), **json.loads(opts))

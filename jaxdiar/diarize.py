@@ -21,6 +21,7 @@ import tqdm
 
 from jaxdiar import atomic
 from jaxdiar import bundled
+from jaxdiar import resegment as resegment_lib
 from jaxdiar import rttm
 from jaxdiar import runtime
 from jaxdiar import spatial as spatial_lib
@@ -38,6 +39,7 @@ class Result:
   overlap: np.ndarray       # [T] stitched overlap probability
   frame_seconds: float
   centroids: np.ndarray | None = None   # [K, E] unit mean embedding of each global speaker
+  active: np.ndarray | None = None      # [T, K] the decision the turns are read from
 
 
 def _window_starts(num_samples: int, window: int, step: int) -> list[int]:
@@ -113,13 +115,16 @@ def joint_vectors(x: np.ndarray, directions: np.ndarray | None,
   return np.concatenate([np.sqrt(1 - spatial_weight) * x, np.sqrt(spatial_weight) * d], axis=1)
 
 
-def local_directions(vad: np.ndarray, audio: np.ndarray, n_fft: int, hop: int,
-                     steer) -> np.ndarray:
+def local_directions(vad: np.ndarray, audio: np.ndarray | None, n_fft: int, hop: int,
+                     steer, response: np.ndarray | None = None) -> np.ndarray:
   """[S, G] SRP-PHAT response of each local speaker of one window (vad [Tw, S], audio
-  [C, N]), from the frames where it talks alone (weighted by the others' silence)."""
+  [C, N], or its `spatial.frame_response` [Tw, G]), from the frames where it talks alone
+  (weighted by the others' silence)."""
   p = vad.T.astype(np.float32)                                           # [S, Tw]
   others = np.prod(1.0 - p[None, :, :] * (1 - np.eye(len(p)))[:, :, None], axis=1)
-  return spatial_lib.srp_phat(spatial_lib.stft(audio, n_fft, hop), p * others, steer)
+  if response is None:
+    response = spatial_lib.frame_response(spatial_lib.stft(audio, n_fft, hop), steer)
+  return spatial_lib.srp_phat(None, p * others, steer, response=response)
 
 
 def talker_count(count: np.ndarray, speech: np.ndarray, osd: np.ndarray, k: int,
@@ -229,6 +234,9 @@ class Inference:
   num_samples: int
   sample_rate: int
   hop: int
+  # [total_frames, G] SRP-PHAT response of every frame over azimuths (arrays with `spatial`;
+  # float16, 9 kB a second): what `resegment` reads.
+  response: np.ndarray | None = None
 
 
 def check_input(path, model: runtime.ExportedModel, replicate_channels: bool = False):
@@ -276,6 +284,8 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
     steer = spatial_lib.steering(meta["mic_positions"], meta["n_fft"], sr,
                                  spatial_lib.azimuth_grid())
   vads, osds, embs, dirs = [], [], [], []
+  total = 1 + num_samples // hop
+  response = None if steer is None else np.zeros((total, steer[2].shape[-1]), np.float16)
   peak = 0.0
   with tqdm.tqdm(total=len(starts), desc=f"diarize {uri}", unit="window",
                  disable=not progress) as bar:    # closed (a clean line) on errors too
@@ -294,15 +304,19 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
       vads.append(out["vad"][:n].astype(np.float16))
       osds.append(out["osd"][:n].astype(np.float16))
       embs.append(out["spk_emb"][:n].astype(np.float32))
-      if steer is not None:
-        dirs += [local_directions(out["vad"][j], raw[j], meta["n_fft"], hop,
-                                  steer).astype(np.float32) for j in range(n)]
+      for j in range(n if steer is not None else 0):
+        r = spatial_lib.frame_response(spatial_lib.stft(raw[j], meta["n_fft"], hop), steer)
+        dirs.append(local_directions(out["vad"][j], None, meta["n_fft"], hop, steer,
+                                     response=r).astype(np.float32))
+        f0 = group[j] // hop                  # overlapping windows: the same frames again
+        m = max(0, min(len(r), total - f0))
+        response[f0:f0 + m] = r[:m]
       bar.update(n)
   if peak == 0.0:
     raise InputError(f"{path}: the audio is all zeros")
   return Inference(uri, np.array(starts) // hop, np.concatenate(vads), np.concatenate(osds),
                    np.concatenate(embs), np.stack(dirs) if dirs else None,
-                   1 + num_samples // hop, num_samples, sr, hop)
+                   total, num_samples, sr, hop, response)
 
 
 def decode(inference: Inference, options: dict, *, num_speakers: int | None = None,
@@ -374,6 +388,11 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
   else:
     for spk in range(k):
       active[:, spk] = binarize(score[:, spk], o["onset"], o["offset"], min_speech, min_silence)
+  if o["resegment"] and inf.response is not None and k > 1:
+    active = resegment_lib.apply(active, score, osd, inf.response, o["resegment"],
+                                 o["resegment_threshold"])
+    for spk in range(k):
+      active[:, spk] = _fill_and_drop(active[:, spk], min_speech, min_silence)
   turns = []
   for spk in range(k):
     for a, b in _runs(active[:, spk]):
@@ -387,13 +406,13 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
     centroids = np.stack([np.sum(x[labels == j] * weight[labels == j, None], axis=0)
                           for j in range(k)])
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-9
-  return Result(sorted(turns), score, osd, fs, centroids)
+  return Result(sorted(turns), score, osd, fs, centroids, active)
 
 
 # Decoding settings that model files exported before they existed do not carry: the old
 # behaviour (mean stitching, no directions, no overlap rule, every local speaker clustered).
 DEFAULT_DECODE = dict(stitch="mean", count="expected", spatial_weight=0.0, osd_threshold=1.0,
-                      refine=0, anchor_seconds=0.0)
+                      refine=0, anchor_seconds=0.0, resegment=None, resegment_threshold=0.6)
 
 
 def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,
@@ -404,7 +423,8 @@ def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,
   settings). Raises InputError / AudioError with a clear message."""
   o = {**DEFAULT_DECODE, **model.meta["inference"], **options}
   inference = infer(path, model, uri=uri, replicate_channels=replicate_channels,
-                    progress=progress, spatial=o["spatial_weight"] > 0,
+                    progress=progress,
+                    spatial=o["spatial_weight"] > 0 or bool(o["resegment"]),
                     step_seconds=o["step_seconds"])
   return decode(inference, o, num_speakers=num_speakers, min_speakers=min_speakers,
                 max_speakers=max_speakers)

@@ -30,26 +30,40 @@ def steering(mic_positions, n_fft: int, sample_rate: int, grid: np.ndarray,
   return pairs, bins, phasors.astype(np.complex64)
 
 
-def srp_phat(spec: np.ndarray, weights: np.ndarray, steer) -> np.ndarray:
+def frame_response(spec: np.ndarray, steer) -> np.ndarray:
+  """[T, G] steered response of every frame of `spec` ([C, F, T] STFT): the PHAT-weighted
+  cross-spectra of the mic pairs, steered to each azimuth, averaged over pairs and bins."""
+  pairs, bins, phasors = steer
+  x = spec[:, bins, :]
+  x = x / (np.abs(x) + 1e-8)                                                # PHAT
+  cross = x[pairs[:, 0]] * np.conj(x[pairs[:, 1]])                          # [P, F', T]
+  p, f, t = cross.shape
+  cross = cross.reshape(p * f, t)
+  steer_matrix = phasors.reshape(p * f, -1)
+  # The real part as two real BLAS products (no complex output to build): 32 ms for
+  # 8 channels x 8 s, all 72 azimuths of every frame.
+  response = (cross.real.T @ np.ascontiguousarray(steer_matrix.real)
+              - cross.imag.T @ np.ascontiguousarray(steer_matrix.imag))
+  return response / (p * f)
+
+
+def srp_phat(spec: np.ndarray, weights: np.ndarray, steer,
+             response: np.ndarray | None = None) -> np.ndarray:
   """Steered response of weighted frames.
 
   Args:
     spec: [C, F, T] STFT of one block.
     weights: [S, T] non-negative frame weights (e.g. where each local speaker talks alone).
     steer: `steering(...)` of the array.
+    response: `frame_response(spec, steer)` if already computed (then `spec` is not read).
   Returns:
     [S, G] response per azimuth, divided by the weight mass (0 where a row's weights are 0).
   """
-  pairs, bins, phasors = steer
-  x = spec[:, bins, :]
-  x = x / (np.abs(x) + 1e-8)                                                # PHAT
-  cross = x[pairs[:, 0]] * np.conj(x[pairs[:, 1]])                          # [P, F', T]
-  p, f, t = cross.shape
-  # Two matrix products (BLAS) rather than einsums: 31 -> 18 ms for 8 channels x 8 s.
-  weighted = cross.reshape(p * f, t) @ weights.T.astype(np.complex64)      # [P F', S]
-  response = (weighted.T @ phasors.reshape(p * f, -1)).real                # [S, G]
+  if response is None:
+    response = frame_response(spec, steer)
   mass = weights.sum(axis=1, keepdims=True)
-  return np.where(mass > 0, response / np.maximum(mass, 1e-9), 0.0) / (len(pairs) * len(bins))
+  weighted = weights.astype(np.float32) @ response                          # [S, G]
+  return np.where(mass > 0, weighted / np.maximum(mass, 1e-9), 0.0)
 
 
 def stft(audio: np.ndarray, n_fft: int = 512, hop: int = 256) -> np.ndarray:

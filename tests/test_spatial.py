@@ -63,3 +63,20 @@ def test_weights_select_the_talker():
   assert np.rad2deg(grid[np.argmax(response[0])]) == pytest.approx(60.0, abs=5)
   assert np.rad2deg(grid[np.argmax(response[1])]) == pytest.approx(200.0, abs=5)
   np.testing.assert_array_equal(response[2], 0.0)
+
+
+def test_frame_response_equals_its_definition():
+  """Per frame: the mean over pairs and bins of Re(PHAT cross-spectrum x steering phasor),
+  written as one einsum in float64; and srp_phat is its weighted mean."""
+  rng = np.random.default_rng(3)
+  spec = (rng.standard_normal((8, 257, 30)) + 1j * rng.standard_normal((8, 257, 30)))
+  steer = spatial.steering(default.circular_array(), 512, SR, spatial.azimuth_grid(24))
+  pairs, bins, phasors = steer
+  x = spec[:, bins] / np.abs(spec[:, bins])
+  ref = np.einsum("pft,pfg->tg", x[pairs[:, 0]] * np.conj(x[pairs[:, 1]]),
+                  phasors.astype(np.complex128)).real / (len(pairs) * len(bins))
+  ours = spatial.frame_response(spec.astype(np.complex64), steer)
+  np.testing.assert_allclose(ours, ref, atol=1e-5)
+  weights = rng.random((3, 30))
+  np.testing.assert_allclose(spatial.srp_phat(spec.astype(np.complex64), weights, steer),
+                             weights @ ref / weights.sum(axis=1, keepdims=True), atol=1e-5)

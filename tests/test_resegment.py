@@ -1,0 +1,98 @@
+"""jaxdiar.resegment: the per-frame spatial features, the logistic fit (against
+scikit-learn's), the decision rule, and decode with it on a synthetic two-talker scene."""
+
+import numpy as np
+import pytest
+
+from jaxdiar import diarize
+from jaxdiar import resegment
+from tests.test_decode import OPTIONS, frames, inference
+
+G = 72
+
+
+def scene(total=600):
+  """Two talkers at azimuth bins 10 and 40: A on 0-400, B on 300-600 (overlap 300-400).
+  The frame responses peak at each talker's bin while it talks."""
+  truth = np.zeros((total, 2), bool)
+  truth[:400, 0] = truth[300:, 1] = True
+  rng = np.random.default_rng(0)
+  response = rng.normal(0.0, 0.01, (total, G))
+  for k, b in enumerate((10, 40)):
+    response[truth[:, k], b] += 0.2
+  return truth, response.astype(np.float32)
+
+
+def test_features_point_at_the_talker():
+  truth, response = scene()
+  active = truth.copy()
+  active[300:400, 1] = False                       # the first decision misses B in the overlap
+  score = active * 0.8
+  f = resegment.features(active, score, np.zeros(len(active)), response)
+  assert f.shape == (len(active), 2, resegment.NUM_FEATURES)
+  rel15 = f[..., 2]                                # response toward each talker, 15 frames
+  assert rel15[320:380, 1].min() > 0.1             # B is heard in the overlap
+  assert rel15[100:250, 1].max() < 0.05            # and not while A talks alone
+  assert rel15[450:550, 0].max() < 0.05
+
+
+def test_fit_matches_scikit_learn():
+  sklearn = pytest.importorskip("sklearn.linear_model")
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(3000, 4, resegment.NUM_FEATURES)).astype(np.float32)
+  w = rng.normal(size=resegment.NUM_FEATURES)
+  y = rng.random((3000, 4)) < 1 / (1 + np.exp(-(x @ w - 0.5)))
+  ours = np.array(resegment.fit([(x[:1000], y[:1000]), (x[1000:], y[1000:])]))
+  ref = sklearn.LogisticRegression(C=1.0, tol=1e-8, max_iter=5000).fit(
+      x.reshape(-1, x.shape[-1]), y.reshape(-1))
+  np.testing.assert_allclose(ours[:-1], ref.coef_[0], atol=2e-3)
+  assert abs(ours[-1] - ref.intercept_[0]) < 2e-3
+  assert np.corrcoef(ours[:-1], w)[0, 1] > 0.99    # and it recovers the generating weights
+
+
+def test_apply_threshold_and_nobody_lost():
+  truth, response = scene(200)
+  active = truth.copy()
+  score = active * 0.8
+  w = np.zeros(resegment.NUM_FEATURES + 1)
+  w[-1] = -5.0                                     # P(talks) = 0.007 everywhere ...
+  new = resegment.apply(active, score, np.zeros(200), response, w, 0.5)
+  assert (new.sum(axis=1) == 1).all()              # ... but speech keeps its likeliest talker
+  w[-1] = 5.0
+  assert resegment.apply(active, score, np.zeros(200), response, w, 0.5).all()
+  assert not resegment.apply(active, score, np.zeros(200), response, w, 0.999).all()
+  with pytest.raises(ValueError, match="refit"):
+    resegment.apply(active, score, np.zeros(200), response, w[:-1], 0.5)
+
+
+def test_frame_labels_pair_speakers():
+  ref = np.zeros((10, 3), bool)
+  ref[:5, 2] = ref[5:, 0] = True
+  active = np.zeros((10, 2), bool)
+  active[:5, 0] = active[5:, 1] = True
+  target = resegment.frame_labels(active, ref)
+  np.testing.assert_array_equal(target, ref[:, [2, 0]])
+
+
+def test_decode_resegments_the_missed_overlap():
+  """The windows mark B only where it talks alone; weights that follow the response toward
+  each speaker (relative to the best one) give B its overlap frames back."""
+  total = 600
+  truth, response = scene(total)
+  vad = np.zeros((1, total, 2))
+  vad[0, :400, 0] = 0.9
+  vad[0, 400:, 1] = 0.9
+  emb = np.zeros((1, 2, 8), np.float32)
+  emb[0, 0, 0] = emb[0, 1, 1] = 1.0
+  inf = inference(vad, emb=emb, step=total)
+  inf.response = response.astype(np.float16)
+  w = np.zeros(resegment.NUM_FEATURES + 1)
+  w[2], w[-1] = 40.0, -2.0                         # response toward the speaker, 15 frames
+  plain = diarize.decode(inf, OPTIONS)
+  redone = diarize.decode(inf, dict(OPTIONS, resegment=list(w), resegment_threshold=0.5))
+  b = lambda r: frames(r.turns, "spk01", total)
+  assert not b(plain)[300:400].any()
+  assert b(redone)[310:390].all() and not b(redone)[:290].any()
+  assert frames(redone.turns, "spk00", total)[:400].all()
+  np.testing.assert_array_equal(redone.active, np.stack(
+      [frames(redone.turns, f"spk0{k}", total) for k in range(2)], axis=1))
