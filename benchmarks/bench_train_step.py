@@ -9,7 +9,6 @@ multi-task loss with vectorised PIT, AdamW. The PyTorch step starts from precomp
 """
 
 import argparse
-import functools
 import time
 
 import jax
@@ -19,8 +18,7 @@ import numpy as np
 from benchmarks import common
 from configs import default
 from jaxdiar import features as features_lib
-from jaxdiar import model as model_lib
-from jaxdiar import steps
+from jaxdiar import build
 
 
 def matmul_peak(n: int | None = None, dtype=jnp.float32) -> float:
@@ -50,19 +48,15 @@ def jax_step(batch_size, seconds, dtype="float32", from_features=False):
   PyTorch step), given to steps.train_step as batch["features"].
   """
   config = default.get_config()
-  config.model.num_speaker_classes = 200
   config.train.compute_dtype = dtype
-  model = model_lib.from_config(steps.dict_with(config.model, dtype=dtype))
-  tx = steps.make_optimizer(config.train)
-  num_features = features_lib.feature_dim(config.features)
-  state = steps.init_state(jax.random.key(0), model=model, tx=tx, num_features=num_features)
+  built = build.build(config, num_speaker_classes=200, devices=jax.local_devices()[:1])
+  state = built.init(jax.random.key(0))
   batch = _batch(batch_size, seconds)
   frames = batch["activity"].shape[1]
-  step_fn = functools.partial(steps.train_step, model=model, tx=tx, config=config)
   if from_features:
     batch["features"] = np.asarray(
         jax.jit(lambda a: features_lib.extract(a, config.features))(batch.pop("audio")))
-  step = jax.jit(step_fn, donate_argnums=0)
+  step = built.train_step
   t0 = time.perf_counter()
   compiled = step.lower(state, batch, jax.random.key(1)).compile()
   compile_s = time.perf_counter() - t0

@@ -18,6 +18,12 @@ def circular_array(num_mics: int = 8, radius: float = 0.10) -> list[list[float]]
            radius * math.sin(2 * math.pi * i / num_mics), 0.0] for i in range(num_mics)]
 
 
+def _tuples(x):
+  """Lists -> tuples, nested: ml_collections overrides tuples from the command line
+  (--config.model.channels="(64, 64)") but not lists."""
+  return tuple(_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
 
@@ -27,14 +33,14 @@ def get_config() -> ml_collections.ConfigDict:
   f.n_fft = 512                  # STFT size (257 bins); must be a multiple of hop.
   f.hop = 256                    # 16 ms hop, 62.5 frames/s; T = 1 + N // hop.
   f.kind = "compact"             # "compact" (771) | "full" (2313) | "lps" (257).
-  f.mic_positions = circular_array(8, 0.10)  # [C, 3] metres, channel c = mic c.
-  f.mic_pairs = [[0, 4], [1, 5], [2, 6], [3, 7]]  # IPD pairs (opposite mics).
-  f.look_directions_deg = [0.0, 90.0, 180.0, 270.0]  # AF azimuths in the array plane.
+  f.mic_positions = _tuples(circular_array(8, 0.10))  # [C, 3] metres, channel c = mic c.
+  f.mic_pairs = ((0, 4), (1, 5), (2, 6), (3, 7))  # IPD pairs (opposite mics).
+  f.look_directions_deg = (0.0, 90.0, 180.0, 270.0)  # AF azimuths in the array plane.
   f.speed_of_sound = 343.0       # m/s, for the AF delays.
 
   # ------------------------------------------------------------------- model
   m = config.model = ml_collections.ConfigDict()
-  m.channels = [256, 256, 256, 512, 512]  # TCN block widths; dilation of block i is 2**i.
+  m.channels = (256, 256, 256, 512, 512)  # TCN block widths; dilation of block i is 2**i.
   m.kernel_size = 3              # TCN kernel; receptive field 1 + 2*(k-1)*(2**5 - 1) = 125 frames.
   m.dropout = 0.2                # Dropout in the TCN blocks, embedding and MLP heads.
   m.head_dropout = 0.2           # Dropout in the VAD and OSD heads.
@@ -51,7 +57,6 @@ def get_config() -> ml_collections.ConfigDict:
   m.num_speaker_classes = 4      # Speaker classifier classes; train sets it to the
                                  # number of training speakers when the corpus is known.
   m.causal = False               # True: every conv and head is causal (streaming).
-  m.dtype = "float32"            # Activation dtype; parameters stay float32.
 
   # -------------------------------------------------------------------- loss
   l = config.loss = ml_collections.ConfigDict()
@@ -79,17 +84,17 @@ def get_config() -> ml_collections.ConfigDict:
   d.seed = 0                     # Simulator and shuffling seed.
   d.max_workers = 2              # Processes simulating meetings in parallel.
   d.sim = ml_collections.ConfigDict()  # Meeting simulator (pyroomacoustics shoebox rooms).
-  d.sim.room_min = [4.0, 4.0, 2.5]     # Smallest room, metres (x, y, z).
-  d.sim.room_max = [9.0, 7.0, 3.5]     # Largest room.
-  d.sim.rt60 = [0.2, 0.6]              # Reverberation time range, seconds.
+  d.sim.room_min = (4.0, 4.0, 2.5)     # Smallest room, metres (x, y, z).
+  d.sim.room_max = (9.0, 7.0, 3.5)     # Largest room.
+  d.sim.rt60 = (0.2, 0.6)              # Reverberation time range, seconds.
   d.sim.max_image_order = 20           # Cap on image-source order (speed; late tail approximated).
-  d.sim.speakers = [1, 4]              # Speakers per meeting (inclusive range, <= num_speakers).
+  d.sim.speakers = (1, 4)              # Speakers per meeting (inclusive range, <= num_speakers).
   d.sim.overlap_target = 0.15          # Target fraction of speech with >= 2 talkers (AMI ~15 %).
-  d.sim.overlap_range = [0.03, 0.35]   # Accepted overlap ratio of a finished meeting.
+  d.sim.overlap_range = (0.03, 0.35)   # Accepted overlap ratio of a finished meeting.
   d.sim.pause_mean = 0.4               # Mean pause between turns, seconds (exponential).
   d.sim.backchannel_prob = 0.15        # Chance that a turn carries a short back-channel.
-  d.sim.snr_db = [5.0, 30.0]           # Speech-to-noise ratio range (diffuse + point noise).
-  d.sim.peak = [0.2, 0.9]              # Final peak level range (random gain).
+  d.sim.snr_db = (5.0, 30.0)           # Speech-to-noise ratio range (diffuse + point noise).
+  d.sim.peak = (0.2, 0.9)              # Final peak level range (random gain).
   d.augment_gain_db = 6.0        # Random gain +/- dB.
   d.augment_noise_snr_db = 20.0  # Added white noise SNR lower bound (0 disables).
   d.augment_rotate = True        # Cyclic channel shift (exact for a uniform circular array).
@@ -109,12 +114,13 @@ def get_config() -> ml_collections.ConfigDict:
   t.grad_accum_steps = 1         # optax.MultiSteps; >1 accumulates micro-batches.
   t.lr_multipliers = ml_collections.ConfigDict(
       dict(tcn=0.5, attention=1.0, heads=2.0))  # Per-module learning rates.
-  t.compute_dtype = "float32"    # "bfloat16" on GPU/TPU.
+  t.compute_dtype = "auto"       # Activations: auto = bfloat16 on GPU/TPU, float32 on CPU;
+                                 # parameters and optimizer state are float32 always.
   t.seed = 0                     # Parameter init and dropout RNG.
   t.log_every = 50               # Steps between metric logs.
   t.checkpoint_every = 500       # Steps between (async) checkpoints.
   t.keep_checkpoints = 2         # Latest checkpoints kept (plus the best by dev DER).
-  t.mesh = [("data", -1)]        # Device mesh; -1 = all devices.
+  t.mesh = "data:-1"             # Data-parallel mesh AXIS:SIZE; -1 = all devices.
 
   # -------------------------------------------------------------------- eval
   e = config.eval = ml_collections.ConfigDict()
@@ -152,6 +158,10 @@ def get_config() -> ml_collections.ConfigDict:
   i.max_cluster_embeddings = 2000  # Beyond this many local speakers (about 2 h), cluster an
                                  # even subset and assign the rest to its centroids: bounded
                                  # memory for any length.
+  i.resegment = ml_collections.FieldReference(None, field_type=tuple)  # Spatial
+                                 # resegmentation weights (jaxdiar.resegment; arrays only),
+                                 # fitted per model: bench_accuracy --fit-resegment SEED.
+  i.resegment_threshold = 0.6    # A speaker is marked where P(talks) is above this.
   i.stream_block_frames = 8      # Streaming block, in hops (8 x 16 ms = 128 ms).
 
   return config

@@ -249,12 +249,12 @@ def check_input(path, model: runtime.ExportedModel, replicate_channels: bool = F
     raise InputError(f"{path}: empty recording")
   tile = 1
   if channels != model.num_channels:
-    if meta["feature_kind"] != "lps" and not (replicate_channels and channels == 1):
+    if model.needs_array and not (replicate_channels and channels == 1):
       raise InputError(f"{path}: {channels} channel(s), the model expects "
                        f"{model.num_channels} (its '{meta['feature_kind']}' features need the "
                        "array; a mono file can be run with --replicate-channels)")
     tile = model.num_channels if channels == 1 else 1
-  if meta["feature_kind"] == "lps" and model.num_channels == 1 and channels > 1:
+  if not model.needs_array and model.num_channels == 1 and channels > 1:
     tile = 0                                    # a one-channel model reads the first channel
   return rate, channels, frames, tile
 

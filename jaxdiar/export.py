@@ -1,14 +1,16 @@
 """python -m jaxdiar.export (--workdir DIR [--step N] | --variables DIR) --out model.jaxdiar
+   python -m jaxdiar.export --model in.jaxdiar --set KEY=JSON [--set ...] --out out.jaxdiar
 
 Features + model forward as one `jax.export` artifact (symbolic batch and sample count),
 with its config inside; causal models get a streaming step too. Load with
-`jaxdiar.runtime.load`, which needs neither flax nor the model code.
+`jaxdiar.runtime.load`, which needs neither flax nor the model code. The second form copies an
+exported model with some of its decoding settings (`meta["inference"]`, what `diarize` uses
+when the command line does not say otherwise) changed, e.g. settings found on dev meetings.
 """
 
 import argparse
 import io
 import json
-import pathlib
 import sys
 import zipfile
 
@@ -17,9 +19,10 @@ from jax import export as jax_export
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
+from etils import epath
 
 from jaxdiar import atomic
+from jaxdiar import build
 from jaxdiar import features as features_lib
 from jaxdiar import model as model_lib
 from jaxdiar import runtime
@@ -27,17 +30,11 @@ from jaxdiar import runtime
 
 def load_checkpoint(workdir, step: int | None = None):
   """(config, variables) of a training workdir: its latest, or the given, checkpoint."""
-  workdir = pathlib.Path(workdir)
-  config_file = workdir / "config.json"
+  config_file = epath.Path(workdir) / "config.json"
   if not config_file.exists():
     raise FileNotFoundError(f"{workdir}: no config.json (not a jaxdiar training workdir)")
   config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
-  with ocp.CheckpointManager((workdir / "checkpoints").absolute()) as mngr:
-    step = mngr.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"{workdir}: no checkpoint")
-    restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  state = restored["state"]
+  state, step = build.restore_state(workdir, step)
   return config, {"params": state["params"], "batch_stats": state["batch_stats"]}, step
 
 
@@ -80,7 +77,7 @@ def export(config, variables, out, *, platforms=("cpu", "cuda", "tpu")) -> dict:
   np.savez(weights, *[np.asarray(x) for x in jax.tree.leaves(variables)])
   files = {"forward.jaxexport": forward.serialize(), "variables.npz": weights.getvalue()}
   block_frames = config.inference.stream_block_frames
-  if config.model.causal and not config.model.use_attention:
+  if model_lib.streamable(config.model):
     d = features_lib.feature_dim(fcfg)
     sb, = jax_export.symbolic_shape("b")
     cache = jax.eval_shape(lambda: model.stream_cache(1, d))
@@ -105,28 +102,66 @@ def export(config, variables, out, *, platforms=("cpu", "cuda", "tpu")) -> dict:
   return meta
 
 
+def set_inference(model, out, settings: dict) -> dict:
+  """Copy the exported `model` to `out` with `settings` merged into its decoding settings
+  (everything else byte for byte). Unknown keys raise ValueError. Returns the new meta."""
+  from jaxdiar import diarize
+  with zipfile.ZipFile(model) as z:
+    entries = {name: z.read(name) for name in z.namelist()}
+  meta = json.loads(entries["meta.json"])
+  known = set(meta["inference"]) | set(diarize.DEFAULT_DECODE)
+  unknown = sorted(set(settings) - known)
+  if unknown:
+    raise ValueError(f"unknown decoding setting(s) {', '.join(unknown)}; known: "
+                     f"{', '.join(sorted(known))}")
+  meta["inference"].update(settings)
+  entries["meta.json"] = json.dumps(meta, indent=1).encode()
+  with atomic.atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+    for name, data in entries.items():
+      z.writestr(name, data)
+  return meta
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python -m jaxdiar.export", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   src = p.add_mutually_exclusive_group(required=True)
   src.add_argument("--workdir", help="a jaxdiar.train workdir (orbax checkpoints)")
   src.add_argument("--variables", help="a jaxdiar.online output folder (variables-*.npz)")
+  src.add_argument("--model", help="an exported .jaxdiar file whose settings --set changes")
+  p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                 help="with --model: a decoding setting, e.g. resegment_threshold=0.7")
   p.add_argument("--out", required=True)
   p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
   args = p.parse_args(argv)
+  if bool(args.set) != bool(args.model):
+    p.error("--set goes with --model (and --model needs at least one --set)")
   try:
     atomic.check_output(args.out)
+    if args.model:
+      settings = {}
+      for item in args.set:
+        key, sep, value = item.partition("=")
+        try:
+          settings[key] = json.loads(value)
+        except json.JSONDecodeError:
+          raise ValueError(f"--set {item}: the value is not JSON" if sep else
+                           f"--set {item}: expected KEY=JSON")
+      runtime.load(args.model)              # a readable model file of this format, or why not
+      set_inference(args.model, args.out, settings)
+      print(f"{args.out}: {args.model} with {', '.join(sorted(settings))} set")
+      return 0
     if args.variables:
       from jaxdiar import online
       config, variables = online.load_variables(args.variables)
       step = "final"
     else:
       config, variables, step = load_checkpoint(args.workdir, args.step)
-  except (FileNotFoundError, atomic.OutputError) as e:
+  except (FileNotFoundError, atomic.OutputError, ValueError, runtime.ModelFileError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   meta = export(config, variables, args.out)
-  kinds = "forward + streaming step" if meta["causal"] and not config.model.use_attention else "forward"
+  kinds = "forward + streaming step" if model_lib.streamable(config.model) else "forward"
   print(f"exported step {step} of {args.workdir or args.variables} to {args.out} ({kinds})")
   return 0
 

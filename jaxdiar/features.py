@@ -6,14 +6,14 @@ computed inside the jitted train step from raw audio (SPEC section 3).
 Shapes: audio [B, C, N] float32 at 16 kHz  ->  features [B, D, T], T = 1 + N // hop.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+import dataclasses
 import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-FEATURE_KINDS = ("compact", "full", "lps")
 _LPS_FLOOR = 1e-10
 # Below this magnitude a bin has no usable phase; its unit phasor is taken as 1 (angle 0),
 # as numpy's angle(0) does, and the gradient there is zero instead of NaN.
@@ -27,14 +27,7 @@ def num_frames(num_samples: int, hop: int) -> int:
 
 def feature_dim(cfg) -> int:
   """D for a features config."""
-  bins = cfg.n_fft // 2 + 1
-  if cfg.kind == "compact":
-    return 3 * bins
-  if cfg.kind == "full":
-    return bins * (1 + len(cfg.mic_pairs) + len(cfg.look_directions_deg))
-  if cfg.kind == "lps":
-    return bins
-  raise ValueError(f"features.kind must be one of {FEATURE_KINDS}, got {cfg.kind!r}")
+  return kind(cfg.kind).dim(cfg, cfg.n_fft // 2 + 1)
 
 
 def periodic_hann(n: int) -> np.ndarray:
@@ -183,10 +176,8 @@ def extract_stream(block: jax.Array, state: jax.Array, cfg):
 def _check(audio, cfg):
   if audio.ndim != 3:
     raise ValueError(f"audio must be [B, C, N], got shape {audio.shape}")
-  if cfg.kind not in FEATURE_KINDS:
-    raise ValueError(f"features.kind must be one of {FEATURE_KINDS}, got {cfg.kind!r}")
   num_channels = audio.shape[1]
-  if cfg.kind != "lps" and num_channels != len(cfg.mic_positions):
+  if kind(cfg.kind).needs_array and num_channels != len(cfg.mic_positions):
     raise ValueError(
         f"features.kind={cfg.kind!r} needs the {len(cfg.mic_positions)} channels of the "
         f"configured array, got {num_channels}; use kind='lps' for other channel counts.")
@@ -197,18 +188,15 @@ def from_spectrum(spec: jax.Array, cfg) -> jax.Array:
   # Reductions over the channel, pair and direction axes are written as sums of slices:
   # XLA CPU fuses those into one elementwise pass, while a reduce over a major axis ran 6x
   # slower (31 vs 5 ms for the LPS mean of 8 x 8 x 8 s).
+  spec_kind = kind(cfg.kind)
   lps = _mean(log_power_spectrum(spec))                                  # [B, T, F]
-  if cfg.kind == "lps":
-    parts = [lps]
-  else:
+  ipd = af = None
+  if spec_kind.needs_array:
     ipd = ipd_phasors(spec, cfg.mic_pairs)                               # [B, P, T, F]
     delays = pair_delays(cfg.mic_positions, cfg.mic_pairs, cfg.look_directions_deg,
                          cfg.speed_of_sound)
     af = angle_features(ipd, delays, cfg.n_fft, cfg.sample_rate)         # [B, Q, T, F]
-    if cfg.kind == "compact":
-      parts = [lps, _mean(jnp.real(ipd)), functools.reduce(jnp.maximum, jnp.unstack(af, axis=1))]
-    else:
-      parts = [lps, *jnp.unstack(jnp.real(ipd), axis=1), *jnp.unstack(af, axis=1)]
+  parts = spec_kind.parts(lps, ipd, af)
   # [B, T, F] pieces -> [B, T, D] -> [B, D, T]: one transpose at the end (concatenating
   # transposed pieces ran 1.6x slower), which cancels against the model's own swap back to
   # [B, T, D] when both are in one jit (the train step, the exported forward). The barrier
@@ -221,3 +209,34 @@ def from_spectrum(spec: jax.Array, cfg) -> jax.Array:
 def _mean(x: jax.Array) -> jax.Array:
   """Mean over axis 1 as a sum of slices (see from_spectrum)."""
   return functools.reduce(jnp.add, jnp.unstack(x, axis=1)) / x.shape[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureKind:
+  """One feature set (`features.kind`): whether it needs the configured array, its size
+  D from (config, frequency bins), and its [B, T, F] pieces from the mean log power
+  spectrum, the IPD phasors [B, P, T, F] and the angle features [B, Q, T, F]."""
+  needs_array: bool
+  dim: Callable[..., int]
+  parts: Callable[..., list]
+
+
+# The one table of feature kinds: every place that depends on the kind reads it here.
+FEATURE_KINDS = {
+    "compact": FeatureKind(
+        True, lambda cfg, bins: 3 * bins,
+        lambda lps, ipd, af: [lps, _mean(jnp.real(ipd)),
+                              functools.reduce(jnp.maximum, jnp.unstack(af, axis=1))]),
+    "full": FeatureKind(
+        True, lambda cfg, bins: bins * (1 + len(cfg.mic_pairs) + len(cfg.look_directions_deg)),
+        lambda lps, ipd, af: [lps, *jnp.unstack(jnp.real(ipd), axis=1),
+                              *jnp.unstack(af, axis=1)]),
+    "lps": FeatureKind(False, lambda cfg, bins: bins, lambda lps, ipd, af: [lps]),
+}
+
+
+def kind(name: str) -> FeatureKind:
+  """The FeatureKind of `features.kind`; ValueError naming the choices otherwise."""
+  if name not in FEATURE_KINDS:
+    raise ValueError(f"features.kind must be one of {tuple(FEATURE_KINDS)}, got {name!r}")
+  return FEATURE_KINDS[name]

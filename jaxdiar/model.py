@@ -283,8 +283,8 @@ class DiarizationTCN(nn.Module):
     start of a stream), then the returned one. Returns ({vad [B, t, S], osd [B, t],
     frame_emb [B, t, E]}, new cache): the offline causal model's outputs for those frames.
     """
-    if not self.causal or self.use_attention:
-      raise ValueError("streaming needs model.causal=True and model.use_attention=False")
+    if not streamable(self):
+      raise ValueError(STREAMABLE_NEEDS)
     new = {}
     x = self.input_bn(jnp.swapaxes(feats, 1, 2), use_running_average=True)
     for i, block in enumerate(self.tcn):
@@ -314,8 +314,18 @@ class DiarizationTCN(nn.Module):
     return self.similarity_head(pair, train)[..., 0].astype(jnp.float32)
 
 
-def from_config(cfg) -> DiarizationTCN:
-  """The model of a `model` config section."""
+STREAMABLE_NEEDS = "streaming needs model.causal=True and model.use_attention=False"
+
+
+def streamable(cfg) -> bool:
+  """Whether a model (or its `model` config section) has a streaming step: causal convs and
+  heads, and no attention (whose windowed streaming form is not built yet)."""
+  return bool(cfg.causal) and not cfg.use_attention
+
+
+def from_config(cfg, dtype: str = "float32") -> DiarizationTCN:
+  """The model of a `model` config section, computing in `dtype` (parameters stay float32;
+  training picks it with `build.compute_dtype`)."""
   return DiarizationTCN(
       channels=tuple(cfg.channels), kernel_size=cfg.kernel_size, dropout=cfg.dropout,
       head_dropout=cfg.get("head_dropout", 0.2),
@@ -324,7 +334,7 @@ def from_config(cfg) -> DiarizationTCN:
       head_dim=cfg.head_dim, embedding_dim=cfg.embedding_dim,
       classifier_dim=cfg.classifier_dim, similarity_dim=cfg.similarity_dim,
       num_speakers=cfg.num_speakers, num_speaker_classes=cfg.num_speaker_classes,
-      causal=cfg.causal, dtype=jnp.dtype(cfg.dtype))
+      causal=cfg.causal, dtype=jnp.dtype(dtype))
 
 
 def init_variables(model: DiarizationTCN, rng, num_features: int, num_frames: int = 64):

@@ -29,16 +29,16 @@ import pathlib
 import sys
 import time
 
-from absl import flags
 import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
-from ml_collections import config_flags
 import numpy as np
 import optax
 
 from jaxdiar import atomic
+from jaxdiar import build
+from jaxdiar import configfile
 from jaxdiar import features as features_lib
 from jaxdiar import model as model_lib
 from jaxdiar import steps
@@ -302,15 +302,10 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
   start_time = time.time()
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
-  config = config.copy_and_resolve_references()
-  fcfg, tcfg, d = config.features, config.train, config.data
   speakers = sorted(speakers or [])
-  with config.unlocked():
-    config.model.num_speaker_classes = max(len(speakers), 1)
-  dtype = tcfg.compute_dtype
-  if dtype == "auto":
-    dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"
-  model = model_lib.from_config(steps.dict_with(config.model, dtype=dtype))
+  config = build.resolve(config, num_speaker_classes=len(speakers))
+  fcfg, tcfg, d = config.features, config.train, config.data
+  model = model_lib.from_config(config.model, dtype=tcfg.compute_dtype)
   tx = make_optimizer(tcfg)
   sr, hop = fcfg.sample_rate, fcfg.hop
   window = int(round(d.window_seconds * sr))
@@ -373,7 +368,7 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
     save_variables(out, {"params": state.params, "batch_stats": state.batch_stats})
     save_state(out, state, dict(budget=budget, seconds=elapsed(), steps=step_count))
   print(f"jaxdiar.online: training {out} for {budget:.0f} s on {jax.devices()[0]} "
-        f"({dtype}), {pool.filled} meetings in the pool", file=sys.stderr, flush=True)
+        f"({tcfg.compute_dtype}), {pool.filled} meetings in the pool", file=sys.stderr, flush=True)
   while True:
     now = time.time()
     fraction = elapsed() / budget
@@ -406,7 +401,7 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
       last_save = time.time()
   checkpoint()
   summary = dict(steps=step_count, seconds=round(elapsed(), 1),
-                 meetings=pool.loaded, device=str(jax.devices()[0]), dtype=dtype,
+                 meetings=pool.loaded, device=str(jax.devices()[0]), dtype=tcfg.compute_dtype,
                  batch_size=tcfg.batch_size)
   atomic.write_text(out / "summary.json", json.dumps(summary, indent=1))
   log.close()
@@ -467,19 +462,11 @@ def _pool_geometry(config):
 
 
 def load_config(path, overrides=()):
-  """A config file by path with `--config.a.b=value` overrides, parsed by
-  ml_collections.config_flags as `jaxdiar.train` parses them (typed; unknown keys refused)."""
-  argv = ["jaxdiar.online", f"--config={path}", *overrides]
-  flag_values = flags.FlagValues()
-  config_flags.DEFINE_config_file("config", None, "config file", flag_values=flag_values,
-                                  sys_argv=argv)
+  """A config file by path with `--config.a.b=value` overrides (`jaxdiar.configfile`)."""
   try:
-    flag_values(argv)
-  except flags.Error as e:
+    return configfile.load(path, overrides, prog="jaxdiar.online")
+  except configfile.ConfigError as e:
     raise SystemExit(f"jaxdiar.online: {e}") from None
-  except AttributeError as e:     # config_flags' answer to a key the config does not have
-    raise SystemExit(f"jaxdiar.online: {path} has no field {e}") from None
-  return flag_values.config
 
 
 if __name__ == "__main__":

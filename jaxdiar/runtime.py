@@ -5,7 +5,7 @@ kind, window, thresholds, ...), `variables.npz` (the weights), `forward.jaxexpor
 ((variables, audio [b, C, n]) -> probabilities and local-speaker embeddings, symbolic b and
 n) and, for causal models, `stream.jaxexport` ((variables, one block of audio, the carried
 state) -> the block's frame probabilities and the new state).
-This module imports only jax and numpy.
+This module imports only jax, numpy and `jaxdiar.features` (its table of feature kinds).
 """
 
 import hashlib
@@ -17,6 +17,8 @@ import zipfile
 import jax
 from jax import export as jax_export
 import numpy as np
+
+from jaxdiar import features
 
 FORMAT_VERSION = 1
 
@@ -67,6 +69,12 @@ class ExportedModel:
   def hop(self) -> int:
     return self.meta["hop"]
 
+  @property
+  def needs_array(self) -> bool:
+    """Whether its features need the array it was trained for (IPD / angle features): then
+    no other channel count is accepted."""
+    return features.kind(self.meta["feature_kind"]).needs_array
+
   def __call__(self, audio) -> dict:
     return self._forward_jit(self._variables, np.asarray(audio, np.float32))
 
@@ -78,8 +86,8 @@ class ExportedModel:
   def stream_init(self, batch_size: int = 1):
     """The zero state of a new stream."""
     if not self.can_stream:
-      raise ModelFileError("this model was not exported with a streaming step (it needs "
-                           "model.causal=True and model.use_attention=False)")
+      raise ModelFileError("this model was not exported with a streaming step (only models "
+                           "for which jaxdiar.model.streamable holds get one)")
     (_, _, state_avals), _ = jax.tree.unflatten(self._stream.in_tree, self._stream.in_avals)
     return jax.tree.map(
         lambda a: np.zeros((batch_size,) + tuple(int(d) for d in a.shape[1:]), np.float32),

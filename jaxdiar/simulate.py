@@ -9,15 +9,24 @@ import pathlib
 import sys
 
 from jaxdiar import atomic
+from jaxdiar import configfile
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.data import simulate as sim_lib
 
 
 def main(argv=None) -> int:
-  from configs import default  # the recipe's defaults, overridable below
-  config = default.get_config()
+  pre = argparse.ArgumentParser(add_help=False)
+  pre.add_argument("--config", default=str(configfile.CONFIGS / "default.py"))
+  known, _ = pre.parse_known_args(argv)
+  try:
+    config = configfile.load(known.config, prog="jaxdiar.simulate")
+  except configfile.ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   p = argparse.ArgumentParser(prog="python -m jaxdiar.simulate", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--config", default=known.config,
+                 help="config file whose data.sim settings are used (default: %(default)s)")
   p.add_argument("--speech", default="", help="folder(s) of <speaker>/<utterance> audio, "
                  "comma-separated; empty: the built-in procedural source")
   p.add_argument("--out", required=True, help="output folder")

@@ -73,11 +73,11 @@ class Streamer:
     self.latency = latency // self.hop * self.hop
     self.max_speakers = max_speakers
     channels = num_channels or model.num_channels
-    if channels != model.num_channels and meta["feature_kind"] != "lps":
+    if channels != model.num_channels and model.needs_array:
       raise diarize_lib.InputError(f"{channels} channel(s), the model expects "
                                    f"{model.num_channels}")
     self.channels = channels
-    self.first_only = meta["feature_kind"] == "lps" and model.num_channels == 1 and channels > 1
+    self.first_only = not model.needs_array and model.num_channels == 1 and channels > 1
     self.steer = None
     if (self.o["spatial_weight"] > 0 and channels > 1
         and len(meta["mic_positions"]) == channels):

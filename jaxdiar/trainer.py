@@ -3,48 +3,37 @@ checkpoints and logging.
 
 `train_and_evaluate(config, workdir)` runs the same code on 1 CPU, 8 forced CPU devices,
 GPUs, several hosts or a TPU pod: one Mesh over every device of every process, the batch
-sharded on `data`, parameters replicated.
+sharded on its data axis (`train.mesh`), parameters replicated; the setup is `jaxdiar.build`.
 """
 
-import functools
 import json
-import pathlib
 import sys
 import time
 
 import jax
 from jax.experimental import multihost_utils
-from jax.sharding import NamedSharding, PartitionSpec as P
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 import psutil
 import tensorboardX
 import tqdm
 
 from jaxdiar import atomic
-from jaxdiar import features as features_lib
+from jaxdiar import build
 from jaxdiar import losses
 from jaxdiar import metrics as metrics_lib
 from jaxdiar import model as model_lib
 from jaxdiar.data import pipeline
 from jaxdiar.data import prepare as prepare_lib
-from jaxdiar.steps import (dict_with, eval_step, init_state, learning_rate, make_optimizer,
-                           train_step)
+from jaxdiar.steps import learning_rate
 
 
 class NonFiniteError(RuntimeError):
   """Loss or gradients became NaN/inf."""
 
 
-# ---------------------------------------------------------------------------- mesh
-
-
-def make_mesh(tcfg) -> jax.sharding.Mesh:
-  (name, size), = tcfg.mesh
-  devices = np.array(jax.devices())
-  if size not in (-1, len(devices)):
-    raise ValueError(f"train.mesh asks for {size} devices, {len(devices)} are visible")
-  return jax.sharding.Mesh(devices, (name,))
+# ---------------------------------------------------------------------------- data
 
 
 def global_batch(local_batch, sharding):
@@ -81,35 +70,44 @@ class MetricWriter:
   A run resumed at step `start` first drops the rows written after it by the killed run (and a
   torn last line), so that metrics.jsonl holds every step once."""
 
-  def __init__(self, workdir: pathlib.Path, start: int = 0):
+  def __init__(self, workdir, start: int = 0):
     self.enabled = jax.process_index() == 0
     if self.enabled:
-      path = workdir / "metrics.jsonl"
-      if path.exists():
-        rows = []
-        for line in path.read_text(encoding="utf-8").splitlines():
+      self.path = epath.Path(workdir) / "metrics.jsonl"
+      self.rows = []
+      if self.path.exists():
+        for line in self.path.read_text(encoding="utf-8").splitlines():
           try:
             if json.loads(line)["step"] <= start:
-              rows.append(line + "\n")
+              self.rows.append(line + "\n")
           except (json.JSONDecodeError, KeyError, TypeError):
             pass                           # a line torn by the kill
-        atomic.write_text(path, "".join(rows))
-      self.tb = tensorboardX.SummaryWriter(str(workdir / "tensorboard"),
+        atomic.write_text(self.path, "".join(self.rows))
+      self.tb = tensorboardX.SummaryWriter(str(epath.Path(workdir) / "tensorboard"),
                                            purge_step=start + 1 if start else None)
-      self.jsonl = open(path, "a", encoding="utf-8")
+      # Local files are appended to; an object store (gs://) cannot append: the whole file
+      # is written again at each row (a few hundred kB for a long run).
+      self.remote = atomic.is_remote(workdir)
+      self.jsonl = None if self.remote else open(self.path, "a", encoding="utf-8")
 
   def write(self, step: int, scalars: dict):
     if not self.enabled:
       return
     for k, v in scalars.items():
       self.tb.add_scalar(k, v, step)
-    self.jsonl.write(json.dumps(dict(step=step, **scalars)) + "\n")
-    self.jsonl.flush()
+    row = json.dumps(dict(step=step, **scalars)) + "\n"
+    if self.remote:
+      self.rows.append(row)
+      atomic.write_text(self.path, "".join(self.rows))
+    else:
+      self.jsonl.write(row)
+      self.jsonl.flush()
 
   def close(self):
     if self.enabled:
       self.tb.close()
-      self.jsonl.close()
+      if self.jsonl is not None:
+        self.jsonl.close()
 
 
 def evaluate(state, dev_source, jitted_eval, batch_sharding, config, num_ids: int) -> dict:
@@ -149,51 +147,25 @@ def evaluate(state, dev_source, jitted_eval, batch_sharding, config, num_ids: in
   return result
 
 
-def _checkpoint_manager(workdir: pathlib.Path, tcfg) -> ocp.CheckpointManager:
-  policy = ocp.checkpoint_managers.AnyPreservationPolicy([
-      ocp.checkpoint_managers.LatestN(n=tcfg.keep_checkpoints),
-      # The best dev checkpoint besides them; those saved without a dev metric are not kept
-      # by this rule (orbax's default keeps them all: the bound would not hold).
-      ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: m["dev_der"], reverse=True, n=1,
-                                    keep_checkpoints_without_metrics=False),
-  ])
-  options = ocp.CheckpointManagerOptions(preservation_policy=policy,
-                                         best_fn=lambda m: m["dev_der"], best_mode="min",
-                                         enable_async_checkpointing=True)
-  return ocp.CheckpointManager((workdir / "checkpoints").absolute(), options=options)
-
-
 def train_and_evaluate(config, workdir) -> dict:
   """Train `config` in `workdir`, resuming from its latest checkpoint. Returns the last
   metrics (train and dev)."""
-  workdir = pathlib.Path(workdir)
+  workdir = epath.Path(workdir)       # local or gs://: never through pathlib
   workdir.mkdir(parents=True, exist_ok=True)
-  tcfg = config.train
   is_main = jax.process_index() == 0
   log = lambda msg: print(msg, file=sys.stderr, flush=True) if is_main else None
 
-  data = prepare_lib.prepare(config)
-  config.model.num_speaker_classes = max(data.num_train_speakers, 1)
   if config.model.num_speakers > losses.MAX_PIT_SPEAKERS:
     raise ValueError(f"model.num_speakers must be <= {losses.MAX_PIT_SPEAKERS}")
+  data = prepare_lib.prepare(config)
+  built = build.build(config, num_speaker_classes=data.num_train_speakers)
+  config, tcfg, mesh = built.config, built.config.train, built.mesh
+  replicated, batch_sharding = built.replicated, built.batch_sharding
   if is_main:
-    (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
-
-  mesh = make_mesh(tcfg)
-  if tcfg.batch_size % mesh.size or config.eval.batch_size % mesh.size:
-    raise ValueError(f"train.batch_size ({tcfg.batch_size}) and eval.batch_size "
-                     f"({config.eval.batch_size}) must be multiples of the {mesh.size} devices")
-  replicated = NamedSharding(mesh, P())
-  batch_sharding = NamedSharding(mesh, P("data"))
-  model = model_lib.from_config(dict_with(config.model, dtype=tcfg.compute_dtype))
-  tx = make_optimizer(tcfg)
-  num_features = features_lib.feature_dim(config.features)
+    atomic.write_text(workdir / "config.json", config.to_json_best_effort(indent=1))
   rng = jax.random.key(tcfg.seed)
   init_rng, step_rng = jax.random.split(rng)
-
-  init = jax.jit(functools.partial(init_state, model=model, tx=tx, num_features=num_features),
-                 out_shardings=replicated)
-  abstract_state = jax.eval_shape(init, init_rng)
+  abstract_state = jax.eval_shape(built.init, init_rng)
   micro_steps = tcfg.num_steps * tcfg.grad_accum_steps
 
   loader = pipeline.make_loader(data.train, global_batch_size=tcfg.batch_size,
@@ -201,7 +173,7 @@ def train_and_evaluate(config, workdir) -> dict:
                                 augment=pipeline.augment_from_config(config.data, config.features))
   train_iter = iter(loader)
 
-  manager = _checkpoint_manager(workdir, tcfg)
+  manager = build.checkpoint_manager(workdir, tcfg)
   latest = manager.latest_step()
   if latest is not None:
     target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
@@ -212,16 +184,10 @@ def train_and_evaluate(config, workdir) -> dict:
     train_iter.set_state(json.dumps(restored["data"]).encode())
     log(f"jaxdiar: resumed from {workdir / 'checkpoints'} at step {latest}")
   else:
-    state = init(init_rng)
+    state = built.init(init_rng)
   log(f"jaxdiar: {model_lib.count_params(state.params):,} parameters, "
       f"{mesh.size} device(s) on {jax.process_count()} process(es), "
       f"{data.num_train_speakers} training speakers")
-
-  step_fn = jax.jit(functools.partial(train_step, model=model, tx=tx, config=config),
-                    in_shardings=(replicated, batch_sharding, replicated),
-                    out_shardings=(replicated, replicated), donate_argnums=0)
-  eval_fn = jax.jit(functools.partial(eval_step, model=model, config=config),
-                    in_shardings=(replicated, batch_sharding), out_shardings=replicated)
 
   per_host = tcfg.batch_size // jax.process_count()
   # The shapes and dtypes the loader yields (one example through the eval transform).
@@ -229,7 +195,7 @@ def train_and_evaluate(config, workdir) -> dict:
   batch_spec = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
       (tcfg.batch_size,) + np.shape(x), np.asarray(x).dtype, sharding=batch_sharding), example)
   t0 = time.time()
-  compiled = step_fn.lower(state, batch_spec, step_rng).compile()
+  compiled = built.train_step.lower(state, batch_spec, step_rng).compile()
   log(f"jaxdiar: compiled the train step in {time.time() - t0:.1f} s (per-host batch "
       f"{per_host}); {check_memory(compiled, tcfg.batch_size)}")
 
@@ -272,7 +238,7 @@ def train_and_evaluate(config, workdir) -> dict:
         last_metrics = scalars
       dev = {}
       if step % config.eval.every == 0 or step == micro_steps:
-        dev = evaluate(state, data.dev, eval_fn, batch_sharding, config, len(data.speakers))
+        dev = evaluate(state, data.dev, built.eval_step, batch_sharding, config, len(data.speakers))
         writer.write(step, dev)
         log(f"\njaxdiar: step {step} dev DER {dev['dev/der']:.4f} (miss {dev['dev/missed']:.4f}"
             f", FA {dev['dev/false_alarm']:.4f}, conf {dev['dev/confusion']:.4f})")

@@ -4,4 +4,4 @@
 set -euo pipefail
 tpu=$1; zone=$2; config=$3; workdir=$4; shift 4
 gcloud compute tpus tpu-vm ssh "$tpu" --zone "$zone" --worker=all --command \
-  "cd jaxdiar && python -m jaxdiar.train --config $config --workdir $workdir --config.train.compute_dtype=bfloat16 $*"
+  "cd jaxdiar && python -m jaxdiar.train --config $config --workdir $workdir $*"

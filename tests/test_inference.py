@@ -168,6 +168,30 @@ def test_bad_inputs_give_clear_errors_and_no_rttm(exported, tmp_path, case, caps
   assert not out.exists() and not list(tmp_path.glob(".out.rttm*"))
 
 
+def test_export_set_changes_only_the_decoding_settings(exported, tmp_path):
+  path, _ = exported
+  out = tmp_path / "tuned.jaxdiar"
+  run = lambda *a: subprocess.run([sys.executable, "-m", "jaxdiar.export", *a],
+                                  capture_output=True, text=True, timeout=300)
+  done = run("--model", str(path), "--set", "resegment_threshold=0.7",
+             "--set", "cluster_threshold=0.3", "--out", str(out))
+  assert done.returncode == 0, done.stderr[-2000:]
+  before, after = runtime.load(path), runtime.load(out)
+  assert after.meta["inference"] == dict(before.meta["inference"], resegment_threshold=0.7,
+                                         cluster_threshold=0.3)
+  assert {k: v for k, v in after.meta.items() if k != "inference"} == \
+      {k: v for k, v in before.meta.items() if k != "inference"}
+  audio = (0.1 * np.random.default_rng(0).standard_normal((1, 8, 16000))).astype(np.float32)
+  for k, v in before(audio).items():
+    np.testing.assert_array_equal(np.asarray(after(audio)[k]), np.asarray(v))
+  for args, message in [(["--set", "nope=1"], "unknown decoding setting(s) nope"),
+                        (["--set", "onset=high"], "not JSON"),
+                        (["--set", "onset"], "expected KEY=JSON")]:
+    bad = run("--model", str(path), *args, "--out", str(tmp_path / "bad.jaxdiar"))
+    assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "bad.jaxdiar").exists()
+
+
 def test_bad_model_file(tmp_path):
   (tmp_path / "m.jaxdiar").write_bytes(b"nope")
   with pytest.raises(runtime.ModelFileError, match="not a .jaxdiar"):

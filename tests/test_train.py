@@ -1,6 +1,5 @@
 """Training: end to end, 1 vs 8 devices, two processes, resume, non-finite stop."""
 
-import functools
 import json
 import os
 import pathlib
@@ -9,12 +8,11 @@ import sys
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
 import pytest
 
 from configs import smoke
-from jaxdiar import features as features_lib
+from jaxdiar import build
 from jaxdiar import model as model_lib
 from jaxdiar import steps
 from jaxdiar import trainer
@@ -45,11 +43,7 @@ def data_dir(tmp_path_factory):
 
 def _params(workdir, config, step):
   """Restore the parameters of a checkpoint without the trainer."""
-  import orbax.checkpoint as ocp
-  mngr = ocp.CheckpointManager(pathlib.Path(workdir, "checkpoints").absolute())
-  restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  mngr.close()
-  return restored["state"]["params"]
+  return build.restore_state(workdir, step)[0]["params"]
 
 
 def test_smoke_run_end_to_end_then_resume_reaches_the_same_parameters(data_dir, tmp_path):
@@ -104,22 +98,18 @@ def _synthetic_batch(batch_size, seconds=1.0, seed=0):
               speaker_ids=rng.integers(-1, 4, size=(batch_size, 4)).astype(np.int32))
 
 
-def _run_steps(devices, batch, num_steps=2):
+def _run_steps(devices, batch, num_steps=2, **train):
+  """`num_steps` train steps of the smoke model on `batch`, set up by `build.build`."""
   config = smoke.get_config()
   config.model.dropout = 0.1
-  model = model_lib.from_config(config.model)
-  tx = steps.make_optimizer(config.train)
-  mesh = Mesh(np.array(devices), ("data",))
-  repl, data = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-  init = jax.jit(functools.partial(steps.init_state, model=model, tx=tx,
-                                   num_features=features_lib.feature_dim(config.features)),
-                 out_shardings=repl)
-  state = init(jax.random.key(0))
-  step = jax.jit(functools.partial(steps.train_step, model=model, tx=tx, config=config),
-                 in_shardings=(repl, data, repl), out_shardings=(repl, repl))
-  batch = jax.device_put(batch, data)
+  config.train.batch_size = config.eval.batch_size = len(batch["audio"])
+  for k, v in train.items():
+    config.train[k] = v
+  built = build.build(config, devices=devices)
+  state = built.init(jax.random.key(0))
+  batch = built.shard(batch)
   for _ in range(num_steps):
-    state, metrics = step(state, batch, jax.random.key(1))
+    state, metrics = built.train_step(state, batch, jax.random.key(1))
   return jax.device_get(state), jax.device_get(metrics)
 
 
@@ -166,26 +156,17 @@ jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processe
                            process_id=pid)
 sys.path.insert(0, sys.argv[3])
 from tests import test_train as t
-from jaxdiar import steps, trainer
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jaxdiar import build, trainer
 batch = t._synthetic_batch(8)
 local = {k: v[pid * 4:(pid + 1) * 4] for k, v in batch.items()}   # this host's rows only
-import functools
 from configs import smoke
-from jaxdiar import model as model_lib, features as features_lib
 config = smoke.get_config(); config.model.dropout = 0.1
-model = model_lib.from_config(config.model)
-tx = steps.make_optimizer(config.train)
-mesh = Mesh(np.array(jax.devices()), ("data",))
-repl, data = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-state = jax.jit(functools.partial(steps.init_state, model=model, tx=tx,
-                num_features=features_lib.feature_dim(config.features)),
-                out_shardings=repl)(jax.random.key(0))
-step = jax.jit(functools.partial(steps.train_step, model=model, tx=tx, config=config),
-               in_shardings=(repl, data, repl), out_shardings=(repl, repl))
-gbatch = trainer.global_batch(local, data)
+config.train.batch_size = config.eval.batch_size = 8
+built = build.build(config)
+state = built.init(jax.random.key(0))
+gbatch = trainer.global_batch(local, built.batch_sharding)
 for _ in range(2):
-  state, metrics = step(state, gbatch, jax.random.key(1))
+  state, metrics = built.train_step(state, gbatch, jax.random.key(1))
 leaves = [np.asarray(x.addressable_data(0)) for x in jax.tree.leaves(state.params)]
 np.savez(sys.argv[4], *leaves)
 print(json.dumps(dict(pid=pid, devices=len(jax.devices()), loss=float(metrics["loss/total"]))))
@@ -193,22 +174,30 @@ jax.distributed.shutdown()
 """
 
 
-def test_two_processes_train_together_and_agree(tmp_path):
+def _two_processes(tmp_path, script: str, args) -> list[str]:
+  """Run `script` as two jax.distributed processes on 127.0.0.1 with the arguments
+  (process id, port, repository, *args(process id)); returns their stdouts."""
   import portpicker
   port = portpicker.pick_unused_port()
-  script = tmp_path / "worker.py"
-  script.write_text(TWO_PROCESS_SCRIPT)
+  path = tmp_path / "worker.py"
+  path.write_text(script)
   env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
   env.pop("XLA_FLAGS", None)
-  procs = [subprocess.Popen([sys.executable, str(script), str(i), str(port), str(REPO),
-                             str(tmp_path / f"params{i}.npz")],
+  procs = [subprocess.Popen([sys.executable, str(path), str(i), str(port), str(REPO),
+                             *map(str, args(i))],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
            for i in range(2)]
   outs = []
   for p in procs:
-    out, err = p.communicate(timeout=300)
+    out, err = p.communicate(timeout=600)
     assert p.returncode == 0, err[-3000:]
-    outs.append(json.loads(out.strip().splitlines()[-1]))
+    outs.append(out)
+  return outs
+
+
+def test_two_processes_train_together_and_agree(tmp_path):
+  outs = [json.loads(out.strip().splitlines()[-1]) for out in _two_processes(
+      tmp_path, TWO_PROCESS_SCRIPT, lambda i: [tmp_path / f"params{i}.npz"])]
   assert outs[0]["devices"] == outs[1]["devices"] == 4
   assert outs[0]["loss"] == pytest.approx(outs[1]["loss"], rel=1e-6)
   params = [np.load(tmp_path / f"params{i}.npz") for i in range(2)]
@@ -242,3 +231,53 @@ def test_optimizer_groups_and_learning_rates():
   first = lambda name: float(jnp.abs(jax.tree.leaves(updates[name])[0]).max())
   assert first("tcn_0") * 2 == pytest.approx(first("attention"), rel=1e-4)
   assert first("attention") * 2 == pytest.approx(first("vad_head"), rel=1e-4)
+
+
+TRAINER_TWO_PROCESS_SCRIPT = r"""
+import sys
+import jax
+pid, port, repo, data_dir, workdir = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+jax.config.update("jax_num_cpu_devices", 2)
+jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2,
+                           process_id=pid)
+sys.path.insert(0, repo)
+from tests import test_train as t
+from jaxdiar import trainer
+from jaxdiar.data import prepare
+config = t.tiny_config(data_dir, num_steps=4, checkpoint_every=4, log_every=2)
+config.eval.every = 4
+print("shared disk:", prepare.shared_disk(prepare.pathlib.Path(data_dir)), flush=True)
+trainer.train_and_evaluate(config, workdir)
+jax.distributed.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_with_their_own_data_disks_train_as_one_process(tmp_path):
+  """Two processes on 127.0.0.1, each with its own data directory (no shared data disk: each
+  prepares its corpus), the real trainer, a checkpoint in the shared workdir; the parameters
+  equal one process fed the same global batches (host 0's rows then host 1's)."""
+  from jaxdiar.data import pipeline
+  from jaxdiar.data import prepare
+  outs = _two_processes(tmp_path, TRAINER_TWO_PROCESS_SCRIPT,
+                        lambda i: [tmp_path / f"host{i}-data", tmp_path / "workdir"])
+  assert all("shared disk: False" in out for out in outs)
+  for i in range(2):                   # each host wrote its own corpus
+    assert list((tmp_path / f"host{i}-data").glob("simulated-*/speakers.json"))
+  trained = build.restore_state(tmp_path / "workdir", 4)[0]["params"]
+
+  config = tiny_config(tmp_path / "reference-data", num_steps=4)
+  data = prepare.prepare(config)
+  built = build.build(config, num_speaker_classes=data.num_train_speakers,
+                      devices=jax.devices()[:1])
+  augment = pipeline.augment_from_config(config.data, config.features)
+  hosts = [iter(pipeline.make_loader(data.train, global_batch_size=8, seed=config.data.seed,
+                                     augment=augment, shard_index=i, shard_count=2))
+           for i in range(2)]
+  init_rng, step_rng = jax.random.split(jax.random.key(config.train.seed))
+  state = built.init(init_rng)
+  for _ in range(4):
+    rows = [next(h) for h in hosts]
+    batch = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+    state, _ = built.train_step(state, built.shard(batch), step_rng)
+  _assert_params_agree(jax.device_get(state.params), jax.tree.leaves(trained), num_steps=4)

@@ -4,16 +4,23 @@
 `data_dir`, keyed by a hash of every setting that changes them, then cut into TFDS
 ArrayRecord windows. `corpus="local"`: `local_dir/train` and `local_dir/dev` in the corpus
 layout of `jaxdiar.data.corpus`.
+
+Several processes: when they share the data disk, process 0 writes and the others read once
+it is done; when each host has its own disk (a TPU pod's VMs, cloud GPU hosts), every host
+prepares its own copy, the same bytes (simulation and windowing are seeded). Which case holds
+is probed, not configured: process 0 writes a file the others look for.
 """
 
 import dataclasses
 import hashlib
 import json
+import os
 import pathlib
 import sys
 
 import jax
 from jax.experimental import multihost_utils
+import numpy as np
 
 from jaxdiar import atomic
 from jaxdiar.data import corpus as corpus_lib
@@ -54,8 +61,27 @@ def _simulate(config, root: pathlib.Path):
   return train_src.speakers, dev_src.speakers
 
 
+def shared_disk(folder: pathlib.Path) -> bool:
+  """Whether every process sees what process 0 writes in `folder` (True for one process)."""
+  if jax.process_count() == 1:
+    return True
+  token = int(multihost_utils.broadcast_one_to_all(
+      np.frombuffer(os.urandom(4), np.uint32)[0] & 0x7FFFFFFF))
+  probe = folder / f".jaxdiar-shared-disk-probe-{token}"
+  if jax.process_index() == 0:
+    folder.mkdir(parents=True, exist_ok=True)
+    probe.write_text("")
+  multihost_utils.sync_global_devices("jaxdiar-probe-written")
+  seen = multihost_utils.process_allgather(np.int32(probe.exists()))
+  multihost_utils.sync_global_devices("jaxdiar-probe-read")
+  if jax.process_index() == 0:
+    probe.unlink()
+  return bool(np.min(seen))
+
+
 def prepare(config) -> Prepared:
-  """Simulate / read and window the corpora of `config` (process 0 writes, all read)."""
+  """Simulate / read and window the corpora of `config` (see the module docstring for
+  several processes)."""
   d = config.data
   data_dir = pathlib.Path(d.data_dir).expanduser()
   if d.corpus == "simulated":
@@ -70,7 +96,11 @@ def prepare(config) -> Prepared:
   else:
     raise ValueError(f"data.corpus must be 'simulated' or 'local', got {d.corpus!r}")
 
-  if jax.process_index() == 0:
+  # Who writes: process 0 on a shared disk; every host on its own.
+  shared = shared_disk(data_dir if d.corpus == "simulated" else root)   # every process calls
+  writer = jax.process_index() == 0 or not shared
+  barrier = jax.process_count() > 1
+  if writer:
     if d.corpus == "simulated":
       train_spk, dev_spk = _simulate(config, root)
     speakers_file = root / "speakers.json"
@@ -82,7 +112,7 @@ def prepare(config) -> Prepared:
     speakers = train_spk + [s for s in dev_spk if s not in set(train_spk)]
     atomic.write_text(speakers_file, json.dumps(dict(speakers=speakers,
                                                      num_train=len(train_spk))))
-  if jax.process_count() > 1:
+  if barrier:
     multihost_utils.sync_global_devices("jaxdiar-corpus-simulated")
   meta = json.loads((root / "speakers.json").read_text())
   name = "windows-" + _key([str(root), meta, d.window_seconds, d.hop_seconds,
@@ -90,12 +120,12 @@ def prepare(config) -> Prepared:
   build = lambda: datasets.build(name, root / "tfds", {k: str(v) for k, v in split_dirs.items()},
                                  meta["speakers"], config.features, config.model.num_speakers,
                                  d.window_seconds, d.hop_seconds)
-  # Process 0 writes the windows; the others open them once they exist.
-  if jax.process_index() == 0:
+  # The writers write the windows; the others open them once they exist.
+  if writer:
     builder = build()
-  if jax.process_count() > 1:
+  if barrier:
     multihost_utils.sync_global_devices("jaxdiar-corpus-windowed")
-  if jax.process_index() != 0:
+  if not writer:
     builder = build()
   print(f"jaxdiar: corpus {root} ({builder.info.splits['train'].num_examples} train / "
         f"{builder.info.splits['dev'].num_examples} dev windows)", file=sys.stderr)
