@@ -285,7 +285,7 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
                                  spatial_lib.azimuth_grid())
   vads, osds, embs, dirs = [], [], [], []
   total = 1 + num_samples // hop
-  response = None if steer is None else np.zeros((total, steer[2].shape[-1]), np.float16)
+  response = None if steer is None else np.zeros((total, steer.real.shape[-1]), np.float16)
   peak = 0.0
   with tqdm.tqdm(total=len(starts), desc=f"diarize {uri}", unit="window",
                  disable=not progress) as bar:    # closed (a clean line) on errors too

@@ -71,7 +71,7 @@ def test_frame_response_equals_its_definition():
   rng = np.random.default_rng(3)
   spec = (rng.standard_normal((8, 257, 30)) + 1j * rng.standard_normal((8, 257, 30)))
   steer = spatial.steering(default.circular_array(), 512, SR, spatial.azimuth_grid(24))
-  pairs, bins, phasors = steer
+  pairs, bins, phasors = steer.pairs, steer.bins, steer.phasors
   x = spec[:, bins] / np.abs(spec[:, bins])
   ref = np.einsum("pft,pfg->tg", x[pairs[:, 0]] * np.conj(x[pairs[:, 1]]),
                   phasors.astype(np.complex128)).real / (len(pairs) * len(bins))
