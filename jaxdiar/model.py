@@ -289,6 +289,8 @@ class DiarizationTCN(nn.Module):
     x = self.input_bn(jnp.swapaxes(feats, 1, 2), use_running_average=True)
     for i, block in enumerate(self.tcn):
       x, new[f"tcn_{i}"] = block(x, False, cache[f"tcn_{i}"])
+    if self.use_attention:
+      x, new["attention"] = self._attend_stream(x, cache["attention"])
     x = nn.relu(self.bottleneck_bn(self.bottleneck(x), use_running_average=True))
     vad, new["vad_head"] = self.vad_head(x, False, cache["vad_head"])
     osd, new["osd_head"] = self.osd_head(x, False, cache["osd_head"])
@@ -296,8 +298,26 @@ class DiarizationTCN(nn.Module):
     return dict(vad=vad.astype(jnp.float32), osd=osd[..., 0].astype(jnp.float32),
                 frame_emb=emb.astype(jnp.float32)), new
 
+  def _attend_stream(self, x, state):
+    """Windowed causal attention over a block x [B, t, C]: each frame attends to itself and
+    the `attention_window` frames before it, as `attention_mask` does offline. The state
+    holds the last w inputs of the attention (keys and values are their projections) and
+    how many frames the stream has had, up to w (keys from before its start are masked)."""
+    w = self.attention_window
+    past, seen = state["inputs"], state["seen"]                       # [B, w, C], [B]
+    t = x.shape[1]
+    kv = jnp.concatenate([past.astype(x.dtype), x], axis=1)           # [B, w + t, C]
+    q = jnp.arange(t)[:, None] + w                                    # positions in kv
+    k = jnp.arange(w + t)[None, :]
+    mask = (k <= q) & (q - k <= w)                                    # [t, w + t]
+    started = (seen[:, None] - w + k) >= 0                            # [B, w + t]
+    mask = mask[None, None] & started[:, None, None, :]
+    x = self.attention_norm(x + self.attention(x, kv, mask=mask, deterministic=True))
+    return x, dict(inputs=kv[:, t:].astype(jnp.float32), seen=jnp.minimum(seen + t, w))
+
   def stream_cache(self, batch_size: int, num_features: int):
-    """Zero streaming state: the last (k-1)*dilation inputs of every causal conv."""
+    """Zero streaming state: the last (k-1)*dilation inputs of every causal conv (and of the
+    windowed attention, see `_attend_stream`)."""
     zeros = lambda span, ch: jnp.zeros((batch_size, span, ch), jnp.float32)
     cache, width = {}, num_features
     for i, c in enumerate(self.channels):
@@ -306,6 +326,9 @@ class DiarizationTCN(nn.Module):
       width = c
     for head in ("vad_head", "osd_head", "embedding_head"):
       cache[head] = zeros(2, self.bottleneck_dim)
+    if self.use_attention:
+      cache["attention"] = dict(inputs=zeros(self.attention_window, width),
+                                seen=jnp.zeros((batch_size,), jnp.float32))
     return cache
 
   def similarity(self, emb_a, emb_b, train: bool = False):
@@ -314,13 +337,15 @@ class DiarizationTCN(nn.Module):
     return self.similarity_head(pair, train)[..., 0].astype(jnp.float32)
 
 
-STREAMABLE_NEEDS = "streaming needs model.causal=True and model.use_attention=False"
+STREAMABLE_NEEDS = ("streaming needs model.causal=True and no attention or a windowed one "
+                    "(model.attention_window > 0)")
 
 
 def streamable(cfg) -> bool:
   """Whether a model (or its `model` config section) has a streaming step: causal convs and
-  heads, and no attention (whose windowed streaming form is not built yet)."""
-  return bool(cfg.causal) and not cfg.use_attention
+  heads, and no attention or windowed causal attention (a bounded state: the last
+  `attention_window` frames); full causal attention would need the whole past."""
+  return bool(cfg.causal) and (not cfg.use_attention or cfg.attention_window > 0)
 
 
 def from_config(cfg, dtype: str = "float32") -> DiarizationTCN:

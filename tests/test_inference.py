@@ -108,10 +108,14 @@ def test_ami_excerpts_end_to_end_and_scores_match_pyannote(exported, tmp_path):
   assert not (tmp_path / "x.rttm").exists()
 
 
-def test_streaming_equals_offline_causal_model(tmp_path):
+@pytest.mark.parametrize("attention_window", [None, 20])
+def test_streaming_equals_offline_causal_model(tmp_path, attention_window):
+  """Block by block (8 frames) = the offline causal model: TCN only, and with windowed
+  causal attention over 20 frames (its state spans blocks)."""
   config = smoke.get_config()
   config.model.causal = True
-  config.model.use_attention = False
+  config.model.use_attention = attention_window is not None
+  config.model.attention_window = attention_window or 0
   model = model_lib.from_config(config.model)
   d = features_lib.feature_dim(config.features)
   variables = model_lib.init_variables(model, jax.random.key(0), d)
@@ -136,8 +140,9 @@ def test_streaming_equals_offline_causal_model(tmp_path):
   assert vad.shape == (2, n // 256, 4)
   np.testing.assert_allclose(vad, offline["vad"][:, :n // 256], atol=2e-5)
   np.testing.assert_allclose(osd, offline["osd"][:, :n // 256], atol=2e-5)
-  # A model with attention has no streaming step, and says so.
+  # A model with full (unwindowed) attention has no streaming step, and says so.
   config.model.use_attention = True
+  config.model.attention_window = 0
   model = model_lib.from_config(config.model)
   export.export(config, model_lib.init_variables(model, jax.random.key(0), d),
                 tmp_path / "attn.jaxdiar", platforms=("cpu",))
