@@ -1,0 +1,127 @@
+"""Export and the exported file (jaxdiar.export, jaxdiar.runtime): a fresh process without
+flax equals the checkpoint, the streaming step equals the offline model, --set changes only
+the decoding settings, a bad file is refused."""
+
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from configs import smoke
+from jaxdiar import export
+from jaxdiar import features as features_lib
+from jaxdiar import model as model_lib
+from jaxdiar import runtime
+
+
+FRESH_PROCESS = r"""
+import sys, numpy as np
+from jaxdiar import runtime
+model = runtime.load(sys.argv[1])
+data = np.load(sys.argv[2])
+outs = {}
+for i in range(int(data["count"])):
+  for k, v in model(data[f"audio{i}"]).items():
+    outs[f"{k}{i}"] = np.asarray(v)
+assert "flax" not in sys.modules and "jaxdiar.model" not in sys.modules, "imported flax"
+np.savez(sys.argv[3], **outs)
+print("ok")
+"""
+
+
+def test_exported_file_in_a_fresh_process_equals_the_checkpoint(exported, tmp_path):
+  path, workdir = exported
+  config, variables, _ = export.load_checkpoint(workdir)
+  forward = jax.jit(export.forward_fn(model_lib.from_config(config.model), variables,
+                                      config.features))
+  rng = np.random.default_rng(0)
+  lengths = [(1, 16000), (2, 23456), (3, 40000)]        # several batch sizes and lengths
+  audio = {f"audio{i}": (0.1 * rng.standard_normal((b, 8, n))).astype(np.float32)
+           for i, (b, n) in enumerate(lengths)}
+  np.savez(tmp_path / "in.npz", count=len(lengths), **audio)
+  script = tmp_path / "fresh.py"
+  script.write_text(FRESH_PROCESS)
+  done = subprocess.run([sys.executable, str(script), str(path), str(tmp_path / "in.npz"),
+                         str(tmp_path / "out.npz")], capture_output=True, text=True,
+                        cwd=tmp_path, timeout=300)
+  assert done.returncode == 0, done.stderr[-3000:]
+  got = np.load(tmp_path / "out.npz")
+  for i, (b, n) in enumerate(lengths):
+    want = forward(audio[f"audio{i}"])
+    assert got[f"vad{i}"].shape == (b, 1 + n // 256, 4)
+    for k in ("vad", "osd", "spk_emb"):
+      np.testing.assert_allclose(got[f"{k}{i}"], want[k], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("attention_window", [None, 20])
+def test_streaming_equals_offline_causal_model(tmp_path, attention_window):
+  """Block by block (8 frames) = the offline causal model: TCN only, and with windowed
+  causal attention over 20 frames (its state spans blocks)."""
+  config = smoke.get_config()
+  config.model.causal = True
+  config.model.use_attention = attention_window is not None
+  config.model.attention_window = attention_window or 0
+  model = model_lib.from_config(config.model)
+  d = features_lib.feature_dim(config.features)
+  variables = model_lib.init_variables(model, jax.random.key(0), d)
+  # Non-trivial BatchNorm statistics, as after training.
+  variables = dict(variables, batch_stats=jax.tree.map(
+      lambda x: x + 0.3 * jax.random.uniform(jax.random.key(3), x.shape), variables["batch_stats"]))
+  path = tmp_path / "causal.jaxdiar"
+  export.export(config, variables, path, platforms=("cpu",))
+  m = runtime.load(path)
+  assert m.can_stream
+  block = m.stream_block_samples
+  n = 12 * block
+  audio = (0.1 * np.random.default_rng(0).standard_normal((2, 8, n))).astype(np.float32)
+  offline = m(audio)
+  state = m.stream_init(2)
+  vad, osd = [], []
+  for s in range(0, n, block):
+    out, state = m.stream_step(audio[:, :, s:s + block], state)
+    vad.append(np.asarray(out["vad"]))
+    osd.append(np.asarray(out["osd"]))
+  vad, osd = np.concatenate(vad, 1), np.concatenate(osd, 1)
+  assert vad.shape == (2, n // 256, 4)
+  np.testing.assert_allclose(vad, offline["vad"][:, :n // 256], atol=2e-5)
+  np.testing.assert_allclose(osd, offline["osd"][:, :n // 256], atol=2e-5)
+  # A model with full (unwindowed) attention has no streaming step, and says so.
+  config.model.use_attention = True
+  config.model.attention_window = 0
+  model = model_lib.from_config(config.model)
+  export.export(config, model_lib.init_variables(model, jax.random.key(0), d),
+                tmp_path / "attn.jaxdiar", platforms=("cpu",))
+  with pytest.raises(runtime.ModelFileError, match="streaming"):
+    runtime.load(tmp_path / "attn.jaxdiar").stream_init()
+
+
+def test_export_set_changes_only_the_decoding_settings(exported, tmp_path):
+  path, _ = exported
+  out = tmp_path / "tuned.jaxdiar"
+  run = lambda *a: subprocess.run([sys.executable, "-m", "jaxdiar.export", *a],
+                                  capture_output=True, text=True, timeout=300)
+  done = run("--model", str(path), "--set", "resegment_threshold=0.7",
+             "--set", "cluster_threshold=0.3", "--out", str(out))
+  assert done.returncode == 0, done.stderr[-2000:]
+  before, after = runtime.load(path), runtime.load(out)
+  assert after.meta["inference"] == dict(before.meta["inference"], resegment_threshold=0.7,
+                                         cluster_threshold=0.3)
+  assert {k: v for k, v in after.meta.items() if k != "inference"} == \
+      {k: v for k, v in before.meta.items() if k != "inference"}
+  audio = (0.1 * np.random.default_rng(0).standard_normal((1, 8, 16000))).astype(np.float32)
+  for k, v in before(audio).items():
+    np.testing.assert_array_equal(np.asarray(after(audio)[k]), np.asarray(v))
+  for args, message in [(["--set", "nope=1"], "unknown decoding setting(s) nope"),
+                        (["--set", "onset=high"], "not JSON"),
+                        (["--set", "onset"], "expected KEY=JSON")]:
+    bad = run("--model", str(path), *args, "--out", str(tmp_path / "bad.jaxdiar"))
+    assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "bad.jaxdiar").exists()
+
+
+def test_bad_model_file(tmp_path):
+  (tmp_path / "m.jaxdiar").write_bytes(b"nope")
+  with pytest.raises(runtime.ModelFileError, match="not a .jaxdiar"):
+    runtime.load(tmp_path / "m.jaxdiar")
