@@ -33,6 +33,7 @@ from jaxdiar import evaluate
 from jaxdiar import rttm
 from jaxdiar import runtime
 from jaxdiar.data import audio as audio_lib
+from jaxdiar.data import corpus
 
 DEV_SPEECH = "../shared/data/speech/libri-test-other"
 
@@ -217,8 +218,8 @@ def fit_resegment(model, options: dict, speech: str, seed: int, num_meetings: in
   from jaxdiar import resegment
   folder, meetings = devmeetings.cached(speech, num_meetings=num_meetings, seed=seed,
                                         geometry=geometry)
-  inferences = infer_all(model, folder, meetings, cache=cache and pathlib.Path(cache) / folder.name / name,
-                         step_seconds=options.get("step_seconds"))
+  inferences = infer_all(model, folder, meetings, step_seconds=options.get("step_seconds"),
+                         cache=cache and pathlib.Path(cache) / folder.name / name)
   examples = []
   base = dict(options, resegment=None)
   for m in meetings:
@@ -227,24 +228,15 @@ def fit_resegment(model, options: dict, speech: str, seed: int, num_meetings: in
       raise ValueError(f"{uri}: no frame responses (a one-channel model, or an old cache)")
     result = diarize_lib.decode(inf, base)
     active = result.active
-    ref = rttm_frames(rttm.read_rttm(folder / f"{uri}.rttm")[uri], len(active),
-                      result.frame_seconds)
-    if active.shape[1] < 2:
+    if active.shape[1] < 2:                     # one speaker: nothing to re-decide
       continue
-    features = resegment.features(active, result.speech, result.overlap,
-                                  inf.response.astype(np.float32))
+    turns = rttm.read_rttm(folder / f"{uri}.rttm")[uri]
+    ref = corpus.frame_activity(turns, sorted({t.speaker for t in turns}), len(active), inf.hop,
+                                inf.sample_rate).astype(bool)
+    features = resegment.features(active, result.speech, result.overlap, inf.response)
     examples.append((features, resegment.frame_labels(active, ref)))
   return dict(weights=resegment.fit(examples), seed=seed, meetings=num_meetings,
               used=len(examples), speech=speech)
-
-
-def rttm_frames(turns, total: int, fs: float) -> np.ndarray:
-  """[total, speakers] bool activity of turns (speakers in sorted label order)."""
-  names = sorted({t.speaker for t in turns})
-  out = np.zeros((total, len(names)), bool)
-  for t in turns:
-    out[int(round(t.onset / fs)):int(round(t.offset / fs)), names.index(t.speaker)] = True
-  return out
 
 
 def markdown(results: dict) -> str:
@@ -312,6 +304,8 @@ def main(argv=None) -> int:
   if args.table:
     print(markdown(json.loads(pathlib.Path(args.table).read_text())))
     return 0
+  if args.fit_resegment is not None and args.fit_resegment == args.seed:
+    p.error("--fit-resegment needs a seed other than the dev meetings' own")
   if not pathlib.Path(args.speech).is_dir():
     print(f"{args.speech}: dev speech not found", file=sys.stderr)
     return 2
@@ -345,8 +339,9 @@ def main(argv=None) -> int:
                            cache=args.cache and pathlib.Path(args.cache) / folder.name / name)
     infer_seconds = time.time() - t0
     variants = {name: options.get(name, {})}
+    defaults = {**diarize_lib.DEFAULT_DECODE, **model.meta["inference"]}   # the model's own
+    base = {**defaults, **options.get(name, {})}
     if args.search:
-      base = {**diarize_lib.DEFAULT_DECODE, **model.meta["inference"], **options.get(name, {})}
       found = search(inferences, refs, base, args.search)
       print(f"{name}: Optuna search over {args.search} trials ({found['pruned']} pruned): "
             f"dev DER {100 * found['start']:.1f} % -> {100 * found['best_der']:.1f} % with "
@@ -354,9 +349,6 @@ def main(argv=None) -> int:
       variants[f"{name} searched"] = dict(options.get(name, {}), **found["best"])
       searches[name] = found
     if args.fit_resegment is not None:
-      if args.fit_resegment == args.seed:
-        raise SystemExit("error: --fit-resegment needs a seed other than the dev meetings' own")
-      base = {**diarize_lib.DEFAULT_DECODE, **model.meta["inference"], **options.get(name, {})}
       fitted = fit_resegment(model, base, args.speech, args.fit_resegment, args.meetings,
                              geometry, cache=args.cache, name=name)
       print(f"{name}: resegmentation weights {json.dumps(fitted['weights'])}", flush=True)
@@ -367,9 +359,8 @@ def main(argv=None) -> int:
       variants[f"{name} {vname}"] = dict(options.get(name, {}), **json.loads(opts))
     for vname, opts in variants.items():
       entry = dict(model=path, options=opts, infer_seconds=round(infer_seconds, 1))
-      decode_options = {**diarize_lib.DEFAULT_DECODE, **model.meta["inference"], **opts}
       for count in ("est", "true"):
-        hyp = decode_all(inferences, refs, decode_options, true_count=count == "true")
+        hyp = decode_all(inferences, refs, {**defaults, **opts}, true_count=count == "true")
         entry[count] = summarise(refs, hyp)
       systems[vname] = entry
   print_rows(systems)

@@ -115,16 +115,13 @@ def joint_vectors(x: np.ndarray, directions: np.ndarray | None,
   return np.concatenate([np.sqrt(1 - spatial_weight) * x, np.sqrt(spatial_weight) * d], axis=1)
 
 
-def local_directions(vad: np.ndarray, audio: np.ndarray | None, n_fft: int, hop: int,
-                     steer, response: np.ndarray | None = None) -> np.ndarray:
-  """[S, G] SRP-PHAT response of each local speaker of one window (vad [Tw, S], audio
-  [C, N], or its `spatial.frame_response` [Tw, G]), from the frames where it talks alone
+def local_directions(vad: np.ndarray, response: np.ndarray) -> np.ndarray:
+  """[S, G] SRP-PHAT response of each local speaker of one window (vad [Tw, S]; response
+  [Tw, G], the window's `spatial.frame_response`), from the frames where it talks alone
   (weighted by the others' silence)."""
   p = vad.T.astype(np.float32)                                           # [S, Tw]
   others = np.prod(1.0 - p[None, :, :] * (1 - np.eye(len(p)))[:, :, None], axis=1)
-  if response is None:
-    response = spatial_lib.frame_response(spatial_lib.stft(audio, n_fft, hop), steer)
-  return spatial_lib.srp_phat(None, p * others, steer, response=response)
+  return spatial_lib.weighted_response(p * others, response)
 
 
 def talker_count(count: np.ndarray, speech: np.ndarray, osd: np.ndarray, k: int,
@@ -306,8 +303,7 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
       embs.append(out["spk_emb"][:n].astype(np.float32))
       for j in range(n if steer is not None else 0):
         r = spatial_lib.frame_response(spatial_lib.stft(raw[j], meta["n_fft"], hop), steer)
-        dirs.append(local_directions(out["vad"][j], None, meta["n_fft"], hop, steer,
-                                     response=r).astype(np.float32))
+        dirs.append(local_directions(out["vad"][j], r).astype(np.float32))
         f0 = group[j] // hop                  # overlapping windows: the same frames again
         m = max(0, min(len(r), total - f0))
         response[f0:f0 + m] = r[:m]

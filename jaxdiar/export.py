@@ -95,11 +95,15 @@ def export(config, variables, out, *, platforms=("cpu", "cuda", "tpu")) -> dict:
               num_speakers=config.model.num_speakers, embedding_dim=config.model.embedding_dim,
               causal=config.model.causal, stream_block_frames=block_frames,
               inference=inf.to_dict(), platforms=list(platforms))
-  with atomic.atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-    z.writestr("meta.json", json.dumps(meta, indent=1))
-    for name, data in files.items():
-      z.writestr(name, bytes(data))
+  _write_model(out, {"meta.json": json.dumps(meta, indent=1).encode(), **files})
   return meta
+
+
+def _write_model(out, entries: dict) -> None:
+  """The .jaxdiar zip of `entries` (name -> bytes), written atomically."""
+  with atomic.atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+    for name, data in entries.items():
+      z.writestr(name, bytes(data))
 
 
 def set_inference(model, out, settings: dict) -> dict:
@@ -116,9 +120,7 @@ def set_inference(model, out, settings: dict) -> dict:
                      f"{', '.join(sorted(known))}")
   meta["inference"].update(settings)
   entries["meta.json"] = json.dumps(meta, indent=1).encode()
-  with atomic.atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-    for name, data in entries.items():
-      z.writestr(name, data)
+  _write_model(out, entries)
   return meta
 
 

@@ -59,7 +59,6 @@ def apply(active: np.ndarray, score: np.ndarray, osd: np.ndarray, response: np.n
           weights, threshold: float) -> np.ndarray:
   """The new [T, K] decision: P(talks) > threshold, and where no one is then marked but the
   first decision had speech, the most likely speaker."""
-  t, k = active.shape
   w = np.asarray(weights, np.float32)
   if w.shape != (NUM_FEATURES + 1,):
     raise ValueError(f"resegment weights: {w.shape[0]} numbers, expected {NUM_FEATURES + 1} "

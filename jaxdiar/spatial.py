@@ -58,20 +58,21 @@ def frame_response(spec: np.ndarray, steer) -> np.ndarray:
   return cross.reshape(t, -1).view(np.float32) @ steer.real / (len(steer.pairs) * f)
 
 
-def srp_phat(spec: np.ndarray, weights: np.ndarray, steer,
-             response: np.ndarray | None = None) -> np.ndarray:
+def srp_phat(spec: np.ndarray, weights: np.ndarray, steer) -> np.ndarray:
   """Steered response of weighted frames.
 
   Args:
     spec: [C, F, T] STFT of one block.
     weights: [S, T] non-negative frame weights (e.g. where each local speaker talks alone).
     steer: `steering(...)` of the array.
-    response: `frame_response(spec, steer)` if already computed (then `spec` is not read).
   Returns:
     [S, G] response per azimuth, divided by the weight mass (0 where a row's weights are 0).
   """
-  if response is None:
-    response = frame_response(spec, steer)
+  return weighted_response(weights, frame_response(spec, steer))
+
+
+def weighted_response(weights: np.ndarray, response: np.ndarray) -> np.ndarray:
+  """`srp_phat` from the frames' responses ([T, G], `frame_response`) already computed."""
   mass = weights.sum(axis=1, keepdims=True)
   weighted = weights.astype(np.float32) @ response                          # [S, G]
   return np.where(mass > 0, weighted / np.maximum(mass, 1e-9), 0.0)

@@ -172,8 +172,9 @@ class Streamer:
     slots = np.flatnonzero(heard >= self.o["min_active_frames"])
     x = emb[slots] / (np.linalg.norm(emb[slots], axis=1, keepdims=True) + 1e-9)
     if self.steer is not None and len(slots):
-      d = diarize_lib.local_directions(vad, self.buffer, self.model.meta["n_fft"], self.hop,
-                                       self.steer)[slots]
+      response = spatial_lib.frame_response(
+          spatial_lib.stft(self.buffer, self.model.meta["n_fft"], self.hop), self.steer)
+      d = diarize_lib.local_directions(vad, response)[slots]
       x = diarize_lib.joint_vectors(x, d, self.o["spatial_weight"])
     labels = self._assign(x, heard[slots] * self.hop / self.sr)
     g = np.arange(t) + first
