@@ -2,13 +2,16 @@
 
   python -m benchmarks.bench_live [--model array8] [--step 0.5] [--latency 0.5,2,4]
                                   [--option cluster_threshold=0.65] [--cache DIR]
+  python -m benchmarks.bench_live --model causal.jaxdiar --causal --latency 0.128,0.5,2
 
 For each latency: meeting-level DER (collar 0, overlap scored, estimated count) of the
 streamed segments on the 16 dev meetings of the accuracy benchmark, beside the offline
 pipeline's DER with the same model on the same meetings (the baseline, computed in the same
 run); per-update compute p50/p95, the real-time factor, and the latency of every decided frame
 (arrival to decision on a real-time clock: the configured latency, up to one step of waiting,
-plus the update's compute) p50/p95. JSON in benchmarks/results/live-<date>.json.
+plus the update's compute) p50/p95. With --causal the model's streaming step runs once per
+128 ms block (a causal model; the offline baseline is the same model through `diarize`).
+JSON in benchmarks/results/live-<date>.json.
 """
 
 import argparse
@@ -35,6 +38,7 @@ def main(argv=None) -> int:
   p.add_argument("--model", default="array8", help="bundled name or .jaxdiar path")
   p.add_argument("--step", type=float, default=0.5)
   p.add_argument("--latency", default="0.5,2,4")
+  p.add_argument("--causal", action="store_true", help="the model's streaming step per block")
   p.add_argument("--option", action="append", default=[], help="key=value streamer option")
   p.add_argument("--meetings", type=int, default=16)
   p.add_argument("--seed", type=int, default=2026)
@@ -51,7 +55,8 @@ def main(argv=None) -> int:
                                         seed=args.seed, geometry=default.circular_array())
   refs = {m["uri"]: rttm.read_rttm(folder / f"{m['uri']}.rttm")[m["uri"]] for m in meetings}
   inferences = bench_accuracy.infer_all(
-      model, folder, meetings, cache=args.cache and pathlib.Path(args.cache) / folder.name / name)
+      model, folder, meetings,
+      cache=args.cache and pathlib.Path(args.cache) / folder.name / pathlib.Path(name).name)
   offline_options = {**diarize_lib.DEFAULT_DECODE, **model.meta["inference"]}
   offline = bench_accuracy.summarise(refs, {u: diarize_lib.decode(inf, offline_options).turns
                                             for u, inf in inferences.items()})
@@ -61,7 +66,8 @@ def main(argv=None) -> int:
     hyps, steps, lat, audio_s = {}, [], [], 0.0
     for m in meetings:
       uri = m["uri"]
-      s = stream.Streamer(model, step_seconds=args.step, latency_seconds=latency, **options)
+      s = stream.Streamer(model, step_seconds=args.step, latency_seconds=latency,
+                          causal=args.causal, **options)
       for x in stream.file_blocks(folder / f"{uri}.wav", model.sample_rate, s.step):
         s.push(x)
       s.finish()
@@ -81,7 +87,8 @@ def main(argv=None) -> int:
         latency_s_p50=round(float(np.median(lat)), 3),
         latency_s_p95=round(float(np.percentile(lat, 95)), 3))
     print(f"latency {latency:g} s: {rows[f'{latency:g}']}", flush=True)
-  result = dict(date=str(datetime.date.today()), model=name, step_seconds=args.step,
+  step = model.stream_block_samples / model.sample_rate if args.causal else args.step
+  result = dict(date=str(datetime.date.today()), model=name, causal=args.causal, step_seconds=step,
                 options=options, meetings=folder.name, cpus=os.cpu_count(),
                 offline=dict(der=offline["der"], missed=offline["missed"],
                              false_alarm=offline["false_alarm"], confusion=offline["confusion"]),

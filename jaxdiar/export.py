@@ -58,8 +58,8 @@ def stream_fn(model, fcfg):
     feats, stft_state = features_lib.extract_stream(block, state["stft"], fcfg)
     out, cache = model.apply(variables, feats, state["model"],
                              method=model_lib.DiarizationTCN.stream)
-    return (dict(vad=jax.nn.sigmoid(out["vad"]), osd=jax.nn.sigmoid(out["osd"])),
-            dict(stft=stft_state, model=cache))
+    return (dict(vad=jax.nn.sigmoid(out["vad"]), osd=jax.nn.sigmoid(out["osd"]),
+                 frame_emb=out["frame_emb"]), dict(stft=stft_state, model=cache))
   return step
 
 

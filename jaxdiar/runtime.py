@@ -98,7 +98,8 @@ class ExportedModel:
     return self.meta["stream_block_frames"] * self.meta["hop"]
 
   def stream_step(self, block, state):
-    """block [B, C, stream_block_samples] -> (dict(vad [B, m, S], osd [B, m]), new state)."""
+    """block [B, C, stream_block_samples] -> (dict(vad [B, m, S], osd [B, m], frame_emb
+    [B, m, E]), new state): probabilities and frame embeddings of the block's m frames."""
     if not self.can_stream:
       self.stream_init()
     return self._stream_jit(self._variables, np.asarray(block, np.float32), state)

@@ -15,6 +15,17 @@ speech of speakers heard long enough) and adds their outputs to the timeline. A 
 decided --latency seconds after it entered (from one step up to the window: more latency,
 more buffers averaged), with offline `diarize`'s talker-count rule; a segment is written as
 soon as it closes. `Streamer.push(block) -> [Segment]` is the Python API under the command.
+
+--causal (a model exported with a streaming step, e.g. `configs/array8_causal.py`): no
+rolling buffer; the model's own causal step runs once per block of 128 ms (its state carries
+the past), so each frame is computed once and can be decided as soon as its block is in.
+Each local speaker slot gathers its evidence in pieces (its frame embeddings and per-frame
+SRP-PHAT responses where it talks alone; a piece ends after a pause or at --piece seconds,
+since a slot may pass from one voice to the next); every block the pieces that talk are
+matched to global speakers as above (Hungarian, distinct slots to distinct speakers, a new
+speaker only from a piece heard long enough), and a frame's speakers are its active slots
+under the labels they have when it is decided (--latency after it arrived, at least one
+block: more latency, later and better-informed labels).
 """
 
 import argparse
@@ -53,19 +64,39 @@ class Segment:
 # 0.65 -> 46.1 %, 0.8 -> 53.4 % DER).
 STREAM_THRESHOLD = 0.65
 
+# Causal mode: the longest piece of a slot's speech gathered into one embedding and direction,
+# the pause after which a slot starts afresh (its next voice may be another speaker), how
+# long a piece must have talked alone to found a new speaker or move a centroid, and the
+# distance cut. Chosen on the 16 dev meetings with a causal model (DER at 128 ms latency;
+# pieces of 1.5 / 2 / 3 s, 0.7 / 1 s, cut 0.45 / 0.55: 30.1-34.9 %; without pieces, one
+# running embedding per slot with a half-life of 1-4 s: 41.6-46.2 %).
+PIECE_SECONDS = 2.0
+RESET_SECONDS = 0.5
+RELIABLE_SECONDS = 1.0
+CAUSAL_THRESHOLD = 0.55
+
 
 class Streamer:
   """Blocks of audio in ([C, n] float32 at the model's rate), closed segments out."""
 
   def __init__(self, model: runtime.ExportedModel, *, step_seconds: float = 0.5,
                latency_seconds: float | None = None, max_speakers: int = 8,
-               num_channels: int | None = None, **options):
+               num_channels: int | None = None, causal: bool = False,
+               piece_seconds: float = PIECE_SECONDS,
+               reset_seconds: float = RESET_SECONDS,
+               reliable_seconds: float = RELIABLE_SECONDS, **options):
     meta = model.meta
     self.model, self.sr, self.hop = model, model.sample_rate, model.hop
     self.o = {**diarize_lib.DEFAULT_DECODE, **meta["inference"],
-              "cluster_threshold": STREAM_THRESHOLD, **options}
+              "cluster_threshold": CAUSAL_THRESHOLD if causal else STREAM_THRESHOLD, **options}
     self.window = int(round(self.o["window_seconds"] * self.sr)) // self.hop * self.hop
-    self.step = max(1, int(round(step_seconds * self.sr / self.hop))) * self.hop
+    if causal and not model.can_stream:
+      raise runtime.ModelFileError(
+          "causal streaming needs a model exported with a streaming step (a causal one, e.g. "
+          "trained with configs/array8_causal.py); this model has none")
+    self.causal = causal
+    self.step = (model.stream_block_samples if causal else
+                 max(1, int(round(step_seconds * self.sr / self.hop))) * self.hop)
     latency = self.step if latency_seconds is None else int(round(latency_seconds * self.sr))
     if not self.step <= latency <= self.window:
       raise ValueError(f"latency must be between the step ({self.step / self.sr:g} s) and the "
@@ -83,7 +114,7 @@ class Streamer:
         and len(meta["mic_positions"]) == channels):
       self.steer = spatial_lib.steering(meta["mic_positions"], meta["n_fft"], self.sr,
                                         spatial_lib.azimuth_grid())
-    self.buffer = np.zeros((channels, self.window), np.float32)
+    self.buffer = np.zeros((channels, 0 if causal else self.window), np.float32)
     self.pending = np.zeros((channels, 0), np.float32)
     self.received = 0                                   # samples stepped into the buffer
     self.samples_in = 0                                 # samples pushed
@@ -101,6 +132,21 @@ class Streamer:
     self.step_seconds: list[float] = []                 # compute time of each update
     # (first frame, end frame, samples received, compute seconds) of each update's decisions
     self.decisions: list[tuple[int, int, int, float]] = []
+    if causal:
+      slots = meta["num_speakers"]
+      self.state = model.stream_init(1)
+      self.tail = np.zeros((channels, meta["n_fft"] - self.hop), np.float32)
+      self.slot_vad = np.zeros((frames, slots))
+      self.slot_emb = np.zeros((slots, meta["embedding_dim"]))
+      self.slot_mass = np.zeros(slots)                  # frames of the piece, talking alone
+      self.slot_dir = (np.zeros((slots, self.steer.real.shape[1]))
+                       if self.steer is not None else None)
+      self.slot_label = np.full(slots, -1)
+      self.slot_last = np.full(slots, -10 ** 9)         # last frame each slot was active
+      self.piece_start = np.zeros(slots, int)           # first frame of each slot's piece
+      self.piece_frames = int(round(piece_seconds * self.sr / self.hop))
+      self.reset_frames = int(round(reset_seconds * self.sr / self.hop))
+      self.reliable_seconds = reliable_seconds
 
   def frame_latencies(self) -> np.ndarray:
     """Seconds from each decided frame's arrival to its decision, on a real-time clock
@@ -125,11 +171,15 @@ class Streamer:
     out = []
     while self.pending.shape[1] >= self.step:
       chunk, self.pending = self.pending[:, :self.step], self.pending[:, self.step:]
-      self.buffer = np.concatenate([self.buffer[:, self.step:], chunk], axis=1)
       self.received += self.step
       t0, before = time.perf_counter(), self.decided
-      self._update()
-      out += self._decide((self.received - self.latency) // self.hop)
+      if self.causal:             # the block's frames are final once it is in
+        self._update_causal(chunk)
+        out += self._decide((self.received + self.step - self.latency) // self.hop)
+      else:
+        self.buffer = np.concatenate([self.buffer[:, self.step:], chunk], axis=1)
+        self._update()
+        out += self._decide((self.received - self.latency) // self.hop)
       self.step_seconds.append(time.perf_counter() - t0)
       self.decisions.append((before, self.decided, self.received, self.step_seconds[-1]))
     return out
@@ -153,7 +203,7 @@ class Streamer:
     if frames <= len(self.cover):
       return
     n = max(frames, 2 * len(self.cover))
-    for name in ("score", "count", "anyone", "osd", "cover"):
+    for name in ("score", "count", "anyone", "osd", "cover") + (("slot_vad",) * self.causal):
       old = getattr(self, name)
       new = np.zeros((n,) + old.shape[1:])
       new[:len(old)] = old
@@ -189,12 +239,75 @@ class Streamer:
       if label >= 0:
         self.score[g, label] += vad[f, slot]
 
-  def _assign(self, x: np.ndarray, seconds: np.ndarray) -> np.ndarray:
-    """Global speaker of each local one (-1: none left); updates the centroids."""
+  def _update_causal(self, chunk: np.ndarray) -> None:
+    """One block through the model's streaming step; slot evidence and labels updated."""
+    audio = chunk[:1] if self.first_only else chunk
+    if self.model.num_channels > 1 and audio.shape[0] == 1:
+      audio = np.tile(audio, (self.model.num_channels, 1))
+    out, self.state = self.model.stream_step(audio[None], self.state)
+    vad = np.asarray(out["vad"], np.float64)[0]                     # [m, S]
+    emb = np.asarray(out["frame_emb"], np.float64)[0]               # [m, E]
+    m, slots = vad.shape
+    g0 = (self.received - self.step) // self.hop                     # the block's first frame
+    g = np.arange(g0, g0 + m)
+    self._grow(g0 + m)
+    self.cover[g] = 1.0
+    self.count[g] = vad.sum(axis=1)
+    self.anyone[g] = 1.0 - np.prod(1.0 - vad, axis=1)
+    self.osd[g] = np.asarray(out["osd"])[0]
+    self.slot_vad[g] = vad
+    # Each slot's evidence is gathered per piece: a piece ends after a pause of reset_seconds
+    # (the slot's next voice may be another speaker) or when it is piece_seconds long (a
+    # slot can pass from one voice to the next without a pause); a piece cut for length
+    # keeps its label until the new one has evidence of its own.
+    active = vad > self.o["onset"]
+    talks = active.any(axis=0)
+    first_active = np.where(talks, g0 + np.argmax(active, axis=0), -1)
+    paused = talks & (first_active - self.slot_last > self.reset_frames)
+    long = talks & ~paused & (g0 - self.piece_start >= self.piece_frames)
+    fresh = paused | long
+    self.slot_emb[fresh], self.slot_mass[fresh] = 0.0, 0.0
+    if self.slot_dir is not None:
+      self.slot_dir[fresh] = 0.0
+    self.piece_start[paused] = first_active[paused]
+    self.piece_start[long] = g0
+    self.slot_label[paused] = -1
+    self.slot_last = np.where(talks, g0 + m - 1 - np.argmax(active[::-1], axis=0),
+                              self.slot_last)
+    # Evidence where each slot talks alone.
+    w = vad * np.prod(1.0 - vad[:, None, :] * (1.0 - np.eye(slots))[None], axis=2)   # [m, S]
+    self.slot_emb += w.T @ emb
+    self.slot_mass += w.sum(axis=0)
+    if self.slot_dir is not None:
+      buffer = np.concatenate([self.tail, chunk], axis=1)
+      self.tail = buffer[:, buffer.shape[1] - self.tail.shape[1]:]
+      spec = spatial_lib.frames_stft(buffer, m, self.model.meta["n_fft"], self.hop)
+      self.slot_dir += w.T @ spatial_lib.frame_response(spec, self.steer)
+    # The slots that talk in this block and have been heard enough are (re)labelled.
+    fs = self.hop / self.sr
+    talking = np.flatnonzero(talks & (self.slot_mass >= self.o["min_active_frames"]))
+    if len(talking):
+      x = self.slot_emb[talking]
+      x = x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-9)
+      if self.slot_dir is not None:
+        d = self.slot_dir[talking] / self.slot_mass[talking][:, None]
+        x = diarize_lib.joint_vectors(x, d, self.o["spatial_weight"])
+      self.slot_label[talking] = self._assign(x, self.slot_mass[talking] * fs,
+                                              weights=w.sum(axis=0)[talking] * fs,
+                                              reliable_seconds=self.reliable_seconds)
+
+  def _assign(self, x: np.ndarray, seconds: np.ndarray, weights: np.ndarray | None = None,
+              reliable_seconds: float | None = None) -> np.ndarray:
+    """Global speaker of each local one (-1: none left); updates the centroids. A local
+    speaker heard `reliable_seconds` (default: the anchor length, at most half the window)
+    may found a speaker and moves its centroid by `weights` (default: `seconds`)."""
     n, k = len(x), len(self.centroids)
     if not n:
       return np.zeros(0, int)
-    reliable = seconds >= min(self.o["anchor_seconds"], 0.5 * self.window / self.sr)
+    if reliable_seconds is None:
+      reliable_seconds = min(self.o["anchor_seconds"], 0.5 * self.window / self.sr)
+    reliable = seconds >= reliable_seconds
+    weights = seconds if weights is None else weights
     free = self.max_speakers - k
     cost = np.full((n, k + n), 1e6)
     if k:
@@ -212,7 +325,7 @@ class Streamer:
         c = len(self.centroids) - 1
       labels[r] = c
       if reliable[r]:
-        w = float(seconds[r])
+        w = float(weights[r])
         v = self.centroids[c] * self.mass[c] + x[r] * w
         self.centroids[c] = v / (np.linalg.norm(v) + 1e-9)
         self.mass[c] += w
@@ -227,10 +340,16 @@ class Streamer:
     min_speech = int(round(self.o["min_speech_seconds"] / fs))
     k = len(self.centroids)
     span = slice(self.decided, upto)
+    if self.causal:               # the frames' slots under the labels they have now
+      self.score[span] = 0.0
+      for slot in np.flatnonzero(self.slot_label >= 0):
+        self.score[span, self.slot_label[slot]] = self.slot_vad[span, slot]
     cover = np.maximum(self.cover[span], 1.0)
     talkers = diarize_lib.talker_count(self.count[span] / cover, self.anyone[span] / cover,
                                        self.osd[span] / cover, k, self.o)
     out = []
+    if self.causal:               # no speaker without a labelled slot behind it
+      talkers = np.minimum(talkers, np.count_nonzero(self.score[span, :k] > 0, axis=1))
     for frame, n in zip(range(self.decided, upto), talkers):
       active = set(np.argsort(-self.score[frame, :k])[:n].tolist()) if n else set()
       for spk in active:
@@ -304,6 +423,22 @@ def pcm_blocks(stream, channels: int, rate: int, fmt: str, sample_rate: int, blo
       return
 
 
+def _settings(items, model) -> dict:
+  """--set KEY=JSON items -> {key: value}; unknown keys raise ValueError."""
+  known = (set(diarize_lib.DEFAULT_DECODE) | set(model.meta["inference"])
+           | {"piece_seconds", "reset_seconds", "reliable_seconds"})
+  out = {}
+  for item in items:
+    key, sep, value = item.partition("=")
+    if key not in known:
+      raise ValueError(f"--set {item}: unknown setting; known: {', '.join(sorted(known))}")
+    try:
+      out[key] = json.loads(value)
+    except json.JSONDecodeError:
+      raise ValueError(f"--set {item}: expected KEY=JSON") from None
+  return out
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python -m jaxdiar.stream", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -313,13 +448,21 @@ def main(argv=None) -> int:
                       "the channel count)")
   p.add_argument("--out", default=None, help="also write every segment as RTTM at the end")
   p.add_argument("--uri", default=None, help="RTTM uri (default: the file's name, or 'stdin')")
-  p.add_argument("--step", type=float, default=0.5, help="seconds between model updates")
+  p.add_argument("--causal", action="store_true",
+                 help="run the model's causal streaming step per block (a causal model)")
+  p.add_argument("--step", type=float, default=0.5,
+                 help="seconds between model updates (with --causal: the model's block)")
+  p.add_argument("--piece", type=float, default=PIECE_SECONDS,
+                 help="--causal: longest piece of one slot's speech in one embedding")
   p.add_argument("--latency", type=float, default=None,
                  help="seconds from a sample's arrival to its decision (step .. window; "
                       "default: the step)")
   p.add_argument("--max-speakers", type=int, default=8)
-  p.add_argument("--threshold", type=float, default=STREAM_THRESHOLD,
-                 help="cosine distance beyond which a voice is a new speaker")
+  p.add_argument("--threshold", type=float, default=None,
+                 help=f"cosine distance beyond which a voice is a new speaker (default "
+                      f"{STREAM_THRESHOLD}, with --causal {CAUSAL_THRESHOLD})")
+  p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                 help="a decoding setting for this run, e.g. onset=0.6 or reliable_seconds=0.5")
   p.add_argument("--realtime", action="store_true", help="read a file at real-time pace")
   p.add_argument("--channels", type=int, default=None, help="stdin: channel count")
   p.add_argument("--sample-rate", type=int, default=16000, help="stdin: sample rate")
@@ -336,9 +479,12 @@ def main(argv=None) -> int:
     model = runtime.load(bundled.resolve(name))
     if not args.model:
       print(f"jaxdiar.stream: using the bundled '{name}' model", file=sys.stderr)
+    settings = _settings(args.set, model)
+    if args.threshold is not None:
+      settings["cluster_threshold"] = args.threshold
     streamer = Streamer(model, step_seconds=args.step, latency_seconds=args.latency,
                         max_speakers=args.max_speakers, num_channels=channels,
-                        cluster_threshold=args.threshold)
+                        causal=args.causal, **{"piece_seconds": args.piece, **settings})
     block = streamer.step
     blocks = (pcm_blocks(sys.stdin.buffer, channels, args.sample_rate, args.format,
                          model.sample_rate, block) if stdin

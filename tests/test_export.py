@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -78,15 +79,19 @@ def test_streaming_equals_offline_causal_model(tmp_path, attention_window):
   audio = (0.1 * np.random.default_rng(0).standard_normal((2, 8, n))).astype(np.float32)
   offline = m(audio)
   state = m.stream_init(2)
-  vad, osd = [], []
+  vad, osd, emb = [], [], []
   for s in range(0, n, block):
     out, state = m.stream_step(audio[:, :, s:s + block], state)
     vad.append(np.asarray(out["vad"]))
     osd.append(np.asarray(out["osd"]))
-  vad, osd = np.concatenate(vad, 1), np.concatenate(osd, 1)
+    emb.append(np.asarray(out["frame_emb"]))
+  vad, osd, emb = (np.concatenate(x, 1) for x in (vad, osd, emb))
   assert vad.shape == (2, n // 256, 4)
   np.testing.assert_allclose(vad, offline["vad"][:, :n // 256], atol=2e-5)
   np.testing.assert_allclose(osd, offline["osd"][:, :n // 256], atol=2e-5)
+  # The frame embeddings (the live diarizer's speaker evidence) too, against flax offline.
+  want = model.apply(variables, features_lib.extract(jnp.asarray(audio), config.features))
+  np.testing.assert_allclose(emb, np.asarray(want["frame_emb"])[:, :n // 256], atol=1e-4)
   # A model with full (unwindowed) attention has no streaming step, and says so.
   config.model.use_attention = True
   config.model.attention_window = 0

@@ -116,3 +116,105 @@ def test_pcm_blocks_decode_and_resample():
   y = np.concatenate(blocks, 1)[0]
   assert abs(len(y) - 2 * len(x)) <= 2                      # 8 kHz -> 16 kHz
   np.testing.assert_allclose(np.abs(y).max(), 0.1, rtol=0.05)
+
+
+# --------------------------------------------------------------------------- causal mode
+
+
+@pytest.fixture(scope="module")
+def causal_model(trained_smoke, tmp_path_factory):
+  """The smoke model's variables exported as a causal model (its TCN is causal already;
+  causal heads and windowed attention change no shape), so it has a streaming step."""
+  from jaxdiar import export
+  _, workdir = trained_smoke
+  config, variables, _ = export.load_checkpoint(workdir)
+  config.model.causal = True
+  config.model.attention_window = 20
+  out = tmp_path_factory.mktemp("causal") / "causal.jaxdiar"
+  export.export(config, variables, out, platforms=("cpu",))
+  return out
+
+
+class _Scripted:
+  """A causal model's interface with scripted outputs: slot 0 talks throughout (slot 1
+  never), with the frame embeddings of voice A before frame `switch` and of voice B after."""
+  sample_rate, hop, num_channels, needs_array, can_stream = 16000, 256, 1, False, True
+  stream_block_samples = 8 * 256
+
+  def __init__(self, switch: int):
+    from configs import default
+    self.switch = switch
+    self.meta = dict(inference=default.get_config().inference.to_dict(), num_speakers=2,
+                     embedding_dim=4, n_fft=512, mic_positions=[[0.0, 0.0, 0.0]],
+                     stream_block_frames=8)
+
+  def stream_init(self, batch_size=1):
+    return 0
+
+  def stream_step(self, block, frame):
+    frames = frame + np.arange(8)
+    vad = np.zeros((1, 8, 2), np.float32)
+    vad[..., 0] = 0.9
+    emb = np.where((frames < self.switch)[:, None], np.eye(4)[0], np.eye(4)[1])
+    return dict(vad=vad, osd=np.zeros((1, 8), np.float32), frame_emb=emb[None]), frame + 8
+
+
+def test_causal_pieces_follow_a_slot_from_one_voice_to_the_next():
+  """One slot passes from voice A to voice B without a pause (frame 320 = 5.12 s): pieces of
+  2 s let B found its own speaker once a piece of B alone is heard for 1 s; one running
+  embedding per slot (pieces longer than the stream) never does."""
+  audio = np.zeros((1, 500 * 256), np.float32)
+  s = stream.Streamer(_Scripted(switch=320), causal=True)
+  block = s.step
+  for start in range(0, audio.shape[1], block):
+    s.push(audio[:, start:start + block])
+    # The latency defaults to one block: every frame of a block is decided once it is in.
+    assert s.decided == s.received // s.hop
+  s.finish()
+  assert len(s.centroids) == 2
+  b = [g for g in s.segments if g.speaker == "spk01"]
+  assert len(b) == 1 and 5.12 <= b[0].start <= 7.5 and b[0].end == pytest.approx(8.0)
+  assert [g.speaker for g in s.segments if g.start < 5.12] == ["spk00"]
+  whole = stream.Streamer(_Scripted(switch=320), causal=True, piece_seconds=100.0)
+  whole.push(audio)
+  whole.finish()
+  assert len(whole.centroids) == 1
+
+
+def test_causal_stream_decides_each_block_and_stdin_equals_file(causal_model, exported,
+                                                                meeting):
+  model = runtime.load(causal_model)
+  # The smoke model marks several slots at once: little speech alone; looser settings.
+  loose = dict(min_active_frames=2, reliable_seconds=0.1)
+  s = stream.Streamer(model, causal=True, **loose)
+  assert s.step == model.stream_block_samples
+  audio, rate = sf.read(meeting, dtype="float32")
+  for start in range(0, len(audio), 3000):                 # blocks of any size
+    s.push(audio[start:start + 3000].T)
+  s.finish()
+  assert s.segments and all(0 <= g.start < g.end <= len(audio) / rate + 1e-6
+                            for g in s.segments)
+  # Decided once the block is in: arrival to decision at most one block plus the compute.
+  lat = s.frame_latencies()
+  assert lat.max() <= s.step / rate + max(s.step_seconds) + 1e-6
+  data, _ = sf.read(meeting, dtype="int16")
+  base = [sys.executable, "-m", "jaxdiar.stream", "--model", str(causal_model), "--causal"]
+  base += [f"--set={k}={v}" for k, v in loose.items()]
+  from_file = subprocess.run(base + [str(meeting)], cwd=REPO, capture_output=True,
+                             text=True, timeout=300)
+  assert from_file.returncode == 0, from_file.stderr
+  from_stdin = subprocess.run(
+      base + ["-", "--channels", str(data.shape[1]), "--sample-rate", str(rate)],
+      cwd=REPO, input=data.astype("<i2").tobytes(), capture_output=True, timeout=300)
+  assert from_stdin.returncode == 0, from_stdin.stderr.decode()
+  lines = from_file.stdout.splitlines()
+  assert lines and lines == from_stdin.stdout.decode().splitlines()
+  assert [json.loads(l) for l in lines] == [json.loads(g.to_json()) for g in s.segments]
+  # A model without a streaming step says so.
+  r = subprocess.run([sys.executable, "-m", "jaxdiar.stream", str(meeting), "--causal",
+                      "--model", str(exported[0])], cwd=REPO, capture_output=True, text=True,
+                     timeout=120)
+  assert r.returncode == 2 and "streaming step" in r.stderr and "Traceback" not in r.stderr
+  r = subprocess.run(base + [str(meeting), "--set", "no_such=1"], cwd=REPO,
+                     capture_output=True, text=True, timeout=120)
+  assert r.returncode == 2 and "unknown setting" in r.stderr

@@ -1,0 +1,23 @@
+r"""The live (causal) variant of the bundled 8-microphone model: the same network with causal
+heads and windowed causal attention (each frame sees the 4 s before it), so it has a
+streaming step of 128 ms blocks (`python -m jaxdiar.stream --causal`).
+
+The TCN of every jaxdiar model is causal already, so the variables of `configs/array8.py` fit
+this config as they are; the recipe fine-tunes them (the heads and the attention learn to
+look back only) on meetings simulated as for array8:
+
+  python -m jaxdiar.online train --config configs/array8_causal.py --pool POOL --out DIR \
+      --speech ../shared/data/speech/libri-train-clean-100 --seconds 2700 --capacity 160 \
+      --init ARRAY8_VARIABLES
+"""
+
+from configs import array8
+
+
+def get_config():
+  config = array8.get_config()
+  config.model.causal = True
+  config.model.attention_window = 250      # frames of 16 ms: 4 s
+  config.train.batch_size = 16
+  config.train.learning_rate = 3e-4
+  return config
