@@ -4,11 +4,15 @@ streaming step of 128 ms blocks (`python -m jaxdiar.stream --causal`).
 
 The TCN of every jaxdiar model is causal already, so the variables of `configs/array8.py` fit
 this config as they are; the recipe fine-tunes them (the heads and the attention learn to
-look back only) on meetings simulated as for array8:
+look back only) on meetings simulated as for array8 (the model of benchmarks/results/live-*
+was 417 steps, 45 min on the 2-core CPU, from a pool of 432 simulated meetings):
 
+  python -m jaxdiar.online simulate --config configs/array8_causal.py --seed 5000 \
+      --speech ../shared/data/speech/libri-train-clean-100 --out POOL --seconds 1800
   python -m jaxdiar.online train --config configs/array8_causal.py --pool POOL --out DIR \
       --speech ../shared/data/speech/libri-train-clean-100 --seconds 2700 --capacity 160 \
-      --init ARRAY8_VARIABLES
+      --init jaxdiar/models/array8.jaxdiar
+  python -m jaxdiar.export --variables DIR --out causal.jaxdiar
 """
 
 from configs import array8

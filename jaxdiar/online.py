@@ -298,7 +298,8 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
           meeting_seconds: float | None = None, max_steps: int | None = None,
           init=None) -> dict:
   """Train `config` for `seconds` of wall clock on the meetings appearing in `pool_dir`;
-  with `init` (a folder saved by `train`), start from its variables (fine-tuning)."""
+  with `init` (a folder saved by `train`, or an exported .jaxdiar file such as a bundled
+  model), start from its variables (fine-tuning)."""
   start_time = time.time()
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
@@ -318,7 +319,11 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
   state = steps.init_state(jax.random.key(tcfg.seed), model=model, tx=tx,
                            num_features=features_lib.feature_dim(fcfg))
   if init is not None:
-    _, variables = load_variables(init)
+    if pathlib.Path(init).is_file():
+      from jaxdiar import runtime
+      variables = runtime.load(init).variables
+    else:
+      _, variables = load_variables(init)
     try:
       state = state.replace(params=jax.tree.map(_like, state.params, variables["params"]),
                             batch_stats=jax.tree.map(_like, state.batch_stats,
@@ -436,7 +441,8 @@ def main(argv=None) -> int:
   t.add_argument("--save-every", type=float, default=60.0)
   t.add_argument("--max-steps", type=int, default=None)
   t.add_argument("--init", default=None,
-                 help="start from the variables of this train --out folder (fine-tuning)")
+                 help="start from the variables of this train --out folder or .jaxdiar "
+                      "file, e.g. jaxdiar/models/array8.jaxdiar (fine-tuning)")
   args, overrides = p.parse_known_args(argv)
   config = load_config(args.config, overrides)
   if args.command == "simulate":

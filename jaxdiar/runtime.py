@@ -78,6 +78,11 @@ class ExportedModel:
   def __call__(self, audio) -> dict:
     return self._forward_jit(self._variables, np.asarray(audio, np.float32))
 
+  @property
+  def variables(self) -> dict:
+    """The model's weights ({params, batch_stats}, numpy): e.g. to fine-tune from."""
+    return jax.tree.map(np.asarray, self._variables)
+
   # -- streaming
   @property
   def can_stream(self) -> bool:

@@ -185,6 +185,12 @@ def test_simulate_train_export(tmp_path):
   model = runtime.load(tmp_path / "m.jaxdiar")
   out = model(np.zeros((1, 8, 32000), np.float32) + 0.01)
   assert np.asarray(out["vad"]).shape == (1, 126, config.model.num_speakers)
+  # ... and from an exported file (e.g. a bundled model): the same variables.
+  online.train(config, tmp_path / "pool", tmp_path / "from-file", seconds=600, capacity=4,
+               min_meetings=1, max_steps=0, speakers=SPEAKERS, init=tmp_path / "m.jaxdiar")
+  _, again = online.load_variables(tmp_path / "from-file")
+  for a, b in zip(jax.tree.leaves(variables), jax.tree.leaves(again)):
+    np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.slow
