@@ -11,7 +11,7 @@ run); per-update compute p50/p95, the real-time factor, and the latency of every
 (arrival to decision on a real-time clock: the configured latency, up to one step of waiting,
 plus the update's compute) p50/p95. With --causal the model's streaming step runs once per
 128 ms block (a causal model; the offline baseline is the same model through `diarize`).
-JSON in benchmarks/results/live-<date>.json.
+JSON in benchmarks/results/live[-causal][-seedN]-<date>.json.
 """
 
 import argparse
@@ -93,7 +93,9 @@ def main(argv=None) -> int:
                 offline=dict(der=offline["der"], missed=offline["missed"],
                              false_alarm=offline["false_alarm"], confusion=offline["confusion"]),
                 latencies=rows)
-  common.write("live", result, args.out)
+  which = ("live-causal" if args.causal else "live") + ("" if args.seed == 2026 else
+                                                         f"-seed{args.seed}")
+  common.write(which, result, args.out)
   return 0
 
 
