@@ -42,12 +42,14 @@ class Result:
   active: np.ndarray | None = None      # [T, K] the decision the turns are read from
 
 
-def _window_starts(num_samples: int, window: int, step: int) -> list[int]:
+def _window_starts(num_samples: int, window: int, step: int, hop: int = 1) -> list[int]:
+  """Window starts every `step` samples, the last window reaching the end (its start rounded
+  up to whole `hop`s, so that every window's frames are frames of the recording)."""
   if num_samples <= window:
     return [0]
   starts = list(range(0, num_samples - window + 1, step))
   if starts[-1] + window < num_samples:
-    starts.append(num_samples - window)
+    starts.append(-(-(num_samples - window) // hop) * hop)
   return starts
 
 
@@ -272,9 +274,10 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   rate, channels, frames, tile = check_input(path, model, replicate_channels)
   num_samples = int(round(frames * sr / rate))
   window = int(round(inf["window_seconds"] * sr))
-  step = int(round((step_seconds or inf["step_seconds"]) * sr))
+  # Whole hops: a window's frames are then frames of the recording (window_frames exact).
+  step = max(1, int(round((step_seconds or inf["step_seconds"]) * sr / hop))) * hop
   window = min(window, max(num_samples, meta["n_fft"]))
-  starts = _window_starts(num_samples, window, step)
+  starts = _window_starts(num_samples, window, step, hop)
   batch = inf["batch_windows"]
   steer = None
   if spatial and channels > 1 and len(meta["mic_positions"]) == channels:
@@ -283,6 +286,7 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   vads, osds, embs, dirs = [], [], [], []
   total = 1 + num_samples // hop
   response = None if steer is None else np.zeros((total, steer.real.shape[-1]), np.float16)
+  done = 0                                  # frames of `response` computed so far
   peak = 0.0
   with tqdm.tqdm(total=len(starts), desc=f"diarize {uri}", unit="window",
                  disable=not progress) as bar:    # closed (a clean line) on errors too
@@ -302,11 +306,22 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
       osds.append(out["osd"][:n].astype(np.float16))
       embs.append(out["spk_emb"][:n].astype(np.float32))
       for j in range(n if steer is not None else 0):
-        r = spatial_lib.frame_response(spatial_lib.stft(raw[j], meta["n_fft"], hop), steer)
-        dirs.append(local_directions(out["vad"][j], r).astype(np.float32))
-        f0 = group[j] // hop                  # overlapping windows: the same frames again
-        m = max(0, min(len(r), total - f0))
-        response[f0:f0 + m] = r[:m]
+        # Overlapping windows share frames: each frame's response is computed once (but the
+        # `half` frames at a window's end, zero-padded there), kept from the first window
+        # that holds all of its audio: that of the recording's STFT.
+        f0 = group[j] // hop
+        tw = out["vad"].shape[1]
+        half = -(-meta["n_fft"] // 2 // hop)               # frames of audio on either side
+        first = min(max(done - f0, 0), tw)
+        lead = max(first - half, 0)
+        spec = spatial_lib.stft(raw[j][:, lead * hop:], meta["n_fft"], hop)
+        new = spatial_lib.frame_response(spec[:, :, first - lead:tw - lead], steer)
+        keep = len(new) if b0 + j == len(starts) - 1 else max(len(new) - half, 0)
+        m = max(0, min(keep, total - f0 - first))
+        response[f0 + first:f0 + first + m] = new[:m]
+        done = max(done, f0 + first + keep)
+        r = np.concatenate([response[f0:f0 + first].astype(np.float32), new])
+        dirs.append(local_directions(out["vad"][j][:len(r)], r).astype(np.float32))
       bar.update(n)
   if peak == 0.0:
     raise InputError(f"{path}: the audio is all zeros")

@@ -39,6 +39,42 @@ def test_diarize_a_simulated_meeting_and_evaluate(exported, trained_smoke, tmp_p
   assert 0 <= t["jer"] <= 1 and scores["speakers"]
 
 
+def test_frame_responses_are_the_recordings_and_each_computed_once(exported, trained_smoke,
+                                                                   monkeypatch):
+  """Overlapping windows share frames: infer computes each frame's SRP-PHAT response once,
+  equal to that of the whole recording's STFT (but at the last window's end, zero-padded);
+  each local speaker's direction is the weighted mean over its window's frames."""
+  from jaxdiar import runtime
+  from jaxdiar import spatial
+  from jaxdiar.data import audio as audio_lib
+  config, _ = trained_smoke
+  wav = sorted(pathlib.Path(config.data.data_dir).glob("simulated-*/dev"))[0] / "meeting00000.wav"
+  model = runtime.load(exported[0])
+  computed = []
+  original = spatial.frame_response
+  monkeypatch.setattr(spatial, "frame_response",
+                      lambda spec, steer: computed.append(spec.shape[-1]) or original(spec, steer))
+  inf = diarize.infer(wav, model, progress=False, step_seconds=1.0)      # 75 % overlap
+  tw = inf.vad.shape[1]
+  half = 1                                             # n_fft / 2 = one hop: a window's end
+  windows = len(inf.window_frames)
+  assert windows > 4 and sum(computed) == inf.window_frames[-1] + tw + half * (windows - 1)
+  x = audio_lib.read(wav, model.sample_rate)
+  steer = spatial.steering(model.meta["mic_positions"], model.meta["n_fft"], model.sample_rate,
+                           spatial.azimuth_grid())
+  whole = original(spatial.stft(x, model.meta["n_fft"], model.hop), steer)
+  edge = 2                                             # the zero-padded end
+  np.testing.assert_allclose(inf.response[:-edge].astype(np.float32),
+                             whole[:len(inf.response) - edge], atol=2e-3)
+  for w in (0, windows // 2):                          # its frames, the last zero-padded
+    f0 = inf.window_frames[w]
+    x = audio_lib.read(wav, model.sample_rate, f0 * model.hop, (f0 + tw - 1) * model.hop)
+    frames = np.concatenate([whole[f0:f0 + tw - 1],
+                             original(spatial.stft(x, model.meta["n_fft"], model.hop), steer)[-1:]])
+    want = diarize.local_directions(inf.vad[w].astype(np.float32), frames)
+    np.testing.assert_allclose(inf.direction[w], want, rtol=1e-2, atol=1e-4)
+
+
 def test_ami_excerpts_end_to_end_and_scores_match_pyannote(exported, tmp_path):
   """Real single-channel AMI audio through the 8-channel model by channel replication."""
   folder = shared_data("ami-excerpts")
