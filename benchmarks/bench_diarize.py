@@ -53,9 +53,11 @@ def breakdown(model_path, minutes: float, tmp: pathlib.Path) -> dict:
   o = {**diarize.DEFAULT_DECODE, **model.meta["inference"]}
   diarize.infer(wav, model, progress=False, spatial=False)          # compile
   rate, _, frames = audio_lib.info(wav)
-  window, step = (int(round(o[k] * model.sample_rate)) for k in ("window_seconds", "step_seconds"))
+  hop = model.hop
+  window, step = (int(round(o[k] * model.sample_rate / hop)) * hop
+                  for k in ("window_seconds", "step_seconds"))
   t = time.perf_counter()
-  starts = diarize._window_starts(frames, window, step)
+  starts = diarize._window_starts(frames, window, step, hop)     # the windows infer reads
   for s in starts:
     diarize._read_block(wav, rate, model.sample_rate, s, window)
   read = time.perf_counter() - t

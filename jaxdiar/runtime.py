@@ -99,6 +99,14 @@ class ExportedModel:
         state_avals)
 
   @property
+  def stream_outputs(self) -> tuple[str, ...]:
+    """Names of the streaming step's outputs (empty without a streaming step)."""
+    if not self.can_stream:
+      return ()
+    outputs, _ = jax.tree.unflatten(self._stream.out_tree, self._stream.out_avals)
+    return tuple(sorted(outputs))
+
+  @property
   def stream_block_samples(self) -> int:
     return self.meta["stream_block_frames"] * self.meta["hop"]
 

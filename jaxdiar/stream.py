@@ -97,6 +97,10 @@ class Streamer:
       raise runtime.ModelFileError(
           "causal streaming needs a model exported with a streaming step (a causal one, e.g. "
           "trained with configs/array8_causal.py); this model has none")
+    if causal and "frame_emb" not in model.stream_outputs:
+      raise runtime.ModelFileError(
+          "this model's streaming step has no frame embeddings (exported before the live "
+          "causal mode): export it again with python -m jaxdiar.export")
     self.causal = causal
     self.step = (model.stream_block_samples if causal else
                  max(1, int(round(step_seconds * self.sr / self.hop))) * self.hop)

@@ -73,7 +73,7 @@ def test_streaming_equals_offline_causal_model(tmp_path, attention_window):
   path = tmp_path / "causal.jaxdiar"
   export.export(config, variables, path, platforms=("cpu",))
   m = runtime.load(path)
-  assert m.can_stream
+  assert m.can_stream and m.stream_outputs == ("frame_emb", "osd", "vad")
   block = m.stream_block_samples
   n = 12 * block
   audio = (0.1 * np.random.default_rng(0).standard_normal((2, 8, n))).astype(np.float32)
@@ -100,6 +100,7 @@ def test_streaming_equals_offline_causal_model(tmp_path, attention_window):
                 tmp_path / "attn.jaxdiar", platforms=("cpu",))
   with pytest.raises(runtime.ModelFileError, match="streaming"):
     runtime.load(tmp_path / "attn.jaxdiar").stream_init()
+  assert runtime.load(tmp_path / "attn.jaxdiar").stream_outputs == ()
 
 
 def test_export_set_changes_only_the_decoding_settings(exported, tmp_path):
