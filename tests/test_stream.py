@@ -140,6 +140,7 @@ class _Scripted:
   never), with the frame embeddings of voice A before frame `switch` and of voice B after."""
   sample_rate, hop, num_channels, needs_array, can_stream = 16000, 256, 1, False, True
   stream_block_samples = 8 * 256
+  stream_outputs = ("frame_emb", "osd", "vad")
 
   def __init__(self, switch: int):
     from configs import default
