@@ -211,11 +211,13 @@ def search(inferences, refs, base: dict, trials: int, seed: int = 0) -> dict:
 
 
 def fit_resegment(model, options: dict, speech: str, seed: int, num_meetings: int, geometry,
-                  cache=None, name: str = "model") -> dict:
+                  cache=None, name: str = "model", num_features: int | None = None) -> dict:
   """Fit the spatial resegmentation's weights (`jaxdiar.resegment`) on `num_meetings` meetings
   simulated with their own seed (kept apart from the dev and held-out meetings): the model's
-  decoding without resegmentation, then a logistic model of each reference speaker's activity."""
+  decoding without resegmentation, then a logistic model of each reference speaker's activity
+  over `num_features` features (default: the speakers' shares too, `resegment.SHARES`)."""
   from jaxdiar import resegment
+  num_features = num_features or resegment.SHARES
   folder, meetings = devmeetings.cached(speech, num_meetings=num_meetings, seed=seed,
                                         geometry=geometry)
   inferences = infer_all(model, folder, meetings, step_seconds=options.get("step_seconds"),
@@ -233,9 +235,11 @@ def fit_resegment(model, options: dict, speech: str, seed: int, num_meetings: in
     turns = rttm.read_rttm(folder / f"{uri}.rttm")[uri]
     ref = corpus.frame_activity(turns, sorted({t.speaker for t in turns}), len(active), inf.hop,
                                 inf.sample_rate).astype(bool)
-    features = resegment.features(active, result.speech, result.overlap, inf.response)
+    features = resegment.features(active, result.speech, result.overlap, inf.response,
+                                  num_features)
     examples.append((features, resegment.frame_labels(active, ref)))
   return dict(weights=resegment.fit(examples), seed=seed, meetings=num_meetings,
+              num_features=num_features,
               used=len(examples), speech=speech)
 
 

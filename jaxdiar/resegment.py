@@ -9,6 +9,15 @@ relative), the overlap head, the first decision and the number of speakers it ma
 P(speaker talks); frames above `resegment_threshold` are marked. It adds the second talker of
 an overlap the model missed and moves frames given to the wrong speaker.
 
+Shares (the second feature set, `SHARES`): a frame's response is close to a non-negative
+mix of the responses of the talkers in it (each time-frequency bin is dominated by one source,
+and the PHAT-weighted response is a sum over bins), plus a flat part for diffuse sound. With
+each speaker's mean response as a template, non-negative least squares over the frame's
+response (smoothed over 5, 15 and 45 frames) gives each speaker's share of the frame: where
+the peak toward a talker is partly the sidelobe of a louder one, its share stays near zero,
+and a second talker in an overlap gets its part. The templates are refined once, from the
+frames each speaker dominates.
+
 The weights are fitted (`fit`) on simulated meetings kept apart from the dev and held-out
 ones, and stored with the model's inference settings (`resegment`).
 """
@@ -19,12 +28,75 @@ import scipy.optimize
 import scipy.special
 
 SMOOTH_FRAMES = (5, 15, 45)
-NUM_FEATURES = 2 * len(SMOOTH_FRAMES) + 7
+NUM_FEATURES = 2 * len(SMOOTH_FRAMES) + 7            # the first feature set
+SHARES = NUM_FEATURES + 3 * len(SMOOTH_FRAMES)       # with each speaker's share of the frame
+FEATURE_SETS = (NUM_FEATURES, SHARES)
+
+
+def nnls(templates: np.ndarray, response: np.ndarray, *, max_exact: int = 10) -> np.ndarray:
+  """[T, K] non-negative x minimising |x @ templates - response[t]|^2 for every frame at once
+  (templates [K, G], response [T, G]).
+
+  Exact for K <= `max_exact`, over all frames together: the optimum is the least-squares
+  solution on the support where it is positive, so every support's solution is computed
+  (2^K - 1 small solves, each for all frames at once) and each frame keeps the feasible one
+  of least residual. Beyond that, cyclic coordinate descent to convergence.
+  """
+  a = np.asarray(templates, np.float64)
+  k = len(a)
+  gram = a @ a.T
+  b = np.asarray(response, np.float64) @ a.T                                         # [T, K]
+  x = np.zeros_like(b)
+  if k > max_exact:
+    diag = np.maximum(np.diag(gram), 1e-12)
+    for _ in range(10000):
+      moved = 0.0
+      for j in range(k):
+        new = np.maximum(0.0, x[:, j] - (x @ gram[:, j] - b[:, j]) / diag[j])
+        moved = max(moved, float(np.max(np.abs(new - x[:, j]), initial=0.0)))
+        x[:, j] = new
+      if moved < 1e-9:
+        break
+    return x
+  best = np.zeros(len(b))                 # residual less |response|^2: -b.x at a support's LS
+  for mask in range(1, 2 ** k):
+    support = [j for j in range(k) if mask >> j & 1]
+    sub = np.linalg.pinv(gram[np.ix_(support, support)])
+    xs = b[:, support] @ sub                                                         # [T, |S|]
+    value = -np.sum(b[:, support] * xs, axis=1)
+    better = np.all(xs >= 0, axis=1) & (value < best - 1e-12)
+    if better.any():
+      best[better] = value[better]
+      x[better] = 0.0
+      x[np.ix_(better, support)] = xs[better]
+  return x
+
+
+def shares(active: np.ndarray, response: np.ndarray, sizes=SMOOTH_FRAMES) -> list[np.ndarray]:
+  """Each speaker's [T, K] share of every frame's response smoothed over each of `sizes`
+  frames (see the module docstring): the templates are the speakers' mean responses where
+  the first decision marks them alone, then where they dominate (frames weighted by the
+  squared fraction of the 15-frame shares they take)."""
+  t, k = active.shape
+  response = np.asarray(response[:t], np.float32)
+  flat = np.full((1, response.shape[1]), 1.0 / np.sqrt(response.shape[1]), np.float32)
+  smooth = {n: scipy.ndimage.uniform_filter1d(response, n, axis=0, mode="nearest")
+            for n in sorted({15, *sizes})}
+  weight = (active & (active.sum(axis=1, keepdims=True) == 1)).astype(np.float32)
+  for refine in (True, False):
+    templates = (weight.T @ response) / np.maximum(weight.sum(axis=0), 1e-6)[:, None]
+    templates = np.concatenate([templates, flat])
+    if refine:
+      s = nnls(templates, smooth[15])[:, :k]
+      weight = active * (s / np.maximum(s.sum(axis=1, keepdims=True), 1e-6)) ** 2
+  return [nnls(templates, smooth[n])[:, :k] for n in sizes]
 
 
 def features(active: np.ndarray, score: np.ndarray, osd: np.ndarray,
-             response: np.ndarray) -> np.ndarray:
-  """[T, K, NUM_FEATURES] per frame and speaker (see the module docstring).
+             response: np.ndarray, num: int = NUM_FEATURES) -> np.ndarray:
+  """[T, K, num] per frame and speaker (see the module docstring): the first feature set
+  (`NUM_FEATURES`), or with the speakers' shares of the frame (`SHARES`: per smoothing, the
+  share, less the largest share, and its fraction of the frame's shares).
 
   Args:
     active: [T, K] bool, the first decision.
@@ -52,6 +124,12 @@ def features(active: np.ndarray, score: np.ndarray, osd: np.ndarray,
   best = score - score.max(axis=1, keepdims=True)
   columns += [score, best, np.repeat(osd[:t, None], k, axis=1), active.astype(np.float32),
               count, rel15 * active, score * (rel15 - rel15.max(axis=1, keepdims=True))]
+  if num not in FEATURE_SETS:
+    raise ValueError(f"resegment: {num} features, expected one of {FEATURE_SETS}")
+  if num == SHARES:
+    for share in shares(active, response):
+      columns += [share, share - share.max(axis=1, keepdims=True),
+                  share / np.maximum(share.sum(axis=1, keepdims=True), 1e-3)]
   return np.stack(columns, axis=-1).astype(np.float32)
 
 
@@ -60,10 +138,11 @@ def apply(active: np.ndarray, score: np.ndarray, osd: np.ndarray, response: np.n
   """The new [T, K] decision: P(talks) > threshold, and where no one is then marked but the
   first decision had speech, the most likely speaker."""
   w = np.asarray(weights, np.float32)
-  if w.shape != (NUM_FEATURES + 1,):
-    raise ValueError(f"resegment weights: {w.shape[0]} numbers, expected {NUM_FEATURES + 1} "
-                     "(fitted for another feature set: refit with bench_accuracy --fit-resegment)")
-  logit = features(active, score, osd, response) @ w[:-1] + w[-1]
+  if w.ndim != 1 or len(w) - 1 not in FEATURE_SETS:
+    raise ValueError(f"resegment weights: {w.size} numbers, expected one of "
+                     f"{[n + 1 for n in FEATURE_SETS]} (one per feature of a feature set, and "
+                     "the intercept): refit with bench_accuracy --fit-resegment")
+  logit = features(active, score, osd, response, len(w) - 1) @ w[:-1] + w[-1]
   new = logit > np.log(threshold / (1.0 - threshold))
   top = logit.argmax(axis=1)
   lost = ~new.any(axis=1) & active.any(axis=1)

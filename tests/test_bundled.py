@@ -16,10 +16,11 @@ from jaxdiar.data import simulate as sim_lib
 from tests.conftest import REPO
 from tests.conftest import shared_data
 
-# Measured on 2026-11-28 with the committed models: array8 17.6 %, mono 25.1 % (collar 0,
-# overlap scored, estimated count). The bounds leave room for numeric differences between
-# machines, not for a worse model.
-BOUNDS = {"array8": 0.25, "mono": 0.32}
+# Measured with the committed models (collar 0, overlap scored, estimated count): array8
+# 7.8 % (2026-12-01, with the speakers' shares in its resegmentation; 17.6 % before), mono
+# 25.1 % (2026-11-28). The bounds leave room for numeric differences between machines, not
+# for a worse model.
+BOUNDS = {"array8": 0.12, "mono": 0.32}
 
 
 def test_bundled_models_fit_the_budget_and_channel_choice():

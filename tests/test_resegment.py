@@ -1,8 +1,10 @@
-"""jaxdiar.resegment: the per-frame spatial features, the logistic fit (against
-scikit-learn's), the decision rule, and decode with it on a synthetic two-talker scene."""
+"""jaxdiar.resegment: the per-frame spatial features, the speakers' shares (non-negative
+least squares against scipy's), the logistic fit (against scikit-learn's), the decision rule,
+and decode with it on a synthetic two-talker scene."""
 
 import numpy as np
 import pytest
+import scipy.optimize
 
 from jaxdiar import diarize
 from jaxdiar import resegment
@@ -36,6 +38,47 @@ def test_features_point_at_the_talker():
   assert rel15[450:550, 0].max() < 0.05
 
 
+def test_nnls_matches_scipy():
+  rng = np.random.default_rng(3)
+  for k in (1, 2, 5, 12):                          # 12: beyond max_exact, coordinate descent
+    templates = np.abs(rng.normal(size=(k, G))) + rng.normal(size=(1, G))
+    response = rng.normal(size=(300, G)) + rng.random((300, k)) @ templates
+    response[:50] *= -1                            # frames whose optimum is partly or all 0
+    x = resegment.nnls(templates, response)
+    ref = np.stack([scipy.optimize.nnls(templates.T, r)[0] for r in response])
+    np.testing.assert_allclose(x, ref, atol=1e-6)
+    assert (x >= 0).all() and (x == 0).any()
+
+
+def beam_scene(total=600, bins=(10, 22), width=8.0):
+  """Like `scene`, but each talker's response is a broad beam (the array's small aperture):
+  talker A's beam still reaches B's bin at a third of its height."""
+  truth = np.zeros((total, 2), bool)
+  truth[:400, 0] = truth[300:, 1] = True
+  d = lambda b: np.minimum(np.abs(np.arange(G) - b), G - np.abs(np.arange(G) - b))
+  rng = np.random.default_rng(0)
+  response = rng.normal(0.0, 0.02, (total, G)) + 0.05
+  for k, b in enumerate(bins):
+    response += 0.3 * truth[:, k:k + 1] * np.exp(-0.5 * (d(b) / width) ** 2)[None]
+  return truth, response.astype(np.float32)
+
+
+def test_shares_explain_away_a_louder_talkers_beam():
+  truth, response = beam_scene()
+  active = truth.copy()
+  active[300:400, 1] = False                       # the first decision misses B in the overlap
+  f = resegment.features(active, active * 0.8, np.zeros(len(active)), response,
+                         resegment.SHARES)
+  assert f.shape == (len(active), 2, resegment.SHARES)
+  np.testing.assert_array_equal(f[..., :resegment.NUM_FEATURES], resegment.features(
+      active, active * 0.8, np.zeros(len(active)), response))
+  toward, share = f[..., 2], f[..., resegment.NUM_FEATURES + 3]      # both over 15 frames
+  assert toward[100:250, 1].mean() > 0.25 * toward[450:550, 1].mean()   # A's beam reaches B
+  assert share[100:250, 1].max() < 0.02            # but B's share while A talks alone is ~0
+  assert share[320:380, 1].min() > 0.5 and share[320:380, 0].min() > 0.5   # both in overlap
+  assert share[450:550, 1].min() > 0.9 and share[450:550, 0].max() < 0.02
+
+
 def test_fit_matches_scikit_learn():
   sklearn = pytest.importorskip("sklearn.linear_model")
   rng = np.random.default_rng(1)
@@ -63,6 +106,9 @@ def test_apply_threshold_and_nobody_lost():
   assert not resegment.apply(active, score, np.zeros(200), response, w, 0.999).all()
   with pytest.raises(ValueError, match="refit"):
     resegment.apply(active, score, np.zeros(200), response, w[:-1], 0.5)
+  shares = np.zeros(resegment.SHARES + 1)          # the second feature set, by its length
+  shares[-1] = 5.0
+  assert resegment.apply(active, score, np.zeros(200), response, shares, 0.5).all()
 
 
 def test_frame_labels_pair_speakers():
