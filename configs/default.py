@@ -162,6 +162,13 @@ def get_config() -> ml_collections.ConfigDict:
                                  # resegmentation weights (jaxdiar.resegment; arrays only),
                                  # fitted per model: bench_accuracy --fit-resegment SEED.
   i.resegment_threshold = 0.6    # A speaker is marked where P(talks) is above this.
+  i.split_cos = ml_collections.FieldReference(None, field_type=float)  # Split a speaker whose
+                                 # speech comes from two directions whose mean responses have
+                                 # a cosine under this (arrays only; None: never).
+  i.split_seconds = 15.0         # ... each direction heard alone at least this long.
+  i.merge_overlap = ml_collections.FieldReference(None, field_type=float)  # Merge two speakers
+                                 # marked together on this share of the less-heard one's
+                                 # frames (one voice split over two clusters; None: never).
   i.stream_block_frames = 8      # Streaming block, in hops (8 x 16 ms = 128 ms).
 
   return config

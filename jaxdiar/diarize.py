@@ -220,6 +220,79 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
   return list(zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]))
 
 
+def _unit_responses(response: np.ndarray) -> np.ndarray:
+  """Mean-removed unit rows (the direction's shape, whatever its level)."""
+  r = response - response.mean(axis=-1, keepdims=True)
+  return r / (np.linalg.norm(r, axis=-1, keepdims=True) + 1e-9)
+
+
+def split_by_direction(active: np.ndarray, score: np.ndarray, response: np.ndarray,
+                       parents: list, *, max_cos: float, min_frames: int,
+                       max_new: int, smooth_frames: int = 45):
+  """Split a global speaker whose speech comes from two places: two talkers the clustering
+  took for one (voices alike) but who sit apart. The frames where a speaker alone is marked
+  are put in two groups by their responses' shapes (smoothed over `smooth_frames`; spherical
+  2-means); if the groups' mean directions have cosine < `max_cos` and each holds at least
+  `min_frames` frames, every frame of that speaker (decision and score) goes to the nearer
+  group, the second as a new speaker (at most `max_new` of them). Returns (active, score,
+  parents) with the new columns appended (a new speaker's parents are its source's)."""
+  t, k = active.shape
+  shape = _unit_responses(scipy.ndimage.uniform_filter1d(
+      np.asarray(response[:t], np.float32), smooth_frames, axis=0, mode="nearest"))
+  alone = active & (active.sum(axis=1, keepdims=True) == 1)
+  columns, scores, parents = list(active.T), list(score.T), list(parents)
+  for spk in range(k):
+    x = shape[alone[:, spk]]
+    if len(columns) - k >= max_new or len(x) < 2 * min_frames:
+      continue
+    centres = _two_means(x)
+    near = np.argmax(x @ centres.T, axis=1)
+    if centres[0] @ centres[1] >= max_cos or np.bincount(near, minlength=2).min() < min_frames:
+      continue
+    second = np.argmax(shape @ centres.T, axis=1) == 1
+    columns[spk], scores[spk] = active[:, spk] & ~second, score[:, spk] * ~second
+    columns.append(active[:, spk] & second)
+    scores.append(score[:, spk] * second)
+    parents.append(list(parents[spk]))
+  return np.stack(columns, axis=1), np.stack(scores, axis=1), parents
+
+
+def _two_means(x: np.ndarray, rounds: int = 20) -> np.ndarray:
+  """[2, G] spherical 2-means centres of unit rows `x`: from the most typical row and the row
+  least like it."""
+  first = x[np.argmax(x @ x.mean(axis=0))]
+  centres = np.stack([first, x[np.argmin(x @ first)]])
+  for _ in range(rounds):
+    near = np.argmax(x @ centres.T, axis=1)
+    centres = _unit_responses(np.stack([x[near == j].mean(axis=0) if np.any(near == j)
+                                        else centres[j] for j in range(2)]))
+  return centres
+
+
+def merge_groups(active: np.ndarray, min_overlap: float,
+                 min_groups: int = 1) -> list[list[int]]:
+  """Speakers (columns of `active`) to merge: one person split over two clusters is marked
+  twice at once. While some pair is co-active on at least `min_overlap` of the frames of the
+  less-heard one, that one joins the other (down to `min_groups` speakers). Returns the groups
+  of columns, each group's first column the one kept."""
+  groups = [[j] for j in range(active.shape[1])]
+  act = active.astype(np.float64)
+  while len(groups) > max(1, min_groups):
+    heard = act.sum(axis=0)
+    both = act.T @ act
+    share = both / np.maximum(np.minimum(heard[:, None], heard[None, :]), 1.0)
+    np.fill_diagonal(share, 0.0)
+    i, j = np.unravel_index(np.argmax(share), share.shape)
+    if share[i, j] < min_overlap:
+      break
+    keep, drop = (i, j) if heard[i] >= heard[j] else (j, i)
+    act[:, keep] = np.maximum(act[:, keep], act[:, drop])
+    groups[keep] += groups[drop]
+    act = np.delete(act, drop, axis=1)
+    del groups[drop]
+  return groups
+
+
 @dataclasses.dataclass
 class Inference:
   """The model's per-window outputs over one recording (what `decode` clusters and stitches)."""
@@ -340,6 +413,10 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
   `"threshold"`: the active local speakers), rounded, at least one where anyone talks and
   two where the overlap head fires, marks that many global speakers (the highest stitched
   scores); `mean`: each global speaker's averaged probability through hysteresis thresholds.
+  On an array (frame responses in `inference`), unless the count is given: a speaker whose
+  speech comes from two places is split (`split_cos`, `split_seconds`), the spatial
+  resegmentation re-decides the frames (`resegment`), and two speakers marked together on
+  `merge_overlap` of the frames of one are merged, then the frames decided again.
   """
   o = {**DEFAULT_DECODE, **options}
   inf = inference
@@ -399,13 +476,41 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
   else:
     for spk in range(k):
       active[:, spk] = binarize(score[:, spk], o["onset"], o["offset"], min_speech, min_silence)
-  if o["resegment"] and inf.response is not None and k > 1:
+  # Who each final speaker is: the clusters it comes from (a split speaker's halves share
+  # their cluster's embedding).
+  parents = [[j] for j in range(k)]
+  count_free = num_speakers is None           # a given count is kept as it is
+  room = k if max_speakers is None else max(0, max_speakers - k)
+  if o["split_cos"] is not None and inf.response is not None and k and count_free and room:
+    active, score, parents = split_by_direction(active, score, inf.response, parents,
+                                                max_cos=o["split_cos"],
+                                                min_frames=int(round(o["split_seconds"] / fs)),
+                                                max_new=room)
+  first, first_score = active, score
+
+  def resegmented(active, score):
+    if not (o["resegment"] and inf.response is not None and active.shape[1] > 1):
+      return active
     active = resegment_lib.apply(active, score, osd, inf.response, o["resegment"],
                                  o["resegment_threshold"])
-    for spk in range(k):
+    for spk in range(active.shape[1]):
       active[:, spk] = _fill_and_drop(active[:, spk], min_speech, min_silence)
+    return active
+
+  active = resegmented(first, first_score)
+  if o["merge_overlap"] is not None and active.shape[1] > 1 and count_free:
+    groups = merge_groups(active, o["merge_overlap"], min_groups=min_speakers or 1)
+    if len(groups) < active.shape[1]:       # the same speaker twice: merge, decide again
+      first = np.stack([first[:, g].any(axis=1) for g in groups], axis=1)
+      score = np.stack([first_score[:, g].max(axis=1) for g in groups], axis=1)
+      parents = [sorted({j for i in g for j in parents[i]}) for g in groups]
+      active = resegmented(first, score)
+    else:
+      score = first_score
+  else:
+    score = first_score
   turns = []
-  for spk in range(k):
+  for spk in range(active.shape[1]):
     for a, b in _runs(active[:, spk]):
       turns.append(rttm.Turn(inf.uri, a * fs, min(b * fs, inf.num_samples / inf.sample_rate),
                              f"spk{spk:02d}"))
@@ -414,8 +519,8 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
     x = inf.emb[windows, slots].astype(np.float64)
     x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-9
     weight = heard[windows, slots].astype(np.float64)
-    centroids = np.stack([np.sum(x[labels == j] * weight[labels == j, None], axis=0)
-                          for j in range(k)])
+    centroids = np.stack([np.sum(x[np.isin(labels, group)] * weight[np.isin(labels, group), None],
+                                 axis=0) for group in parents])
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-9
   return Result(sorted(turns), score, osd, fs, centroids, active)
 
@@ -423,7 +528,8 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
 # Decoding settings that model files exported before they existed do not carry: the old
 # behaviour (mean stitching, no directions, no overlap rule, every local speaker clustered).
 DEFAULT_DECODE = dict(stitch="mean", count="expected", spatial_weight=0.0, osd_threshold=1.0,
-                      refine=0, anchor_seconds=0.0, resegment=None, resegment_threshold=0.6)
+                      refine=0, anchor_seconds=0.0, resegment=None, resegment_threshold=0.6,
+                      split_cos=None, split_seconds=15.0, merge_overlap=None)
 
 
 def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,
@@ -435,7 +541,8 @@ def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,
   o = {**DEFAULT_DECODE, **model.meta["inference"], **options}
   inference = infer(path, model, uri=uri, replicate_channels=replicate_channels,
                     progress=progress,
-                    spatial=o["spatial_weight"] > 0 or bool(o["resegment"]),
+                    spatial=(o["spatial_weight"] > 0 or bool(o["resegment"])
+                             or o["split_cos"] is not None),
                     step_seconds=o["step_seconds"])
   return decode(inference, o, num_speakers=num_speakers, min_speakers=min_speakers,
                 max_speakers=max_speakers)

@@ -105,3 +105,69 @@ def test_anchors_and_exact_cluster_count():
   emb4 = centres[rng.integers(0, 3, 8)] + 0.3 * rng.standard_normal((8, 16))
   for k in (2, 3, 4):
     assert len(set(diarize.cluster(emb4, np.repeat([0, 1], 4), num_speakers=k))) == k
+
+
+def _beam(b, g=72, width=6.0):
+  d = np.minimum(np.abs(np.arange(g) - b), g - np.abs(np.arange(g) - b))
+  return np.exp(-0.5 * (d / width) ** 2)
+
+
+def test_a_speaker_heard_from_two_places_is_split():
+  """One window, one local speaker (one embedding) that is really two talkers: frames 0-1500
+  come from azimuth bin 10, 1500-3000 from bin 40. With the frame responses, the speaker is
+  split at the change of direction; a count given by the caller is kept."""
+  total = 3000
+  vad = np.zeros((1, total, 1))
+  vad[0, :, 0] = 0.9
+  inf = inference(vad, step=total)
+  rng = np.random.default_rng(1)
+  response = rng.normal(0.0, 0.02, (total, 72)) + 0.3 * np.where(
+      (np.arange(total) < 1500)[:, None], _beam(10)[None], _beam(40)[None])
+  inf.response = response.astype(np.float16)
+  opts = dict(OPTIONS, split_cos=0.55, split_seconds=15.0)
+  plain = diarize.decode(inf, OPTIONS)
+  split = diarize.decode(inf, opts)
+  assert len({t.speaker for t in plain.turns}) == 1
+  a, b = frames(split.turns, "spk00", total), frames(split.turns, "spk01", total)
+  assert a[:1480].all() and not a[1520:].any() and b[1520:].all() and not b[:1480].any()
+  assert split.centroids.shape[0] == 2
+  np.testing.assert_allclose(split.centroids[0], split.centroids[1])   # one embedding
+  assert len({t.speaker for t in diarize.decode(inf, opts, num_speakers=1).turns}) == 1
+  assert len({t.speaker for t in diarize.decode(inf, opts, max_speakers=1).turns}) == 1
+  # One place (the same beam throughout): no split, nor for parts heard under 15 s.
+  inf.response = (rng.normal(0.0, 0.02, (total, 72)) + 0.3 * _beam(10)[None]).astype(np.float16)
+  assert len({t.speaker for t in diarize.decode(inf, opts).turns}) == 1
+  inf.response = response.astype(np.float16)
+  assert len({t.speaker for t in diarize.decode(
+      inf, dict(opts, split_seconds=30.0)).turns}) == 1
+
+
+def test_merge_groups_join_a_voice_marked_twice():
+  active = np.zeros((100, 3), bool)
+  active[:60, 0] = True
+  active[10:40, 1] = True                 # marked with speaker 0 on all its frames
+  active[50:100, 2] = True                # with speaker 0 on 10 of its 50 frames
+  assert diarize.merge_groups(active, 0.5) == [[0, 1], [2]]
+  assert diarize.merge_groups(active, 0.1) == [[0, 1, 2]]
+  assert diarize.merge_groups(active, 0.1, min_groups=2) == [[0, 1], [2]]
+  assert diarize.merge_groups(active, 1.01) == [[0], [1], [2]]
+
+
+def test_decode_merges_two_clusters_of_one_voice():
+  """Two windows hear the same talker throughout, but the second window's embedding lands in
+  another cluster; both clusters are then marked on the frames the windows share (mean
+  stitching halves each there, still above the onset), and merge_overlap joins them into one
+  speaker."""
+  vad = np.zeros((2, 100, 1))
+  vad[:, :, 0] = 0.9
+  emb = np.zeros((2, 1, 8), np.float32)
+  emb[0, 0, 0] = emb[1, 0, 1] = 1.0
+  inf = inference(vad, emb=emb)
+  opts = dict(OPTIONS, stitch="mean", cluster_threshold=0.5, onset=0.4, offset=0.3)
+  assert len({t.speaker for t in diarize.decode(inf, opts).turns}) == 2
+  assert len({t.speaker for t in diarize.decode(inf, dict(opts, merge_overlap=0.6)).turns}) == 2
+  merged = diarize.decode(inf, dict(opts, merge_overlap=0.4))
+  assert [t.speaker for t in merged.turns] == ["spk00"]
+  assert frames(merged.turns, "spk00", inf.total_frames).all()
+  assert len({t.speaker for t in diarize.decode(inf, dict(opts, merge_overlap=0.4),
+                                                num_speakers=2).turns}) == 2
