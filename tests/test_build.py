@@ -121,7 +121,11 @@ def test_every_config_field_overridable_from_the_command_line(config_file):
   config = default.get_config()
   failures = []
   for path, value in _leaves(config):
-    if value is None:
+    parent, _, leaf = path.rpartition(".")
+    kind = (config[parent] if parent else config).get_ref(leaf).get_type()
+    if value is None and kind is float:           # an optional number (None: off)
+      new, text = 0.5, "0.5"
+    elif value is None:
       new, text = (0.5, -0.5), "(0.5, -0.5)"
     elif isinstance(value, bool):
       new = not value
