@@ -211,13 +211,28 @@ def search(inferences, refs, base: dict, trials: int, seed: int = 0) -> dict:
 
 
 def fit_resegment(model, options: dict, speech: str, seed: int, num_meetings: int, geometry,
-                  cache=None, name: str = "model", num_features: int | None = None) -> dict:
+                  cache=None, name: str = "model", num_features: int | None = None,
+                  hidden: int = 0, extra_seeds=()) -> dict:
   """Fit the spatial resegmentation's weights (`jaxdiar.resegment`) on `num_meetings` meetings
   simulated with their own seed (kept apart from the dev and held-out meetings): the model's
   decoding without resegmentation, then a logistic model of each reference speaker's activity
-  over `num_features` features (default: the speakers' shares too, `resegment.SHARES`)."""
+  over `num_features` features (default: the speakers' shares too, `resegment.SHARES`), or
+  with `hidden` > 0 a one-layer MLP of that many units; `extra_seeds`: more fit meetings."""
   from jaxdiar import resegment
   num_features = num_features or resegment.SHARES
+  examples = []
+  for s in (seed, *extra_seeds):
+    examples += _resegment_examples(model, options, speech, s, num_meetings, geometry, cache,
+                                    name, num_features)
+  weights = (resegment.fit_mlp(examples, hidden) if hidden else resegment.fit(examples))
+  return dict(weights=weights, seed=seed, extra_seeds=list(extra_seeds), meetings=num_meetings,
+              num_features=num_features, hidden=hidden, used=len(examples), speech=speech)
+
+
+def _resegment_examples(model, options, speech, seed, num_meetings, geometry, cache, name,
+                        num_features) -> list:
+  """(features, target) of every meeting of one fit seed with two or more speakers found."""
+  from jaxdiar import resegment
   folder, meetings = devmeetings.cached(speech, num_meetings=num_meetings, seed=seed,
                                         geometry=geometry)
   inferences = infer_all(model, folder, meetings, step_seconds=options.get("step_seconds"),
@@ -240,9 +255,7 @@ def fit_resegment(model, options: dict, speech: str, seed: int, num_meetings: in
     features = resegment.features(active, result.speech, result.overlap, inf.response,
                                   num_features)
     examples.append((features, resegment.frame_labels(active, ref)))
-  return dict(weights=resegment.fit(examples), seed=seed, meetings=num_meetings,
-              num_features=num_features,
-              used=len(examples), speech=speech)
+  return examples
 
 
 def markdown(results: dict) -> str:
@@ -303,6 +316,11 @@ def main(argv=None) -> int:
                  help="fit each array model's spatial resegmentation on 16 meetings simulated "
                       "with this seed (not the dev seed), then score it as the row "
                       "'NAME resegmented'")
+  p.add_argument("--resegment-hidden", type=int, default=0, metavar="H",
+                 help="with --fit-resegment: a one-layer MLP of H tanh units instead of the "
+                      "logistic model")
+  p.add_argument("--fit-seeds", default="", help="with --fit-resegment: more fit seeds, "
+                 "comma-separated (each another 16 meetings)")
   p.add_argument("--cache", default=None, help="keep the models' window outputs here")
   p.add_argument("--out", default=None, help="results JSON (default: accuracy-<date>.json)")
   p.add_argument("--table", default=None, help="print the markdown tables of a results file")
@@ -355,8 +373,12 @@ def main(argv=None) -> int:
       variants[f"{name} searched"] = dict(options.get(name, {}), **found["best"])
       searches[name] = found
     if args.fit_resegment is not None:
+      extra = [int(x) for x in args.fit_seeds.split(",") if x]
+      if args.seed in extra:
+        p.error("--fit-seeds must not hold the dev meetings' seed")
       fitted = fit_resegment(model, base, args.speech, args.fit_resegment, args.meetings,
-                             geometry, cache=args.cache, name=name)
+                             geometry, cache=args.cache, name=name,
+                             hidden=args.resegment_hidden, extra_seeds=extra)
       print(f"{name}: resegmentation weights {json.dumps(fitted['weights'])}", flush=True)
       variants[f"{name} resegmented"] = dict(options.get(name, {}), resegment=fitted["weights"])
       searches[f"{name} resegmentation fit"] = fitted

@@ -18,8 +18,10 @@ the peak toward a talker is partly the sidelobe of a louder one, its share stays
 and a second talker in an overlap gets its part. The templates are refined once, from the
 frames each speaker dominates.
 
-The weights are fitted (`fit`) on simulated meetings kept apart from the dev and held-out
-ones, and stored with the model's inference settings (`resegment`).
+The weights are fitted (`fit`; or `fit_mlp`, a one-layer tanh MLP over the same features,
+which also learns their interactions) on simulated meetings kept apart from the dev and
+held-out ones, and stored with the model's inference settings (`resegment`: one flat vector
+whose length says which model and feature set, `layout`).
 """
 
 import numpy as np
@@ -133,16 +135,37 @@ def features(active: np.ndarray, score: np.ndarray, osd: np.ndarray,
   return np.stack(columns, axis=-1).astype(np.float32)
 
 
+def layout(weights) -> tuple[str, int, int]:
+  """(kind, features, hidden) of a weight vector, read from its length: "logistic" (one
+  weight per feature, then the intercept: F + 1 numbers) or "mlp" (one tanh layer of H units:
+  W1 [F, H] row-major, b1 [H], w2 [H], b2: (F + 2) H + 1 numbers), F one of FEATURE_SETS."""
+  n = int(np.size(weights))
+  for f in FEATURE_SETS:
+    if n == f + 1:
+      return "logistic", f, 0
+    if (n - 1) % (f + 2) == 0 and (n - 1) // (f + 2) >= 2:
+      return "mlp", f, (n - 1) // (f + 2)
+  raise ValueError(f"resegment weights: {n} numbers, expected F + 1 (logistic) or (F + 2) H + 1 "
+                   f"(MLP) for F in {list(FEATURE_SETS)}: refit with bench_accuracy "
+                   "--fit-resegment")
+
+
+def logits(features_: np.ndarray, weights) -> np.ndarray:
+  """[T, K] logit of P(talks) from features [T, K, F] and a weight vector (see `layout`)."""
+  kind, f, h = layout(weights)
+  w = np.asarray(weights, np.float32)
+  if kind == "logistic":
+    return features_ @ w[:-1] + w[-1]
+  w1 = w[:f * h].reshape(f, h)
+  b1, w2, b2 = w[f * h:f * h + h], w[f * h + h:f * h + 2 * h], w[-1]
+  return np.tanh(features_ @ w1 + b1) @ w2 + b2
+
+
 def apply(active: np.ndarray, score: np.ndarray, osd: np.ndarray, response: np.ndarray,
           weights, threshold: float) -> np.ndarray:
   """The new [T, K] decision: P(talks) > threshold, and where no one is then marked but the
   first decision had speech, the most likely speaker."""
-  w = np.asarray(weights, np.float32)
-  if w.ndim != 1 or len(w) - 1 not in FEATURE_SETS:
-    raise ValueError(f"resegment weights: {w.size} numbers, expected one of "
-                     f"{[n + 1 for n in FEATURE_SETS]} (one per feature of a feature set, and "
-                     "the intercept): refit with bench_accuracy --fit-resegment")
-  logit = features(active, score, osd, response, len(w) - 1) @ w[:-1] + w[-1]
+  logit = logits(features(active, score, osd, response, layout(weights)[1]), weights)
   new = logit > np.log(threshold / (1.0 - threshold))
   top = logit.argmax(axis=1)
   lost = ~new.any(axis=1) & active.any(axis=1)
@@ -178,3 +201,42 @@ def fit(examples, l2: float = 1.0) -> list[float]:
   found = scipy.optimize.minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B",
                                   options=dict(maxiter=2000))
   return [round(float(v), 6) for v in found.x]
+
+
+def fit_mlp(examples, hidden: int = 32, l2: float = 1e-3, seed: int = 0,
+            max_iter: int = 1500) -> list[float]:
+  """Weights of a one-layer tanh MLP (see `layout`) from (features [T, K, F], target [T, K])
+  pairs: mean log-loss + `l2` / 2 * |weights|^2 (not the biases), full-batch L-BFGS from a
+  seeded start, on standardised features (the standardisation is folded into the first layer,
+  so the weights take the raw features)."""
+  x = np.concatenate([f.reshape(-1, f.shape[-1]) for f, _ in examples]).astype(np.float64)
+  y = np.concatenate([t.reshape(-1) for _, t in examples]).astype(np.float64)
+  mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+  z = (x - mean) / scale
+  n, f = z.shape
+  rng = np.random.default_rng(seed)
+  sizes = (f * hidden, hidden, hidden, 1)
+  start = np.concatenate([rng.normal(0.0, 1.0 / np.sqrt(f), f * hidden), np.zeros(hidden),
+                          rng.normal(0.0, 1.0 / np.sqrt(hidden), hidden), np.zeros(1)])
+
+  def unpack(theta):
+    w1, b1, w2, b2 = np.split(theta, np.cumsum(sizes)[:-1])
+    return w1.reshape(f, hidden), b1, w2, b2[0]
+
+  def loss(theta):
+    w1, b1, w2, b2 = unpack(theta)
+    h = np.tanh(z @ w1 + b1)
+    logit = h @ w2 + b2
+    value = np.mean(np.logaddexp(0.0, logit) - y * logit) + 0.5 * l2 * (
+        np.sum(w1 ** 2) + np.sum(w2 ** 2))
+    g = (scipy.special.expit(logit) - y) / n                                        # [N]
+    gh = np.outer(g, w2) * (1.0 - h ** 2)                                          # [N, H]
+    grad = [z.T @ gh + l2 * w1, gh.sum(axis=0), h.T @ g + l2 * w2, np.array([g.sum()])]
+    return value, np.concatenate([v.ravel() for v in grad])
+
+  found = scipy.optimize.minimize(loss, start, jac=True, method="L-BFGS-B",
+                                  options=dict(maxiter=max_iter))
+  w1, b1, w2, b2 = unpack(found.x)
+  raw_w1 = w1 / scale[:, None]                               # the raw features' first layer
+  raw_b1 = b1 - (mean / scale) @ w1
+  return [round(float(v), 6) for v in np.concatenate([raw_w1.ravel(), raw_b1, w2, [b2]])]

@@ -142,3 +142,33 @@ def test_decode_resegments_the_missed_overlap():
   assert frames(redone.turns, "spk00", total)[:400].all()
   np.testing.assert_array_equal(redone.active, np.stack(
       [frames(redone.turns, f"spk0{k}", total) for k in range(2)], axis=1))
+
+
+def test_layout_reads_the_kind_from_the_length():
+  assert resegment.layout(np.zeros(resegment.NUM_FEATURES + 1)) == (
+      "logistic", resegment.NUM_FEATURES, 0)
+  assert resegment.layout(np.zeros(resegment.SHARES + 1)) == ("logistic", resegment.SHARES, 0)
+  assert resegment.layout(np.zeros((resegment.SHARES + 2) * 32 + 1)) == (
+      "mlp", resegment.SHARES, 32)
+  with pytest.raises(ValueError, match="refit"):
+    resegment.layout(np.zeros(7))
+
+
+def test_mlp_learns_what_a_line_cannot():
+  """Target: a feature's magnitude (|x0| > 1), which no logistic weight vector can follow;
+  the MLP's log-loss on held-out rows is far below the logistic model's, and its weights take
+  the raw (unstandardised) features."""
+  rng = np.random.default_rng(2)
+  f = resegment.NUM_FEATURES
+  x = rng.normal(size=(4000, 2, f)).astype(np.float32)
+  x[..., 1] = 100.0 + 50.0 * x[..., 1]           # a feature on another scale
+  y = np.abs(x[..., 0]) > 1.0
+  train, test = [(x[:3000], y[:3000])], (x[3000:], y[3000:])
+  logloss = lambda z, t: float(np.mean(np.logaddexp(0.0, z) - t * z))
+  mlp = resegment.fit_mlp(train, hidden=8, l2=1e-4)
+  assert resegment.layout(mlp) == ("mlp", f, 8)
+  line = resegment.fit(train)
+  mlp_loss = logloss(resegment.logits(test[0], mlp), test[1])
+  line_loss = logloss(resegment.logits(test[0], line), test[1])
+  assert mlp_loss < 0.5 * line_loss, (mlp_loss, line_loss)
+  assert np.mean((resegment.logits(test[0], mlp) > 0) == test[1]) > 0.95
