@@ -361,6 +361,35 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   response = None if steer is None else np.zeros((total, steer.real.shape[-1]), np.float16)
   done = 0                                  # frames of `response` computed so far
   peak = 0.0
+  half = int(np.ceil(meta["n_fft"] / 2 / hop))             # frames of audio on either side
+
+  def finish(b0, group, raw, out):
+    """Keep one batch's outputs (blocks until the model is done) and its directions."""
+    nonlocal done
+    out = {k: np.asarray(v) for k, v in out.items()}
+    n = len(group)
+    # Copies: a view would keep the whole batch's output buffers alive.
+    vads.append(out["vad"][:n].astype(np.float16))
+    osds.append(out["osd"][:n].astype(np.float16))
+    embs.append(out["spk_emb"][:n].astype(np.float32))
+    for j in range(n if steer is not None else 0):
+      # Overlapping windows share frames: each frame's response is computed once (but the
+      # `half` frames at a window's end, zero-padded there), kept from the first window
+      # that holds all of its audio: that of the recording's STFT.
+      f0 = group[j] // hop
+      tw = out["vad"].shape[1]
+      first = min(max(done - f0, 0), tw)
+      lead = max(first - half, 0)
+      spec = spatial_lib.stft(raw[j][:, lead * hop:], meta["n_fft"], hop)
+      new = spatial_lib.frame_response(spec[:, :, first - lead:tw - lead], steer)
+      keep = len(new) if b0 + j == len(starts) - 1 else max(len(new) - half, 0)
+      m = max(0, min(keep, total - f0 - first))
+      response[f0 + first:f0 + first + m] = new[:m]
+      done = max(done, f0 + first + keep)
+      r = np.concatenate([response[f0:f0 + first].astype(np.float32), new])
+      dirs.append(local_directions(out["vad"][j][:len(r)], r).astype(np.float32))
+
+  pending = None
   with tqdm.tqdm(total=len(starts), desc=f"diarize {uri}", unit="window",
                  disable=not progress) as bar:    # closed (a clean line) on errors too
     for b0 in range(0, len(starts), batch):
@@ -372,30 +401,13 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
         blocks = [np.tile(x, (tile, 1)) if tile > 1 else x for x in raw]
       audio = np.stack(blocks + [np.zeros_like(blocks[0])] * (batch - len(blocks)))
       peak = max(peak, float(np.abs(audio).max()))
-      out = {k: np.asarray(v) for k, v in model(audio).items()}
-      n = len(group)
-      # Copies: a view would keep the whole batch's output buffers alive.
-      vads.append(out["vad"][:n].astype(np.float16))
-      osds.append(out["osd"][:n].astype(np.float16))
-      embs.append(out["spk_emb"][:n].astype(np.float32))
-      for j in range(n if steer is not None else 0):
-        # Overlapping windows share frames: each frame's response is computed once (but the
-        # `half` frames at a window's end, zero-padded there), kept from the first window
-        # that holds all of its audio: that of the recording's STFT.
-        f0 = group[j] // hop
-        tw = out["vad"].shape[1]
-        half = -(-meta["n_fft"] // 2 // hop)               # frames of audio on either side
-        first = min(max(done - f0, 0), tw)
-        lead = max(first - half, 0)
-        spec = spatial_lib.stft(raw[j][:, lead * hop:], meta["n_fft"], hop)
-        new = spatial_lib.frame_response(spec[:, :, first - lead:tw - lead], steer)
-        keep = len(new) if b0 + j == len(starts) - 1 else max(len(new) - half, 0)
-        m = max(0, min(keep, total - f0 - first))
-        response[f0 + first:f0 + first + m] = new[:m]
-        done = max(done, f0 + first + keep)
-        r = np.concatenate([response[f0:f0 + first].astype(np.float32), new])
-        dirs.append(local_directions(out["vad"][j][:len(r)], r).astype(np.float32))
-      bar.update(n)
+      out = model(audio)      # dispatched: the previous batch's directions run meanwhile
+      if pending is not None:
+        finish(*pending)
+        bar.update(len(pending[1]))
+      pending = (b0, group, raw, out)
+    finish(*pending)
+    bar.update(len(pending[1]))
   if peak == 0.0:
     raise InputError(f"{path}: the audio is all zeros")
   return Inference(uri, np.array(starts) // hop, np.concatenate(vads), np.concatenate(osds),
