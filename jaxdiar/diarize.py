@@ -498,7 +498,7 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
                                                 max_cos=o["split_cos"],
                                                 min_frames=int(round(o["split_seconds"] / fs)),
                                                 max_new=room)
-  first, first_score = active, score
+  first = active
 
   def resegmented(active, score):
     if not (o["resegment"] and inf.response is not None and active.shape[1] > 1):
@@ -509,18 +509,14 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
       active[:, spk] = _fill_and_drop(active[:, spk], min_speech, min_silence)
     return active
 
-  active = resegmented(first, first_score)
+  active = resegmented(first, score)
   if o["merge_overlap"] is not None and active.shape[1] > 1 and count_free:
     groups = merge_groups(active, o["merge_overlap"], min_groups=min_speakers or 1)
     if len(groups) < active.shape[1]:       # the same speaker twice: merge, decide again
       first = np.stack([first[:, g].any(axis=1) for g in groups], axis=1)
-      score = np.stack([first_score[:, g].max(axis=1) for g in groups], axis=1)
+      score = np.stack([score[:, g].max(axis=1) for g in groups], axis=1)
       parents = [sorted({j for i in g for j in parents[i]}) for g in groups]
       active = resegmented(first, score)
-    else:
-      score = first_score
-  else:
-    score = first_score
   turns = []
   for spk in range(active.shape[1]):
     for a, b in _runs(active[:, spk]):
