@@ -56,3 +56,31 @@ def test_one_speaker_floor_is_all_confusion_and_overlap():
   s = bench_accuracy.summarise(ref, bench_accuracy.one_speaker(ref))
   # 4 s of reference speech: 1 s of overlap missed, b's 1 s alone confused.
   assert s["missed"] == 0.25 and s["confusion"] == 0.25 and s["false_alarm"] == 0.0
+
+
+def _scores(der):
+  part = dict(der=der, missed=der / 2, false_alarm=der / 4, confusion=der / 4)
+  return {"pipeline": {"est": part, "true": dict(part, der=der - 0.01)},
+          "model only": {"est": dict(part, der=der + 0.2), "true": dict(part, der=der + 0.1)}}
+
+
+def test_ablation_table_and_bad_variants(tmp_path):
+  import pytest
+  from benchmarks import bench_ablation
+  rows = {"init (no training)": dict(overrides="", steps=0, wall_seconds=0.0,
+                                     scores=_scores(0.166)),
+          "osd_x2": dict(overrides="--config.loss.osd_weight=2.0", steps=210,
+                         wall_seconds=301.4, scores=_scores(0.171))}
+  table = bench_ablation.markdown(rows).splitlines()
+  assert len(table) == 2 + len(rows)
+  assert "| osd_x2 | `--config.loss.osd_weight=2.0` | 210 | 301 s | 17.1 % | 16.1 % |" in table[3]
+  assert "36.6 % / 26.6 %" in table[2]                 # the model alone, est. / true count
+  speech = tmp_path / "speech"
+  speech.mkdir()
+  with pytest.raises(SystemExit):                      # NAME=OVERRIDES, refused before any work
+    bench_ablation.main(["--root", str(tmp_path / "r"), "--config", "configs/smoke.py",
+                         "--seconds", "1", "--speech", str(speech), "--dev-speech", str(speech),
+                         "--variant", "no-equals-sign"])
+  assert not (tmp_path / "r").exists()
+  assert bench_ablation.main(["--root", str(tmp_path / "r"), "--config", "configs/smoke.py",
+                              "--seconds", "1", "--speech", str(tmp_path / "none")]) == 2
