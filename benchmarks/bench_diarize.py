@@ -15,6 +15,7 @@ and decoding, each timed apart, and the real-time factor of the whole.
 """
 
 import argparse
+import datetime
 import json
 import pathlib
 import subprocess
@@ -90,7 +91,10 @@ def main(argv=None):
     path = bundled.resolve(model)
     rows = [breakdown(path, float(m), tmp) for m in args.minutes.split(",")]
     print(common.table(rows))
-    print(f"-> {common.record('diarize_breakdown', dict(channels=8, model=model, rows=rows))}")
+    # Its own file: a machine's full results file (`run_all`) is what `report` renders.
+    out = common.RESULTS / (f"diarize-breakdown-{common.machine_name()}-"
+                            f"{datetime.date.today().isoformat()}.json")
+    print(f"-> {common.record('diarize_breakdown', dict(channels=8, model=model, rows=rows), out)}")
     return
   tmp = pathlib.Path(tempfile.mkdtemp(prefix="jaxdiar-bench-"))
   model_path = args.model
