@@ -105,6 +105,12 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
   return np.unique(labels, return_inverse=True)[1]
 
 
+def _unit_responses(response: np.ndarray) -> np.ndarray:
+  """Mean-removed unit rows (the direction's shape, whatever its level)."""
+  r = response - response.mean(axis=-1, keepdims=True)
+  return r / (np.linalg.norm(r, axis=-1, keepdims=True) + 1e-9)
+
+
 def joint_vectors(x: np.ndarray, directions: np.ndarray | None,
                   spatial_weight: float) -> np.ndarray:
   """Unit embeddings `x` joined with SRP-PHAT `directions` ([n, G]) so that one cosine
@@ -112,8 +118,7 @@ def joint_vectors(x: np.ndarray, directions: np.ndarray | None,
   [sqrt(1 - a) x, sqrt(a) d], d the mean-removed response. `x` as is without directions."""
   if directions is None or spatial_weight <= 0:
     return x
-  d = directions - directions.mean(axis=1, keepdims=True)
-  d /= np.linalg.norm(d, axis=1, keepdims=True) + 1e-9
+  d = _unit_responses(directions)
   return np.concatenate([np.sqrt(1 - spatial_weight) * x, np.sqrt(spatial_weight) * d], axis=1)
 
 
@@ -220,12 +225,6 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
   return list(zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]))
 
 
-def _unit_responses(response: np.ndarray) -> np.ndarray:
-  """Mean-removed unit rows (the direction's shape, whatever its level)."""
-  r = response - response.mean(axis=-1, keepdims=True)
-  return r / (np.linalg.norm(r, axis=-1, keepdims=True) + 1e-9)
-
-
 def split_by_direction(active: np.ndarray, score: np.ndarray, response: np.ndarray,
                        parents: list, *, max_cos: float, min_frames: int,
                        max_new: int, smooth_frames: int = 45):
@@ -239,7 +238,7 @@ def split_by_direction(active: np.ndarray, score: np.ndarray, response: np.ndarr
   t, k = active.shape
   shape = _unit_responses(scipy.ndimage.uniform_filter1d(
       np.asarray(response[:t], np.float32), smooth_frames, axis=0, mode="nearest"))
-  alone = active & (active.sum(axis=1, keepdims=True) == 1)
+  alone = resegment_lib.alone(active)
   columns, scores, parents = list(active.T), list(score.T), list(parents)
   for spk in range(k):
     x = shape[alone[:, spk]]

@@ -35,6 +35,11 @@ SHARES = NUM_FEATURES + 3 * len(SMOOTH_FRAMES)       # with each speaker's share
 FEATURE_SETS = (NUM_FEATURES, SHARES)
 
 
+def alone(active: np.ndarray) -> np.ndarray:
+  """[T, K] bool: where each speaker is the only one the decision `active` marks."""
+  return active & (active.sum(axis=1, keepdims=True) == 1)
+
+
 def nnls(templates: np.ndarray, response: np.ndarray, *, max_exact: int = 10) -> np.ndarray:
   """[T, K] non-negative x minimising |x @ templates - response[t]|^2 for every frame at once
   (templates [K, G], response [T, G]).
@@ -84,7 +89,7 @@ def shares(active: np.ndarray, response: np.ndarray, sizes=SMOOTH_FRAMES) -> lis
   flat = np.full((1, response.shape[1]), 1.0 / np.sqrt(response.shape[1]), np.float32)
   smooth = {n: scipy.ndimage.uniform_filter1d(response, n, axis=0, mode="nearest")
             for n in sorted({15, *sizes})}
-  weight = (active & (active.sum(axis=1, keepdims=True) == 1)).astype(np.float32)
+  weight = alone(active).astype(np.float32)
   for refine in (True, False):
     templates = (weight.T @ response) / np.maximum(weight.sum(axis=0), 1e-6)[:, None]
     templates = np.concatenate([templates, flat])
@@ -109,9 +114,9 @@ def features(active: np.ndarray, score: np.ndarray, osd: np.ndarray,
   t, k = active.shape
   response = np.asarray(response[:t], np.float32)
   g = response.shape[1]
-  alone = active & (active.sum(axis=1, keepdims=True) == 1)
-  mass = alone.sum(axis=0)
-  direction = (alone.T.astype(np.float32) @ response) / np.maximum(mass, 1)[:, None]   # [K, G]
+  only = alone(active)
+  mass = only.sum(axis=0)
+  direction = (only.T.astype(np.float32) @ response) / np.maximum(mass, 1)[:, None]    # [K, G]
   peak = direction.argmax(axis=1)
   near = (peak[:, None] + np.array([-1, 0, 1])[None, :]) % g                         # [K, 3]
   count = np.repeat(active.sum(axis=1, keepdims=True), k, axis=1).astype(np.float32)
@@ -138,16 +143,18 @@ def features(active: np.ndarray, score: np.ndarray, osd: np.ndarray,
 def layout(weights) -> tuple[str, int, int]:
   """(kind, features, hidden) of a weight vector, read from its length: "logistic" (one
   weight per feature, then the intercept: F + 1 numbers) or "mlp" (one tanh layer of H units:
-  W1 [F, H] row-major, b1 [H], w2 [H], b2: (F + 2) H + 1 numbers), F one of FEATURE_SETS."""
+  W1 [F, H] row-major, b1 [H], w2 [H], b2: (F + 2) H + 1 numbers), F one of FEATURE_SETS.
+  A length that two of them share is refused (`fit_mlp` never writes one)."""
   n = int(np.size(weights))
-  for f in FEATURE_SETS:
-    if n == f + 1:
-      return "logistic", f, 0
-    if (n - 1) % (f + 2) == 0 and (n - 1) // (f + 2) >= 2:
-      return "mlp", f, (n - 1) // (f + 2)
-  raise ValueError(f"resegment weights: {n} numbers, expected F + 1 (logistic) or (F + 2) H + 1 "
-                   f"(MLP) for F in {list(FEATURE_SETS)}: refit with bench_accuracy "
-                   "--fit-resegment")
+  found = [("logistic", f, 0) for f in FEATURE_SETS if n == f + 1]
+  found += [("mlp", f, (n - 1) // (f + 2)) for f in FEATURE_SETS
+            if (n - 1) % (f + 2) == 0 and (n - 1) // (f + 2) >= 2]
+  if len(found) != 1:
+    raise ValueError(f"resegment weights: {n} numbers, expected F + 1 (logistic) or (F + 2) H + 1 "
+                     f"(MLP) for F in {list(FEATURE_SETS)}"
+                     + (" (ambiguous: " + ", ".join(map(str, found)) + ")" if found else "")
+                     + ": refit with bench_accuracy --fit-resegment")
+  return found[0]
 
 
 def logits(features_: np.ndarray, weights) -> np.ndarray:
@@ -214,6 +221,13 @@ def fit_mlp(examples, hidden: int = 32, l2: float = 1e-3, seed: int = 0,
   mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
   z = (x - mean) / scale
   n, f = z.shape
+  try:
+    readable = layout(np.zeros((f + 2) * hidden + 1)) == ("mlp", f, hidden)
+  except ValueError:                                                    # ambiguous length
+    readable = False
+  if not readable:
+    raise ValueError(f"fit_mlp: {hidden} units over {f} features cannot be told from another "
+                     "layout by the weights' length; choose another number of units")
   rng = np.random.default_rng(seed)
   sizes = (f * hidden, hidden, hidden, 1)
   start = np.concatenate([rng.normal(0.0, 1.0 / np.sqrt(f), f * hidden), np.zeros(hidden),

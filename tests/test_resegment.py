@@ -152,6 +152,12 @@ def test_layout_reads_the_kind_from_the_length():
       "mlp", resegment.SHARES, 32)
   with pytest.raises(ValueError, match="refit"):
     resegment.layout(np.zeros(7))
+  # 15 x 8 + 1 = 24 x 5 + 1: an MLP of 8 units over the first set or of 5 over the shares
+  with pytest.raises(ValueError, match="ambiguous"):
+    resegment.layout(np.zeros((resegment.NUM_FEATURES + 2) * 8 + 1))
+  x = np.zeros((50, 2, resegment.NUM_FEATURES), np.float32)
+  with pytest.raises(ValueError, match="another number of units"):
+    resegment.fit_mlp([(x, x[..., 0] > 0)], hidden=8)
 
 
 def test_mlp_learns_what_a_line_cannot():
@@ -165,8 +171,8 @@ def test_mlp_learns_what_a_line_cannot():
   y = np.abs(x[..., 0]) > 1.0
   train, test = [(x[:3000], y[:3000])], (x[3000:], y[3000:])
   logloss = lambda z, t: float(np.mean(np.logaddexp(0.0, z) - t * z))
-  mlp = resegment.fit_mlp(train, hidden=8, l2=1e-4)
-  assert resegment.layout(mlp) == ("mlp", f, 8)
+  mlp = resegment.fit_mlp(train, hidden=6, l2=1e-4)
+  assert resegment.layout(mlp) == ("mlp", f, 6)
   line = resegment.fit(train)
   mlp_loss = logloss(resegment.logits(test[0], mlp), test[1])
   line_loss = logloss(resegment.logits(test[0], line), test[1])
