@@ -1,6 +1,7 @@
 """Training on meetings simulated while it trains, for a wall-clock budget.
 
   python -m jaxdiar.online simulate --speech DIR --out POOL --workers 12 --seconds 600
+  python -m jaxdiar.online import --config configs/mono.py --corpus CORPUS --out POOL
   python -m jaxdiar.online train --config configs/array8.py --pool POOL --out DIR --seconds 480
 
 For machines with many cores and an accelerator (and no TFDS/grain): simulator processes
@@ -41,6 +42,7 @@ from jaxdiar import build
 from jaxdiar import configfile
 from jaxdiar import features as features_lib
 from jaxdiar import model as model_lib
+from jaxdiar import rttm
 from jaxdiar import steps
 
 _CHUNK_BYTES = 15_000_000
@@ -86,6 +88,65 @@ def simulate_pool(speech: str, out, *, workers: int, seconds: float, seed: int, 
   ctx = multiprocessing.get_context("spawn")
   with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
     return sum(pool.map(_simulate_worker, jobs))
+
+
+def import_corpus(corpus, out, *, channels: int, meeting_seconds: float, max_speakers: int,
+                  uris=None, copies: int = 1, sample_rate: int = 16000, hop: int = 256) -> int:
+  """Annotated recordings (a `jaxdiar.data.corpus` folder: RTTM, audio, optional UEM) as pool
+  meetings, so that real meetings train beside (or instead of) simulated ones.
+
+  Each recording is cut into pieces of `meeting_seconds` inside its UEM (the whole file without
+  one); a region shorter than that is repeated end to end until it is long enough (a real
+  excerpt of 30 s still fills a 60 s pool slot). One-channel audio is copied to every one of the
+  pool's `channels` (a one-channel model draws one of them); other channel counts must match.
+  A piece with more talkers than `max_speakers` is skipped. Each piece is written `copies`
+  times (weight against the simulated meetings). Returns how many files were written."""
+  from jaxdiar.data import audio as audio_lib
+  from jaxdiar.data import corpus as corpus_lib
+  out = pathlib.Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  length = int(round(meeting_seconds * sample_rate))
+  written = skipped = 0
+  for meeting in corpus_lib.read_corpus(corpus, uris):
+    audio = audio_lib.read(meeting.audio_path, sample_rate)
+    if audio.shape[0] == 1:
+      audio = np.repeat(audio, channels, axis=0)
+    elif audio.shape[0] != channels:
+      raise ValueError(f"{meeting.audio_path}: {audio.shape[0]} channels, the pool has "
+                       f"{channels} (one-channel recordings are copied to all)")
+    regions = meeting.uem or ((0.0, audio.shape[1] / sample_rate),)
+    for r, (begin, end) in enumerate(regions):
+      a = int(round(begin * sample_rate))
+      b = min(int(round(end * sample_rate)), audio.shape[1])
+      if b - a < hop:
+        continue
+      starts = list(range(a, b - length + 1, length)) or [a]
+      for k, s in enumerate(starts):
+        piece = audio[:, s:min(s + length, b)]
+        shift = [rttm.Turn(t.uri, t.onset - s / sample_rate, t.offset - s / sample_rate,
+                           t.speaker) for t in meeting.turns
+                 if t.offset * sample_rate > s and t.onset * sample_rate < s + piece.shape[1]]
+        names = sorted({t.speaker for t in shift})
+        if len(names) > max_speakers:
+          skipped += 1
+          continue
+        frames = 1 + piece.shape[1] // hop
+        activity = corpus_lib.frame_activity(shift, names, frames, hop, sample_rate)
+        repeats = -(-length // piece.shape[1])       # tile a short region to the slot length
+        if repeats > 1:                              # frame t of the tiled piece sits at
+          source = np.arange(1 + length // hop) * hop % piece.shape[1] // hop   # t * hop
+          activity = activity[np.minimum(source, frames - 1)]
+          piece = np.tile(piece, (1, repeats))[:, :length]
+        for c in range(copies):
+          path = out / f"meeting-{meeting.uri}-{r:02d}{k:03d}-{c:02d}.npz"
+          with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, audio=audio_lib.to_int16(piece), activity=activity,
+                     speakers=np.array(names))
+          written += 1
+  if skipped:
+    print(f"jaxdiar.online import: skipped {skipped} pieces with more than {max_speakers} "
+          "talkers", file=sys.stderr)
+  return written
 
 
 # ---------------------------------------------------------------------------- pool
@@ -431,6 +492,12 @@ def main(argv=None) -> int:
   s.add_argument("--workers", type=int, default=os.cpu_count())
   s.add_argument("--seconds", type=float, required=True)
   s.add_argument("--seed", type=int, default=1000)
+  m = sub.add_parser("import", help="add annotated recordings (RTTM + audio) to a pool folder")
+  m.add_argument("--config", required=True, help="config file (its pool array, length)")
+  m.add_argument("--corpus", required=True, help="folder of RTTM, audio and optional UEM")
+  m.add_argument("--out", required=True)
+  m.add_argument("--uris", default=None, help="comma-separated recordings (default: all)")
+  m.add_argument("--copies", type=int, default=1, help="write each piece this many times")
   t = sub.add_parser("train", help="train on a pool folder for a time budget")
   t.add_argument("--config", required=True)
   t.add_argument("--pool", required=True)
@@ -451,6 +518,14 @@ def main(argv=None) -> int:
                       geometry=_pool_geometry(config), duration=config.data.meeting_seconds,
                       sample_rate=config.features.sample_rate, hop=config.features.hop)
     print(f"simulated {n} meetings into {args.out}")
+    return 0
+  if args.command == "import":
+    n = import_corpus(args.corpus, args.out, channels=len(_pool_geometry(config)),
+                      meeting_seconds=config.data.meeting_seconds,
+                      max_speakers=config.model.num_speakers,
+                      uris=args.uris.split(",") if args.uris else None, copies=args.copies,
+                      sample_rate=config.features.sample_rate, hop=config.features.hop)
+    print(f"imported {n} meetings into {args.out}")
     return 0
   from jaxdiar.data import simulate as sim_lib
   speakers = sim_lib.speech_source(args.speech).speakers

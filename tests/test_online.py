@@ -142,6 +142,45 @@ def test_mono_recipe_trains_on_one_channel_of_the_array():
   assert len(online._pool_geometry(config)) == 8
 
 
+def test_import_cuts_tiles_and_labels_real_recordings(tmp_path):
+  """Annotated recordings become pool meetings: a long one cut into slot-long pieces, a short
+  one repeated to the slot length with its labels repeated in step, one channel copied to all
+  of the pool's, too many talkers skipped, a channel count that fits nothing refused."""
+  import soundfile as sf
+  sr, hop = 1000, 10
+  corpus = tmp_path / "corpus"
+  corpus.mkdir()
+  rng = np.random.default_rng(0)
+  sf.write(corpus / "long.wav", rng.uniform(-0.5, 0.5, 25 * sr).astype(np.float32), sr)
+  sf.write(corpus / "short.wav", rng.uniform(-0.5, 0.5, 4 * sr).astype(np.float32), sr)
+  sf.write(corpus / "crowd.wav", rng.uniform(-0.5, 0.5, (10 * sr, 2)).astype(np.float32), sr)
+  lines = ["long 1 2.0 3.0 a", "long 1 12.0 1.0 b", "short 1 1.0 1.0 c", "short 1 2.5 0.5 d"]
+  lines += [f"crowd 1 {k}.0 1.0 s{k}" for k in range(6)]
+  (corpus / "ref.rttm").write_text("".join(
+      f"SPEAKER {l.split()[0]} 1 {l.split()[2]} {l.split()[3]} <NA> <NA> {l.split()[4]} "
+      "<NA> <NA>\n" for l in lines))
+  kw = dict(channels=3, meeting_seconds=10.0, max_speakers=4, sample_rate=sr, hop=hop)
+  n = online.import_corpus(corpus, tmp_path / "pool", uris=["long", "short"], copies=2, **kw)
+  files = sorted((tmp_path / "pool").glob("meeting*.npz"))
+  assert n == len(files) == 2 * (2 + 1)           # 25 s -> two 10 s pieces; 4 s -> one
+  long0, long1 = (np.load(f) for f in files[:4:2])
+  assert long0["audio"].shape == (3, 10 * sr) and long0["activity"].shape == (1 + 10 * sr // hop, 1)
+  np.testing.assert_array_equal(long0["audio"][0], long0["audio"][2])     # one channel to all
+  assert list(long0["speakers"]) == ["a"] and list(long1["speakers"]) == ["b"]
+  np.testing.assert_array_equal(np.flatnonzero(long0["activity"][:, 0])[[0, -1]], [200, 499])
+  np.testing.assert_array_equal(np.flatnonzero(long1["activity"][:, 0])[[0, -1]], [200, 299])
+  short = np.load(files[4])
+  assert short["audio"].shape == (3, 10 * sr) and list(short["speakers"]) == ["c", "d"]
+  np.testing.assert_array_equal(short["audio"][:, :4 * sr], short["audio"][:, 4 * sr:8 * sr])
+  period = 4 * sr // hop                                      # the labels repeat with the audio
+  np.testing.assert_array_equal(short["activity"][:period], short["activity"][period:2 * period])
+  assert short["activity"][100:200, 0].all() and not short["activity"][:100].any()
+  assert short["activity"][100 + period:200 + period, 0].all()
+  assert online.import_corpus(corpus, tmp_path / "crowd", uris=["crowd"], **dict(kw, channels=2)) == 0
+  with pytest.raises(ValueError, match="2 channels, the pool has 3"):
+    online.import_corpus(corpus, tmp_path / "bad", uris=["crowd"], **kw)
+
+
 SPEAKERS = [f"synth{i:03d}" for i in range(16)]     # the procedural fallback's voices
 
 
