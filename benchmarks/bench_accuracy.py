@@ -140,16 +140,23 @@ def srp_phat(folder, meetings, refs, *, geometry, block_frames: int = 16,
   return hyps
 
 
-def ami_excerpts(models: dict, folder) -> dict:
+def ami_excerpts(models: dict, folder, only=None) -> dict:
   """Real AMI excerpts (one channel): each model (a one-channel model directly, an array model
   with the channel replicated), estimated and true count, scored within the UEM, beside the
-  one-speaker perfect-VAD floor of the same excerpts."""
+  one-speaker perfect-VAD floor of the same excerpts. `only`: score these excerpts alone (those
+  a model was not adapted on); each row's name then says which."""
   folder = pathlib.Path(folder)
   refs = rttm.read_rttm(folder / "debug.train.rttm")
   uem = rttm.read_uem(folder / "debug.train.uem")
   uris = [u for u in (folder / "debug.train.lst").read_text().split() if u in refs]
+  suffix = ""
+  if only:
+    missing = sorted(set(only) - set(uris))
+    if missing:
+      raise ValueError(f"{folder}: no excerpt {', '.join(missing)}")
+    uris, suffix = [u for u in uris if u in only], f" [{', '.join(u for u in uris if u in only)}]"
   refs = {u: refs[u] for u in uris}
-  out = {"one speaker (oracle VAD)": {"est": summarise(refs, one_speaker(refs), uem)}}
+  out = {f"one speaker (oracle VAD){suffix}": {"est": summarise(refs, one_speaker(refs), uem)}}
   for name, model in models.items():
     entry = {}
     for count in ("est", "true"):
@@ -160,7 +167,7 @@ def ami_excerpts(models: dict, folder) -> dict:
                                      replicate_channels=model.num_channels > 1,
                                      progress=False).turns
       entry[count] = summarise(refs, hyp, uem)
-    out[name] = entry
+    out[name + suffix] = entry
   return out
 
 
@@ -309,6 +316,9 @@ def main(argv=None) -> int:
                  help='VNAME={"key": value} decode options scored as another row of each model')
   p.add_argument("--ami", default=None, help="also score the models on these AMI excerpts "
                  "(e.g. ../shared/data/ami-excerpts)")
+  p.add_argument("--ami-only", default=None, metavar="URIS",
+                 help="with --ami: score these excerpts alone, comma-separated (e.g. those a "
+                      "model was not adapted on)")
   p.add_argument("--search", type=int, default=0, metavar="TRIALS",
                  help="Optuna TPE search of the decoding settings on these meetings (then "
                       "scored as the row 'NAME searched')")
@@ -394,7 +404,7 @@ def main(argv=None) -> int:
   print_rows(systems)
   ami = None
   if args.ami:
-    ami = ami_excerpts(loaded, args.ami)
+    ami = ami_excerpts(loaded, args.ami, args.ami_only and args.ami_only.split(","))
     print_rows(ami, prefix="AMI ")
   out = pathlib.Path(args.out or pathlib.Path(__file__).parent / "results" /
                      f"accuracy-{datetime.date.today().isoformat()}.json")

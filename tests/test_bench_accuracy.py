@@ -1,7 +1,10 @@
 """benchmarks.bench_accuracy: the one-speaker floor and the Optuna search of decoding settings
 on synthetic window outputs."""
 
+import pathlib
+
 import numpy as np
+import pytest
 
 from benchmarks import bench_accuracy
 from jaxdiar import diarize
@@ -56,6 +59,20 @@ def test_one_speaker_floor_is_all_confusion_and_overlap():
   s = bench_accuracy.summarise(ref, bench_accuracy.one_speaker(ref))
   # 4 s of reference speech: 1 s of overlap missed, b's 1 s alone confused.
   assert s["missed"] == 0.25 and s["confusion"] == 0.25 and s["false_alarm"] == 0.0
+
+
+def test_ami_rows_on_a_subset_score_only_those_excerpts():
+  folder = pathlib.Path(__file__).parents[1] / ".." / "shared" / "data" / "ami-excerpts"
+  if not folder.is_dir():
+    pytest.skip("no ../shared/data/ami-excerpts")
+  full = bench_accuracy.ami_excerpts({}, folder)["one speaker (oracle VAD)"]["est"]
+  rows = bench_accuracy.ami_excerpts({}, folder, only=["trn05", "trn08"])
+  (name, entry), = rows.items()
+  assert name == "one speaker (oracle VAD) [trn05, trn08]"
+  assert entry["est"]["meetings"] == 2
+  assert entry["est"]["per_meeting"] == {u: full["per_meeting"][u] for u in ("trn05", "trn08")}
+  with pytest.raises(ValueError, match="no excerpt trn99"):
+    bench_accuracy.ami_excerpts({}, folder, only=["trn05", "trn99"])
 
 
 def _scores(der):
