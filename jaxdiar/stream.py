@@ -30,6 +30,7 @@ one block: more latency, better-informed labels).
 
 import argparse
 import dataclasses
+import inspect
 import json
 import pathlib
 import sys
@@ -446,10 +447,14 @@ def pcm_blocks(stream, channels: int, rate: int, fmt: str, sample_rate: int, blo
       return
 
 
+# The Streamer's own settings that --set reaches (the rest are flags of their own).
+TUNABLE = {name for name in inspect.signature(Streamer).parameters
+           if name.endswith("_seconds") and name not in ("step_seconds", "latency_seconds")}
+
+
 def _settings(items, model) -> dict:
   """--set KEY=JSON items -> {key: value}; unknown keys raise ValueError."""
-  known = (set(diarize_lib.DEFAULT_DECODE) | set(model.meta["inference"])
-           | {"piece_seconds", "reset_seconds", "reliable_seconds"})
+  known = (set(diarize_lib.DEFAULT_DECODE) | set(model.meta["inference"]) | TUNABLE)
   out = {}
   for item in items:
     key, sep, value = item.partition("=")

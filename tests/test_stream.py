@@ -102,6 +102,11 @@ def test_stream_errors(exported, tmp_path):
   r = subprocess.run([sys.executable, "-m", "jaxdiar.stream", str(two), "--model",
                       str(exported[0])], cwd=REPO, capture_output=True, text=True, timeout=120)
   assert r.returncode == 2 and "2 channel" in r.stderr and "Traceback" not in r.stderr
+  # --set reaches every tunable of the Streamer (carry_seconds was once missed).
+  model = runtime.load(exported[0])
+  assert stream.TUNABLE == {"piece_seconds", "reset_seconds", "carry_seconds", "reliable_seconds"}
+  assert stream._settings(["carry_seconds=3.5", "onset=0.6"], model) == dict(carry_seconds=3.5,
+                                                                             onset=0.6)
 
 
 def test_pcm_blocks_decode_and_resample():
