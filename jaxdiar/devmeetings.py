@@ -71,7 +71,8 @@ def cached(speech_dir: str, *, num_meetings: int, seed: int, geometry,
            cache_dir: str = "~/.cache/jaxdiar", progress: bool = True):
   """(folder, meetings) of the dev set for these settings, simulated on first use."""
   key = hashlib.sha1(json.dumps([str(speech_dir), num_meetings, seed, geometry,
-                                 dev_sim_config().to_dict()], sort_keys=True).encode())
+                                 dev_sim_config().to_dict(), sim_lib.VERSION],
+                                sort_keys=True).encode())
   folder = pathlib.Path(cache_dir).expanduser() / f"devmeetings-{key.hexdigest()[:10]}"
   return folder, make(speech_dir, folder, num_meetings=num_meetings, seed=seed,
                       geometry=geometry, progress=progress)

@@ -58,7 +58,7 @@ def test_meeting_files_and_scene(sim_corpus):
   assert not list(sim_corpus.glob(".*"))            # no temporary files left
 
 
-def test_overlap_ratio_within_configured_range():
+def test_overlap_ratio_within_configured_range_and_nobody_overlaps_themselves():
   source = sim_lib.speech_source(str(shared_data("speech", "libri-test-other")))
   lo, hi = CFG.data.sim.overlap_range
   ratios = []
@@ -68,6 +68,9 @@ def test_overlap_ratio_within_configured_range():
     if len(scene["speakers"]) > 1:
       ratios.append(sim_lib.overlap_ratio(turns, 60.0))
       assert ratios[-1] == pytest.approx(scene["overlap_ratio"])
+    for name in {t.speaker for t in turns}:     # the overlap is between talkers, never within
+      own = sorted((t.onset, t.offset) for t in turns if t.speaker == name)
+      assert all(b[0] >= a[1] for a, b in zip(own, own[1:])), (i, name)
   assert ratios and all(lo <= r <= hi for r in ratios), ratios
   assert abs(np.mean(ratios) - CFG.data.sim.overlap_target) < 0.08, ratios
 
