@@ -122,13 +122,17 @@ def joint_vectors(x: np.ndarray, directions: np.ndarray | None,
   return np.concatenate([np.sqrt(1 - spatial_weight) * x, np.sqrt(spatial_weight) * d], axis=1)
 
 
+def alone_weights(vad: np.ndarray) -> np.ndarray:
+  """[T, S] how much each local speaker talks alone at each frame (vad [T, S]): its
+  probability times the others' silence."""
+  p = vad.astype(np.result_type(vad.dtype, np.float32))          # float16 -> 32, 64 kept
+  return p * np.prod(1.0 - p[:, None, :] * (1.0 - np.eye(p.shape[1], dtype=p.dtype))[None], axis=2)
+
+
 def local_directions(vad: np.ndarray, response: np.ndarray) -> np.ndarray:
   """[S, G] SRP-PHAT response of each local speaker of one window (vad [Tw, S]; response
-  [Tw, G], the window's `spatial.frame_response`), from the frames where it talks alone
-  (weighted by the others' silence)."""
-  p = vad.T.astype(np.float32)                                           # [S, Tw]
-  others = np.prod(1.0 - p[None, :, :] * (1 - np.eye(len(p)))[:, :, None], axis=1)
-  return spatial_lib.weighted_response(p * others, response)
+  [Tw, G], the window's `spatial.frame_response`), from the frames where it talks alone."""
+  return spatial_lib.weighted_response(alone_weights(vad).T, response)
 
 
 def talker_count(count: np.ndarray, speech: np.ndarray, osd: np.ndarray, k: int,

@@ -260,7 +260,7 @@ class Streamer:
     out, self.state = self.model.stream_step(audio[None], self.state)
     vad = np.asarray(out["vad"], np.float64)[0]                     # [m, S]
     emb = np.asarray(out["frame_emb"], np.float64)[0]               # [m, E]
-    m, slots = vad.shape
+    m = len(vad)
     g0 = (self.received - self.step) // self.hop                     # the block's first frame
     g = np.arange(g0, g0 + m)
     self._grow(g0 + m)
@@ -297,7 +297,7 @@ class Streamer:
     self.slot_last = np.where(talks, g0 + m - 1 - np.argmax(active[::-1], axis=0),
                               self.slot_last)
     # Evidence where each slot talks alone.
-    w = vad * np.prod(1.0 - vad[:, None, :] * (1.0 - np.eye(slots))[None], axis=2)   # [m, S]
+    w = diarize_lib.alone_weights(vad)                                     # [m, S]
     self.slot_emb += w.T @ emb
     self.slot_mass += w.sum(axis=0)
     if self.slot_dir is not None:

@@ -171,3 +171,13 @@ def test_decode_merges_two_clusters_of_one_voice():
   assert frames(merged.turns, "spk00", inf.total_frames).all()
   assert len({t.speaker for t in diarize.decode(inf, dict(opts, merge_overlap=0.4),
                                                 num_speakers=2).turns}) == 2
+
+
+def test_alone_weights_are_each_probability_times_the_others_silence():
+  vad = np.array([[0.9, 0.0, 0.0], [0.9, 1.0, 0.0], [0.5, 0.5, 0.5]], np.float16)
+  w = diarize.alone_weights(vad)
+  assert w.dtype == np.float32 and w.shape == (3, 3)
+  np.testing.assert_allclose(w[0], [0.9, 0.0, 0.0], rtol=1e-3)   # alone: its own probability
+  np.testing.assert_allclose(w[1], [0.0, 0.1, 0.0], atol=1e-3)   # the other surely talks: none
+  np.testing.assert_allclose(w[2], [0.125] * 3, rtol=1e-6)
+  assert diarize.alone_weights(vad.astype(np.float64)).dtype == np.float64
