@@ -12,9 +12,15 @@ from benchmarks import common
 
 def main(argv=None):
   argv = sys.argv[1:] if argv is None else argv
-  files = sorted((p for p in common.RESULTS.glob("*.json") if not p.name.startswith("training-")),
-                 key=lambda p: p.stat().st_mtime)
-  path = pathlib.Path(argv[0]) if argv else files[-1]
+  if argv:
+    path = pathlib.Path(argv[0])
+  else:               # the newest run_all file (accuracy, errors, ... files hold other tables)
+    files = sorted((p for p in common.RESULTS.glob("*.json")
+                    if not p.name.startswith("training-")
+                    and "benchmarks" in json.loads(p.read_text())), key=lambda p: p.stat().st_mtime)
+    if not files:
+      raise SystemExit(f"{common.RESULTS}: no benchmarks.run_all results")
+    path = files[-1]
   data = json.loads(path.read_text())
   m, b = data["machine"], data["benchmarks"]
   print(f"Measured on {m['cpu']} ({m['cores']} cores, {m['device_kind']}), jax {m['jax']}, "

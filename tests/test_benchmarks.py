@@ -1,7 +1,8 @@
 """The benchmarks' baselines and report (the timings themselves run on demand, not here)."""
 
-import io
 import contextlib
+import io
+import os
 
 import jax.numpy as jnp
 import numpy as np
@@ -33,3 +34,18 @@ def test_report_renders_the_committed_results():
     assert needle in text, needle
   rows = [line for line in text.splitlines() if line.startswith("| ")]
   assert len(rows) >= 15
+
+
+def test_report_without_a_file_takes_the_newest_run_all_results(tmp_path, monkeypatch):
+  """Accuracy, errors and other results files beside the run_all ones are passed over."""
+  results = tmp_path / "results"
+  results.mkdir()
+  newest = sorted(common.RESULTS.glob("cpu-*.json"))[-1]
+  (results / newest.name).write_bytes(newest.read_bytes())
+  os.utime(results / newest.name, (1, 1))                          # older than the next one
+  (results / "errors-m-2099-01-01.json").write_text('{"der": 1.0}')
+  monkeypatch.setattr(common, "RESULTS", results)
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    report.main([])
+  assert newest.name in out.getvalue() and "JAX step" in out.getvalue()
