@@ -222,11 +222,16 @@ class Streamer:
       new[:len(old)] = old
       setattr(self, name, new)
 
-  def _update(self) -> None:
-    audio = self.buffer[:1] if self.first_only else self.buffer
+  def _model_input(self, audio: np.ndarray) -> np.ndarray:
+    """[1, C, n] for the model: the first channel only for a one-channel model, one channel
+    copied to all of an array model's."""
+    audio = audio[:1] if self.first_only else audio
     if self.model.num_channels > 1 and audio.shape[0] == 1:
       audio = np.tile(audio, (self.model.num_channels, 1))
-    out = {k: np.asarray(v)[0] for k, v in self.model(audio[None]).items()}
+    return audio[None]
+
+  def _update(self) -> None:
+    out = {k: np.asarray(v)[0] for k, v in self.model(self._model_input(self.buffer)).items()}
     vad, osd, emb = out["vad"].astype(np.float64), out["osd"], out["spk_emb"]
     t = vad.shape[0]
     first = (self.received - self.window) // self.hop        # global frame of buffer frame 0
@@ -254,10 +259,7 @@ class Streamer:
 
   def _update_causal(self, chunk: np.ndarray) -> None:
     """One block through the model's streaming step; slot evidence and labels updated."""
-    audio = chunk[:1] if self.first_only else chunk
-    if self.model.num_channels > 1 and audio.shape[0] == 1:
-      audio = np.tile(audio, (self.model.num_channels, 1))
-    out, self.state = self.model.stream_step(audio[None], self.state)
+    out, self.state = self.model.stream_step(self._model_input(chunk), self.state)
     vad = np.asarray(out["vad"], np.float64)[0]                     # [m, S]
     emb = np.asarray(out["frame_emb"], np.float64)[0]               # [m, E]
     m = len(vad)
