@@ -14,7 +14,8 @@ so runs of different speed are compared at equal compute. Every `--save-every` s
 variables are saved as `variables-NNN.npz` chunks (each under 15 MB; `load_variables` reads
 them back for `jaxdiar.export`) and the whole train state as `state-NNN.bin` with
 `progress.json`: the same command on the same `--out` resumes a killed run where its last
-save left it, with the rest of its budget.
+save left it, with the rest of its budget. `import` adds annotated real recordings (RTTM +
+audio) to a pool folder beside simulated meetings (`import_corpus`).
 
 The pure step functions are those of `jaxdiar.steps`; the orbax/grain loop of
 `jaxdiar.trainer` is the one to use for corpora on disk and for multi-host runs.
