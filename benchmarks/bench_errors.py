@@ -20,13 +20,13 @@ import pathlib
 import sys
 
 import numpy as np
-import scipy.optimize
 
 from benchmarks import bench_accuracy
 from benchmarks import common
 from configs import default
 from jaxdiar import devmeetings
 from jaxdiar import diarize as diarize_lib
+from jaxdiar import resegment
 from jaxdiar import rttm
 from jaxdiar.data import corpus
 
@@ -38,13 +38,8 @@ def frame_errors(ref: np.ndarray, hyp: np.ndarray) -> dict:
   """ref [T, R], hyp [T, H] bool -> per-frame reference talkers, missed, false alarm and
   confused talkers under the one-to-one mapping of largest total overlap."""
   ref, hyp = ref.astype(bool), hyp.astype(bool)
-  mapped = np.zeros_like(ref)
-  if ref.shape[1] and hyp.shape[1]:
-    rows, cols = scipy.optimize.linear_sum_assignment(
-        -(ref.astype(np.float64).T @ hyp.astype(np.float64)))
-    mapped[:, rows] = hyp[:, cols]
   n_ref, n_hyp = ref.sum(axis=1), hyp.sum(axis=1)
-  correct = (ref & mapped).sum(axis=1)
+  correct = (hyp & resegment.frame_labels(hyp, ref)).sum(axis=1)   # the paired speaker's frames
   return dict(ref=n_ref, missed=np.maximum(n_ref - n_hyp, 0),
               false_alarm=np.maximum(n_hyp - n_ref, 0),
               confusion=np.minimum(n_ref, n_hyp) - correct)
