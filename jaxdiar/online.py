@@ -43,7 +43,6 @@ from jaxdiar import build
 from jaxdiar import configfile
 from jaxdiar import features as features_lib
 from jaxdiar import model as model_lib
-from jaxdiar import rttm
 from jaxdiar import steps
 
 _CHUNK_BYTES = 15_000_000
@@ -124,15 +123,14 @@ def import_corpus(corpus, out, *, channels: int, meeting_seconds: float, max_spe
       starts = list(range(a, b - length + 1, length)) or [a]
       for k, s in enumerate(starts):
         piece = audio[:, s:min(s + length, b)]
-        shift = [rttm.Turn(t.uri, t.onset - s / sample_rate, t.offset - s / sample_rate,
-                           t.speaker) for t in meeting.turns
-                 if t.offset * sample_rate > s and t.onset * sample_rate < s + piece.shape[1]]
-        names = sorted({t.speaker for t in shift})
+        frames = 1 + piece.shape[1] // hop
+        activity = corpus_lib.frame_activity(meeting.turns, meeting.speakers, frames, hop,
+                                             sample_rate, start_sample=s)
+        present = activity.any(axis=0)                 # the talkers heard in this piece
+        names, activity = np.array(meeting.speakers)[present], activity[:, present]
         if len(names) > max_speakers:
           skipped += 1
           continue
-        frames = 1 + piece.shape[1] // hop
-        activity = corpus_lib.frame_activity(shift, names, frames, hop, sample_rate)
         repeats = -(-length // piece.shape[1])       # tile a short region to the slot length
         if repeats > 1:                              # frame t of the tiled piece sits at
           source = np.arange(1 + length // hop) * hop % piece.shape[1] // hop   # t * hop
@@ -141,8 +139,7 @@ def import_corpus(corpus, out, *, channels: int, meeting_seconds: float, max_spe
         for c in range(copies):
           path = out / f"meeting-{meeting.uri}-{r:02d}{k:03d}-{c:02d}.npz"
           with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, audio=audio_lib.to_int16(piece), activity=activity,
-                     speakers=np.array(names))
+            np.savez(f, audio=audio_lib.to_int16(piece), activity=activity, speakers=names)
           written += 1
   if skipped:
     print(f"jaxdiar.online import: skipped {skipped} pieces with more than {max_speakers} "
