@@ -19,4 +19,16 @@ def get_config():
   config.data.augment_rotate = False
   config.inference.cluster_threshold = 0.6   # chosen on the dev meetings (one channel)
   config.inference.spatial_weight = 0.0      # no array, no directions
+  # The bundled mono model's decoding (what its file carries): count stitching, not array8's
+  # mean stitching, and none of array8's spatial settings. Measured on the 16 dev meetings
+  # (simulator 2, channel 0, 2026-12-01): count stitching with anchor 2.0 s / overlap 0.6
+  # 37.9 %, array8's mean stitching with anchor 2.7 s / overlap 0.57 42.3 %.
+  config.inference.stitch = "count"
+  config.inference.anchor_seconds = 2.0
+  config.inference.osd_threshold = 0.6
+  config.inference.resegment = None
+  config.inference.resegment_threshold = 0.6
+  config.inference.split_cos = None
+  config.inference.split_seconds = 15.0
+  config.inference.merge_overlap = None
   return config

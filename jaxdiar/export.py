@@ -1,11 +1,14 @@
 """python -m jaxdiar.export (--workdir DIR [--step N] | --variables DIR) --out model.jaxdiar
    python -m jaxdiar.export --model in.jaxdiar --set KEY=JSON [--set ...] --out out.jaxdiar
+   python -m jaxdiar.export --variables DIR --blend base.jaxdiar:ALPHA --out out.jaxdiar
 
 Features + model forward as one `jax.export` artifact (symbolic batch and sample count),
 with its config inside; causal models get a streaming step too. Load with
 `jaxdiar.runtime.load`, which needs neither flax nor the model code. The second form copies an
 exported model with some of its decoding settings (`meta["inference"]`, what `diarize` uses
-when the command line does not say otherwise) changed, e.g. settings found on dev meetings.
+when the command line does not say otherwise) changed, e.g. settings found on dev meetings. The third writes a fine-tune's weights interpolated with
+those of the model it started from, (1 - ALPHA) * base + ALPHA * fine-tuned (WiSE-FT, Wortsman
+et al. 2022), with the base file's decoding settings.
 """
 
 import argparse
@@ -99,6 +102,20 @@ def export(config, variables, out, *, platforms=("cpu", "cuda", "tpu")) -> dict:
   return meta
 
 
+def blend(base, tuned, alpha: float):
+  """(1 - alpha) * base + alpha * tuned, leaf by leaf (two variable trees of one model)."""
+  if not 0.0 <= alpha <= 1.0:
+    raise ValueError(f"blend weight {alpha} is not in [0, 1]")
+  if jax.tree.structure(base) != jax.tree.structure(tuned):
+    raise ValueError("the two models' variables differ in structure (not the same network)")
+  def mix(b, t):
+    b, t = np.asarray(b), np.asarray(t)
+    if b.shape != t.shape:
+      raise ValueError(f"variables of shape {b.shape} and {t.shape} cannot be blended")
+    return ((1.0 - alpha) * b.astype(np.float64) + alpha * t.astype(np.float64)).astype(b.dtype)
+  return jax.tree.map(mix, base, tuned)
+
+
 def _write_model(out, entries: dict) -> None:
   """The .jaxdiar zip of `entries` (name -> bytes), written atomically."""
   with atomic.atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
@@ -135,9 +152,15 @@ def main(argv=None) -> int:
                  help="with --model: a decoding setting, e.g. resegment_threshold=0.7")
   p.add_argument("--out", required=True)
   p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+  p.add_argument("--blend", default=None, metavar="BASE:ALPHA",
+                 help="with --workdir/--variables: export (1 - ALPHA) * BASE's weights + ALPHA * "
+                      "these, with BASE's decoding settings (BASE: the .jaxdiar file the "
+                      "fine-tune started from)")
   args = p.parse_args(argv)
   if bool(args.set) != bool(args.model):
     p.error("--set goes with --model (and --model needs at least one --set)")
+  if args.blend and args.model:
+    p.error("--blend goes with --workdir or --variables")
   try:
     atomic.check_output(args.out)
     if args.model:
@@ -159,6 +182,14 @@ def main(argv=None) -> int:
       step = "final"
     else:
       config, variables, step = load_checkpoint(args.workdir, args.step)
+    if args.blend:
+      base_path, sep, alpha = args.blend.rpartition(":")
+      if not sep:
+        raise ValueError(f"--blend {args.blend}: expected BASE:ALPHA")
+      base = runtime.load(base_path)
+      variables = blend(base.variables, variables, float(alpha))
+      config.inference = ml_collections.ConfigDict(base.meta["inference"])
+      step = f"{step}, blended {float(alpha):g} with {base_path}"
   except (FileNotFoundError, atomic.OutputError, ValueError, runtime.ModelFileError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

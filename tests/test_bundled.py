@@ -33,6 +33,21 @@ def test_bundled_models_fit_the_budget_and_channel_choice():
     bundled.path("nope")
 
 
+@pytest.mark.parametrize("name", ["array8", "mono"])
+def test_bundled_model_decodes_as_its_recipe(name):
+  """What `diarize` uses for a bundled file (its settings over the defaults) is what its config
+  in configs/ sets: the README's reproduce commands give the bundled decoding."""
+  import importlib
+  import json
+  import zipfile
+  from jaxdiar import diarize
+  with zipfile.ZipFile(bundled.path(name)) as z:
+    shipped = json.loads(z.read("meta.json"))["inference"]
+  recipe = importlib.import_module(f"configs.{name}").get_config().inference.to_dict()
+  normal = lambda d: json.loads(json.dumps({**diarize.DEFAULT_DECODE, **d}))  # tuples -> lists
+  assert normal(recipe) == normal(shipped)
+
+
 @pytest.fixture(scope="module")
 def dev_meeting(tmp_path_factory):
   speech = shared_data("speech", "libri-test-other")

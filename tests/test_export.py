@@ -127,6 +127,37 @@ def test_export_set_changes_only_the_decoding_settings(exported, tmp_path):
     assert not (tmp_path / "bad.jaxdiar").exists()
 
 
+def test_export_blend_interpolates_the_weights_and_keeps_the_base_decoding(exported, tmp_path):
+  _, workdir = exported
+  config, tuned, _ = export.load_checkpoint(workdir)
+  rng = np.random.default_rng(1)
+  base_vars = jax.tree.map(lambda x: np.asarray(x) + rng.standard_normal(np.shape(x)).astype(
+      np.asarray(x).dtype), tuned)
+  base_config = config.copy_and_resolve_references()
+  base_config.inference.cluster_threshold = 0.33
+  base = tmp_path / "base.jaxdiar"
+  export.export(base_config, base_vars, base, platforms=("cpu",))
+  out = tmp_path / "blend.jaxdiar"
+  assert export.main(["--workdir", str(workdir), "--blend", f"{base}:0.25", "--out", str(out)]) == 0
+  got = runtime.load(out)
+  assert got.meta["inference"] == runtime.load(base).meta["inference"]
+  assert got.meta["inference"]["cluster_threshold"] == 0.33
+  want = jax.tree.map(lambda b, t: 0.75 * b + 0.25 * np.asarray(t), base_vars, tuned)
+  for g, w in zip(jax.tree.leaves(got.variables), jax.tree.leaves(want)):
+    np.testing.assert_allclose(np.asarray(g), w, rtol=1e-6, atol=1e-6)
+  for a in (0.0, 1.0):                               # the ends are the two models exactly
+    ends = export.blend(base_vars, tuned, a)
+    for g, w in zip(jax.tree.leaves(ends), jax.tree.leaves(base_vars if a == 0 else tuned)):
+      np.testing.assert_array_equal(g, np.asarray(w))
+  for blend_arg, message in [(f"{base}:1.5", "not in [0, 1]"), (str(base), "expected BASE:ALPHA"),
+                             (f"{tmp_path / 'none.jaxdiar'}:0.5", "none.jaxdiar")]:
+    bad = subprocess.run([sys.executable, "-m", "jaxdiar.export", "--workdir", str(workdir),
+                          "--blend", blend_arg, "--out", str(tmp_path / "bad.jaxdiar")],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "bad.jaxdiar").exists()
+
+
 def test_bad_model_file(tmp_path):
   (tmp_path / "m.jaxdiar").write_bytes(b"nope")
   with pytest.raises(runtime.ModelFileError, match="not a .jaxdiar"):
