@@ -114,6 +114,9 @@ def get_config() -> ml_collections.ConfigDict:
   t.grad_accum_steps = 1         # optax.MultiSteps; >1 accumulates micro-batches.
   t.lr_multipliers = ml_collections.ConfigDict(
       dict(tcn=0.5, attention=1.0, heads=2.0))  # Per-module learning rates.
+  t.trainable = ()               # Top-level modules trained (e.g. ("vad_head",) to adapt the
+                                 # speech detection alone); empty: all. The others are frozen:
+                                 # no update, their BatchNorm statistics kept.
   t.compute_dtype = "auto"       # Activations: auto = bfloat16 on GPU/TPU, float32 on CPU;
                                  # parameters and optimizer state are float32 always.
   t.seed = 0                     # Parameter init and dropout RNG.

@@ -36,8 +36,29 @@ def param_group(path: tuple[str, ...]) -> str:
   return "heads"
 
 
+def trained(trainable: tuple[str, ...], path: tuple[str, ...]) -> bool:
+  """Whether the variable at `path` is trained: all are when `trainable` (top-level module
+  names, `config.train.trainable`) is empty."""
+  return not trainable or path[0] in trainable
+
+
+def check_trainable(trainable, params) -> None:
+  unknown = sorted(set(trainable) - set(params))
+  if unknown:
+    raise ValueError(f"train.trainable: no module {', '.join(unknown)} in the model; its "
+                     f"modules: {', '.join(sorted(params))}")
+
+
+def keep_frozen_stats(trainable, new_stats: dict, old_stats: dict) -> dict:
+  """BatchNorm statistics after a step: the trained modules' updated, the frozen ones' kept."""
+  if not trainable:
+    return new_stats
+  return {name: new_stats[name] if name in trainable else old_stats[name] for name in new_stats}
+
+
 def make_optimizer(tcfg, learning_rate=None) -> optax.GradientTransformation:
-  """AdamW + one-cycle cosine schedule per group, global-norm clipping, accumulation.
+  """AdamW + one-cycle cosine schedule per group, global-norm clipping, accumulation; the
+  modules outside `tcfg.trainable` (when it names any) get no update at all.
 
   `learning_rate`, when given (a number or a traced value, e.g. under
   `optax.inject_hyperparams`), is the base rate in place of the step schedule.
@@ -49,11 +70,15 @@ def make_optimizer(tcfg, learning_rate=None) -> optax.GradientTransformation:
         tcfg.num_steps, tcfg.learning_rate * multiplier, pct_start=tcfg.pct_start)
     return optax.adamw(schedule, weight_decay=tcfg.weight_decay)
 
-  groups = dict(tcfg.lr_multipliers)
-  labels = lambda params: flax.traverse_util.path_aware_map(
-      lambda path, _: param_group(path), params)
+  groups = {g: group_tx(m) for g, m in dict(tcfg.lr_multipliers).items()}
+  trainable = tuple(tcfg.get("trainable", ()))
+  def labels(params):
+    check_trainable(trainable, params)
+    return flax.traverse_util.path_aware_map(
+        lambda path, _: param_group(path) if trained(trainable, path) else "frozen", params)
+  groups["frozen"] = optax.set_to_zero()
   tx = optax.chain(optax.clip_by_global_norm(tcfg.grad_clip_norm),
-                   optax.multi_transform({g: group_tx(m) for g, m in groups.items()}, labels))
+                   optax.multi_transform(groups, labels))
   if tcfg.grad_accum_steps > 1:
     tx = optax.MultiSteps(tx, every_k_schedule=tcfg.grad_accum_steps)
   return tx
@@ -115,6 +140,8 @@ def train_step(state: TrainState, batch, rng, *, model, tx, config):
   params = optax.apply_updates(state.params, updates)
   grad_norm = optax.tree.norm(grads)
   finite = jnp.isfinite(terms["total"]) & jnp.isfinite(grad_norm)
+  new_stats = keep_frozen_stats(tuple(config.train.get("trainable", ())), new_stats,
+                                state.batch_stats)
   new = TrainState(step=state.step + 1, params=params, batch_stats=new_stats,
                    opt_state=opt_state)
   keep = lambda n, o: jnp.where(finite, n, o)

@@ -156,3 +156,27 @@ def test_every_config_field_overridable_from_the_command_line(config_file):
     if got != new:
       failures.append(f"{path}: {text!r} read back as {got!r}")
   assert not failures, "\n".join(failures)
+
+
+def test_trainable_freezes_the_other_modules_and_their_statistics():
+  """train.trainable=("vad_head",): two steps move the VAD head's parameters and BatchNorm
+  statistics and nothing else, bit for bit; a name the model does not have is refused."""
+  config = smoke.get_config()
+  config.train.batch_size = config.eval.batch_size = 4
+  config.train.trainable = ("vad_head",)
+  built = build.build(config, devices=jax.devices()[:1])
+  start = jax.device_get(built.init(jax.random.key(0)))
+  state, batch = built.init(jax.random.key(0)), built.shard(_synthetic_batch(4))
+  for _ in range(2):
+    state, _ = built.train_step(state, batch, jax.random.key(1))
+  state = jax.device_get(state)
+  for tree in ("params", "batch_stats"):
+    before, after = getattr(start, tree), getattr(state, tree)
+    assert set(before) == set(after) and "vad_head" in before
+    for name in before:
+      same = [np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before[name]),
+                                                   jax.tree.leaves(after[name]))]
+      assert (not any(same)) if name == "vad_head" else all(same), (tree, name)
+  config.train.trainable = ("vad_heads",)
+  with pytest.raises(ValueError, match="no module vad_heads in the model"):
+    build.build(config, devices=jax.devices()[:1]).init(jax.random.key(0))
