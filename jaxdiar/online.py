@@ -150,6 +150,36 @@ def import_corpus(corpus, out, *, channels: int, meeting_seconds: float, max_spe
 # ---------------------------------------------------------------------------- pool
 
 
+def device_memory_bytes(device=None) -> int | None:
+  """What the device can hold: an accelerator's allocator limit, the host's RAM for the CPU."""
+  device = device or jax.devices()[0]
+  stats = device.memory_stats() if device.platform != "cpu" else None
+  if stats and stats.get("bytes_limit"):
+    return int(stats["bytes_limit"])
+  try:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  except (ValueError, OSError, AttributeError):
+    return None
+
+
+def check_capacity(capacity: int, num_channels: int, num_samples: int,
+                   limit: int | None = None, share: float | None = None) -> None:
+  """Refuse a pool ring (int16 audio of `capacity` meetings) over `share` of the device's
+  memory (half of the host's RAM on the CPU, 80 % of an accelerator's allocator limit), before
+  it is allocated: the ring is held whole from the start."""
+  need = capacity * num_channels * num_samples * 2
+  if share is None:
+    share = 0.5 if jax.devices()[0].platform == "cpu" else 0.8
+  limit = device_memory_bytes() if limit is None else limit
+  if limit and need > share * limit:
+    fits = max(1, int(share * limit) // (num_channels * num_samples * 2))
+    raise SystemExit(f"jaxdiar.online: a pool ring of {capacity} meetings needs "
+                     f"{need / 2**30:.1f} GiB, over {share:.0%} of the device's "
+                     f"{limit / 2**30:.1f} GiB: pass --capacity {fits} or less (it need not "
+                     f"exceed the meetings of the pool; the oldest are replaced as new ones "
+                     f"arrive)")
+
+
 class DevicePool:
   """Meetings of a pool folder held on the device in a ring of `capacity` slots."""
 
@@ -371,6 +401,7 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
   window = int(round(d.window_seconds * sr))
   meeting_samples = int(round((meeting_seconds or d.meeting_seconds) * sr))
   model_channels = len(fcfg.mic_positions)
+  check_capacity(capacity, len(_pool_geometry(config)), meeting_samples)
   pool = DevicePool(pool_dir, capacity, len(_pool_geometry(config)), meeting_samples,
                     1 + meeting_samples // hop,
                     config.model.num_speakers, {s: i for i, s in enumerate(speakers)})

@@ -197,6 +197,15 @@ def tiny_pool(folder, seed: int):
   return config, made
 
 
+def test_pool_ring_over_half_the_device_memory_is_refused():
+  online.check_capacity(160, 8, 960000, limit=24 * 2**30, share=0.5)  # 2.3 GiB of 24: fine
+  with pytest.raises(SystemExit, match=r"1024 meetings needs 14.6 GiB, over 50% of the "
+                                       r"device's 24.0 GiB: pass --capacity 838 or less"):
+    online.check_capacity(1024, 8, 960000, limit=24 * 2**30, share=0.5)
+  online.check_capacity(1024, 8, 960000, limit=24 * 2**30, share=0.8)  # an accelerator's share
+  assert online.device_memory_bytes() > 2**20                    # this host's RAM
+
+
 @pytest.mark.slow
 def test_simulate_train_export(tmp_path):
   config, made = tiny_pool(tmp_path / "pool", 3)
