@@ -79,16 +79,21 @@ def nnls(templates: np.ndarray, response: np.ndarray, *, max_exact: int = 10) ->
   return x
 
 
-def shares(active: np.ndarray, response: np.ndarray, sizes=SMOOTH_FRAMES) -> list[np.ndarray]:
+def shares(active: np.ndarray, response: np.ndarray, sizes=SMOOTH_FRAMES,
+           templates: np.ndarray | None = None) -> list[np.ndarray]:
   """Each speaker's [T, K] share of every frame's response smoothed over each of `sizes`
   frames (see the module docstring): the templates are the speakers' mean responses where
   the first decision marks them alone, then where they dominate (frames weighted by the
-  squared fraction of the 15-frame shares they take)."""
+  squared fraction of the 15-frame shares they take); or the given `templates` [K, G] as
+  they are (a live stream's, from the frames decided so far)."""
   t, k = active.shape
   response = np.asarray(response[:t], np.float32)
   flat = np.full((1, response.shape[1]), 1.0 / np.sqrt(response.shape[1]), np.float32)
   smooth = {n: scipy.ndimage.uniform_filter1d(response, n, axis=0, mode="nearest")
             for n in sorted({15, *sizes})}
+  if templates is not None:
+    given = np.concatenate([np.asarray(templates, np.float32), flat])
+    return [nnls(given, smooth[n])[:, :k] for n in sizes]
   weight = alone(active).astype(np.float32)
   for refine in (True, False):
     templates = (weight.T @ response) / np.maximum(weight.sum(axis=0), 1e-6)[:, None]
@@ -100,7 +105,8 @@ def shares(active: np.ndarray, response: np.ndarray, sizes=SMOOTH_FRAMES) -> lis
 
 
 def features(active: np.ndarray, score: np.ndarray, osd: np.ndarray,
-             response: np.ndarray, num: int = NUM_FEATURES) -> np.ndarray:
+             response: np.ndarray, num: int = NUM_FEATURES,
+             templates: np.ndarray | None = None) -> np.ndarray:
   """[T, K, num] per frame and speaker (see the module docstring): the first feature set
   (`NUM_FEATURES`), or with the speakers' shares of the frame (`SHARES`: per smoothing, the
   share, less the largest share, and its fraction of the frame's shares).
@@ -110,13 +116,18 @@ def features(active: np.ndarray, score: np.ndarray, osd: np.ndarray,
     score: [T, K] stitched speaker scores.
     osd: [T] stitched overlap probability.
     response: [T, G] SRP-PHAT response of every frame over G azimuths.
+    templates: [K, G] the speakers' responses (default: their mean over the frames the first
+      decision marks them alone; a live stream gives those of the frames decided so far).
   """
   t, k = active.shape
   response = np.asarray(response[:t], np.float32)
   g = response.shape[1]
-  only = alone(active)
-  mass = only.sum(axis=0)
-  direction = (only.T.astype(np.float32) @ response) / np.maximum(mass, 1)[:, None]    # [K, G]
+  if templates is None:
+    only = alone(active)
+    mass = only.sum(axis=0)
+    direction = (only.T.astype(np.float32) @ response) / np.maximum(mass, 1)[:, None]  # [K, G]
+  else:
+    direction = np.asarray(templates, np.float32)
   peak = direction.argmax(axis=1)
   near = (peak[:, None] + np.array([-1, 0, 1])[None, :]) % g                         # [K, 3]
   count = np.repeat(active.sum(axis=1, keepdims=True), k, axis=1).astype(np.float32)
@@ -134,7 +145,7 @@ def features(active: np.ndarray, score: np.ndarray, osd: np.ndarray,
   if num not in FEATURE_SETS:
     raise ValueError(f"resegment: {num} features, expected one of {FEATURE_SETS}")
   if num == SHARES:
-    for share in shares(active, response):
+    for share in shares(active, response, templates=templates):
       columns += [share, share - share.max(axis=1, keepdims=True),
                   share / np.maximum(share.sum(axis=1, keepdims=True), 1e-3)]
   return np.stack(columns, axis=-1).astype(np.float32)
@@ -169,10 +180,11 @@ def logits(features_: np.ndarray, weights) -> np.ndarray:
 
 
 def apply(active: np.ndarray, score: np.ndarray, osd: np.ndarray, response: np.ndarray,
-          weights, threshold: float) -> np.ndarray:
+          weights, threshold: float, templates: np.ndarray | None = None) -> np.ndarray:
   """The new [T, K] decision: P(talks) > threshold, and where no one is then marked but the
   first decision had speech, the most likely speaker."""
-  logit = logits(features(active, score, osd, response, layout(weights)[1]), weights)
+  logit = logits(features(active, score, osd, response, layout(weights)[1], templates),
+                 weights)
   new = logit > np.log(threshold / (1.0 - threshold))
   top = logit.argmax(axis=1)
   lost = ~new.any(axis=1) & active.any(axis=1)

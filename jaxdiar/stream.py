@@ -42,6 +42,7 @@ import scipy.optimize
 from jaxdiar import atomic
 from jaxdiar import bundled
 from jaxdiar import diarize as diarize_lib
+from jaxdiar import resegment as resegment_lib
 from jaxdiar import rttm
 from jaxdiar import runtime
 from jaxdiar import spatial as spatial_lib
@@ -78,6 +79,10 @@ RESET_SECONDS = 0.5
 CARRY_SECONDS = 2.0
 RELIABLE_SECONDS = 1.0
 CAUSAL_THRESHOLD = 0.55
+
+# Live spatial resegmentation: frames of context before the ones being decided (the widest
+# smoothing of jaxdiar.resegment is 45 frames, centred).
+RESEGMENT_CONTEXT = 45
 
 
 class Streamer:
@@ -159,6 +164,16 @@ class Streamer:
       self.reset_frames = int(round(reset_seconds * self.sr / self.hop))
       self.carry_frames = int(round(carry_seconds * self.sr / self.hop))
       self.reliable_seconds = reliable_seconds
+    # Live spatial resegmentation (causal mode, an array, a model with `resegment` weights):
+    # each decided frame is re-decided as offline (jaxdiar.resegment), from the speakers'
+    # directions over the frames decided so far and the responses up to the newest frame.
+    self.reseg = bool(causal and self.steer is not None and self.o["resegment"])
+    if self.reseg:
+      g = self.steer.real.shape[1]
+      self.response = np.zeros((frames, g), np.float32)
+      self.dir_sum = np.zeros((max_speakers, g))
+      self.dir_mass = np.zeros(max_speakers)
+      self.filled = 0                                   # frames with a response so far
 
   def frame_latencies(self) -> np.ndarray:
     """Seconds from each decided frame's arrival to its decision, on a real-time clock
@@ -216,7 +231,8 @@ class Streamer:
       return
     n = max(frames, 2 * len(self.cover))
     for name in (("score", "count", "anyone", "osd", "cover")
-                 + (("slot_vad", "slot_piece") * self.causal)):
+                 + (("slot_vad", "slot_piece") * self.causal)
+                 + (("response",) * getattr(self, "reseg", False))):
       old = getattr(self, name)
       new = np.zeros((n,) + old.shape[1:], old.dtype)
       new[:len(old)] = old
@@ -306,7 +322,11 @@ class Streamer:
       buffer = np.concatenate([self.tail, chunk], axis=1)
       self.tail = buffer[:, buffer.shape[1] - self.tail.shape[1]:]
       spec = spatial_lib.frames_stft(buffer, m, self.model.meta["n_fft"], self.hop)
-      self.slot_dir += w.T @ spatial_lib.frame_response(spec, self.steer)
+      response = spatial_lib.frame_response(spec, self.steer)
+      self.slot_dir += w.T @ response
+      if self.reseg:
+        self.response[g] = response
+        self.filled = g0 + m
     # The slots that talk in this block and have been heard enough are (re)labelled.
     fs = self.hop / self.sr
     talking = np.flatnonzero(talks & (self.slot_mass >= self.o["min_active_frames"]))
@@ -365,19 +385,14 @@ class Streamer:
     k = len(self.centroids)
     span = slice(self.decided, upto)
     if self.causal:               # the frames' slots under their pieces' labels now
-      self.score[span] = 0.0
-      label = self.piece_label[self.slot_piece[span]]                 # [t, S]
-      rows, slots = np.nonzero(label >= 0)
-      np.maximum.at(self.score, (rows + self.decided, label[rows, slots]),
-                    self.slot_vad[span][rows, slots])
-    cover = np.maximum(self.cover[span], 1.0)
-    talkers = diarize_lib.talker_count(self.count[span] / cover, self.anyone[span] / cover,
-                                       self.osd[span] / cover, k, self.o)
+      self.score[span] = self._causal_score(self.decided, upto)
+    if self.reseg and k:
+      marked = self._resegment(self.decided, upto, k)
+    else:
+      marked = self._first_decision(self.decided, upto, k, self.score[span, :k])
     out = []
-    if self.causal:               # no speaker without a labelled slot behind it
-      talkers = np.minimum(talkers, np.count_nonzero(self.score[span, :k] > 0, axis=1))
-    for frame, n in zip(range(self.decided, upto), talkers):
-      active = set(np.argsort(-self.score[frame, :k])[:n].tolist()) if n else set()
+    for frame, row in zip(range(self.decided, upto), marked):
+      active = set(np.flatnonzero(row).tolist())
       for spk in active:
         if spk in self.open:
           self.open[spk][1] = frame
@@ -393,6 +408,54 @@ class Streamer:
         a, b = self.open[spk]
         out += self._close(spk, a, b + 1, min_speech)
     return out
+
+  def _causal_score(self, a: int, b: int) -> np.ndarray:
+    """[b - a, max_speakers] each global speaker's score over frames [a, b): the largest
+    probability of the slots whose pieces carry its label now."""
+    score = np.zeros((b - a, self.max_speakers))
+    label = self.piece_label[self.slot_piece[a:b]]                    # [t, S]
+    rows, slots = np.nonzero(label >= 0)
+    np.maximum.at(score, (rows, label[rows, slots]), self.slot_vad[a:b][rows, slots])
+    return score
+
+  def _first_decision(self, a: int, b: int, k: int, score: np.ndarray) -> np.ndarray:
+    """[b - a, k] bool: the offline talker-count rule on frames [a, b) (score [b - a, k])."""
+    cover = np.maximum(self.cover[a:b], 1.0)
+    talkers = diarize_lib.talker_count(self.count[a:b] / cover, self.anyone[a:b] / cover,
+                                       self.osd[a:b] / cover, k, self.o)
+    if self.causal:               # no speaker without a labelled slot behind it
+      talkers = np.minimum(talkers, np.count_nonzero(score > 0, axis=1))
+    rank = np.argsort(np.argsort(-score, axis=1), axis=1)
+    return rank < talkers[:, None]
+
+  def _resegment(self, a: int, b: int, k: int) -> np.ndarray:
+    """[b - a, k] bool: frames [a, b) re-decided by the spatial resegmentation, over a slice
+    reaching RESEGMENT_CONTEXT frames back and up to the newest response; the speakers'
+    templates are their mean responses where the first decision marked them alone so far."""
+    lo, hi = max(0, a - RESEGMENT_CONTEXT), max(b, self.filled)
+    self._grow(hi)
+    score = self._causal_score(lo, hi)[:, :k]
+    fs = self.hop / self.sr
+    if self.o["stitch"] == "count":
+      first = self._first_decision(lo, hi, k, score)
+    else:                         # mean stitching: each speaker's score, hysteresis
+      args = (self.o["onset"], self.o["offset"],
+              int(round(self.o["min_speech_seconds"] / fs)),
+              int(round(self.o["min_silence_seconds"] / fs)))
+      first = np.stack([diarize_lib.binarize(score[:, j], *args) for j in range(k)], axis=1)
+    response = self.response[lo:hi]
+    only = resegment_lib.alone(first).astype(np.float64)
+    new = slice(a - lo, b - lo)
+    sums = self.dir_sum[:k] + only[new].T @ response[new]
+    mass = self.dir_mass[:k] + only[new].sum(axis=0)
+    heard = (first.T.astype(np.float64) @ response) / np.maximum(first.sum(axis=0), 1)[:, None]
+    templates = np.where(mass[:, None] > 0, sums / np.maximum(mass, 1)[:, None], heard)
+    cover = np.maximum(self.cover[lo:hi], 1.0)
+    marked = resegment_lib.apply(first, score, self.osd[lo:hi] / cover, response,
+                                 self.o["resegment"], self.o["resegment_threshold"],
+                                 templates=templates)[new]
+    self.dir_sum[:k], self.dir_mass[:k] = sums, mass
+    return marked
 
   def _close(self, spk: int, a: int, b: int, min_speech: int) -> list[Segment]:
     del self.open[spk]

@@ -178,3 +178,29 @@ def test_mlp_learns_what_a_line_cannot():
   line_loss = logloss(resegment.logits(test[0], line), test[1])
   assert mlp_loss < 0.5 * line_loss, (mlp_loss, line_loss)
   assert np.mean((resegment.logits(test[0], mlp) > 0) == test[1]) > 0.95
+
+
+def test_given_templates_replace_the_meetings_own():
+  """features(templates=T) with T the speakers' alone means is the offline first feature set
+  exactly; the shares then come from T as given (a live stream has no later frames to refine
+  them with)."""
+  rng = np.random.default_rng(3)
+  t, k, g = 300, 3, 36
+  active = rng.random((t, k)) < 0.4
+  score = rng.random((t, k))
+  osd = rng.random(t)
+  response = rng.random((t, g)).astype(np.float32)
+  only = resegment.alone(active)
+  means = (only.T.astype(np.float32) @ response) / only.sum(axis=0)[:, None]
+  np.testing.assert_array_equal(
+      resegment.features(active, score, osd, response, templates=means),
+      resegment.features(active, score, osd, response))
+  given = resegment.shares(active, response, templates=means)
+  flat = np.full((1, g), 1.0 / np.sqrt(g), np.float32)
+  import scipy.ndimage
+  for n, share in zip(resegment.SMOOTH_FRAMES, given):
+    smooth = scipy.ndimage.uniform_filter1d(response, n, axis=0, mode="nearest")
+    np.testing.assert_allclose(share, resegment.nnls(np.concatenate([means, flat]), smooth)[:, :k],
+                               rtol=1e-5, atol=1e-6)
+  refined = resegment.shares(active, response)
+  assert not all(np.allclose(a, b) for a, b in zip(given, refined))

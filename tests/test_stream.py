@@ -224,3 +224,52 @@ def test_causal_stream_decides_each_block_and_stdin_equals_file(causal_model, ex
   r = subprocess.run(base + [str(meeting), "--set", "no_such=1"], cwd=REPO,
                      capture_output=True, text=True, timeout=120)
   assert r.returncode == 2 and "unknown setting" in r.stderr
+
+
+def test_causal_stream_resegments_from_the_array(causal_model, meeting, tmp_path):
+  """With resegmentation weights the causal stream re-decides each frame from the array:
+  its per-frame responses are the offline ones of the whole file, the decision changes,
+  and stdin still equals the file."""
+  from jaxdiar import export
+  from jaxdiar import resegment as resegment_lib
+  from jaxdiar import spatial as spatial_lib
+  weights = np.zeros(resegment_lib.NUM_FEATURES + 1)
+  weights[2 * len(resegment_lib.SMOOTH_FRAMES)] = 8.0     # the speaker's score ...
+  weights[1] = 2.0                                        # ... and its direction (5 frames)
+  weights[-1] = -4.0
+  model_file = tmp_path / "reseg.jaxdiar"
+  export.set_inference(causal_model, model_file,
+                       {"resegment": weights.tolist(), "resegment_threshold": 0.5})
+  model = runtime.load(model_file)
+  loose = dict(min_active_frames=2, reliable_seconds=0.1)
+  audio, rate = sf.read(meeting, dtype="float32")
+  runs = {}
+  for reseg in (True, False):
+    s = stream.Streamer(model, causal=True, **loose, **({} if reseg else {"resegment": None}))
+    assert s.reseg == reseg
+    s.push(audio.T)
+    s.finish()
+    runs[reseg] = s
+  s = runs[True]
+  assert s.segments and all(0 <= g.start < g.end <= len(audio) / rate + 1e-6
+                            for g in s.segments)
+  assert [g.to_json() for g in s.segments] != [g.to_json() for g in runs[False].segments]
+  meta = model.meta
+  steer = spatial_lib.steering(meta["mic_positions"], meta["n_fft"], rate,
+                               spatial_lib.azimuth_grid())
+  offline = spatial_lib.frame_response(spatial_lib.stft(audio.T, meta["n_fft"], meta["hop"]),
+                                       steer)
+  n = min(len(offline), s.filled) - 1
+  np.testing.assert_allclose(s.response[:n], offline[:n], atol=2e-4)
+  data, _ = sf.read(meeting, dtype="int16")
+  base = [sys.executable, "-m", "jaxdiar.stream", "--model", str(model_file), "--causal"]
+  base += [f"--set={k}={v}" for k, v in loose.items()]
+  from_file = subprocess.run(base + [str(meeting)], cwd=REPO, capture_output=True, text=True,
+                             timeout=300)
+  from_stdin = subprocess.run(
+      base + ["-", "--channels", str(data.shape[1]), "--sample-rate", str(rate)],
+      cwd=REPO, input=data.astype("<i2").tobytes(), capture_output=True, timeout=300)
+  assert from_file.returncode == 0 and from_stdin.returncode == 0, from_file.stderr
+  assert from_file.stdout.splitlines() == from_stdin.stdout.decode().splitlines()
+  assert [json.loads(l) for l in from_file.stdout.splitlines()] == \
+      [json.loads(g.to_json()) for g in s.segments]
