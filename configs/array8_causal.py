@@ -4,8 +4,10 @@ streaming step of 128 ms blocks (`python -m jaxdiar.stream --causal`).
 
 The TCN of every jaxdiar model is causal already, so the variables of `configs/array8.py` fit
 this config as they are; the recipe fine-tunes them (the heads and the attention learn to
-look back only) on meetings simulated as for array8 (the model of benchmarks/results/live-*
-was 417 steps, 45 min on the 2-core CPU, from a pool of 432 simulated meetings):
+look back only) on meetings simulated as for array8 (the model of
+benchmarks/results/live-causal-*-2026-12-01.json: 1053 steps, 45 min on the 2-core CPU, from a
+pool of 490 meetings of simulator version 2 filled while it trained; the 2026-11-28 one: 417
+steps, 432 meetings of version 1):
 
   python -m jaxdiar.online simulate --config configs/array8_causal.py --seed 5000 \
       --speech ../shared/data/speech/libri-train-clean-100 --out POOL --seconds 1800

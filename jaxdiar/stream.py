@@ -73,12 +73,17 @@ STREAM_THRESHOLD = 0.65
 # cut. Chosen on the 16 dev meetings with a causal model (DER at 128 ms latency; pieces of
 # 1.5 / 2 / 3 s, 0.7 / 1 s, cut 0.45 / 0.55: 30.1-34.9 %; without pieces, one running
 # embedding per slot with a half-life of 1-4 s: 41.6-46.2 %; carrying the label over pauses
-# under 1-4 s: 31.4 -> 31.0 %).
+# under 1-4 s: 31.4 -> 31.0 %). The cut and the direction's weight in the matching were
+# chosen again (2026-12-01) with the live resegmentation and the causal model of that date
+# (configs/array8_causal.py), at 0.5 s latency on the 16 dev meetings: cut 0.35 / 0.4 / 0.45 /
+# 0.55 / 0.65 with weight 0.75: 22.9 / 20.8 / 20.3 / 22.1 / - %; weight 0.4 (the offline one)
+# / 0.6 / 0.75 / 0.9 at cut 0.55: 26.7 / 22.1 / 22.1 / 22.1 %, at 0.45: 29.3 / - / 20.3 / 21.3 %.
 PIECE_SECONDS = 2.0
 RESET_SECONDS = 0.5
 CARRY_SECONDS = 2.0
 RELIABLE_SECONDS = 1.0
-CAUSAL_THRESHOLD = 0.55
+CAUSAL_THRESHOLD = 0.45
+CAUSAL_SPATIAL_WEIGHT = 0.75
 
 # Live spatial resegmentation: frames of context before the ones being decided (the widest
 # smoothing of jaxdiar.resegment is 45 frames, centred).
@@ -96,8 +101,11 @@ class Streamer:
                reliable_seconds: float = RELIABLE_SECONDS, **options):
     meta = model.meta
     self.model, self.sr, self.hop = model, model.sample_rate, model.hop
-    self.o = {**diarize_lib.DEFAULT_DECODE, **meta["inference"],
-              "cluster_threshold": CAUSAL_THRESHOLD if causal else STREAM_THRESHOLD, **options}
+    causal_defaults = ({"cluster_threshold": CAUSAL_THRESHOLD}
+                       | ({"spatial_weight": CAUSAL_SPATIAL_WEIGHT}
+                          if meta["inference"].get("spatial_weight", 0) > 0 else {})
+                       if causal else {"cluster_threshold": STREAM_THRESHOLD})
+    self.o = {**diarize_lib.DEFAULT_DECODE, **meta["inference"], **causal_defaults, **options}
     self.window = int(round(self.o["window_seconds"] * self.sr)) // self.hop * self.hop
     if causal and not model.can_stream:
       raise runtime.ModelFileError(
