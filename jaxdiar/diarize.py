@@ -211,6 +211,28 @@ def binarize(prob: np.ndarray, onset: float, offset: float, min_speech: int,
   return _fill_and_drop(active, min_speech, min_silence)
 
 
+def min_durations(o: dict, fs: float) -> tuple[int, int]:
+  """(min speech, min silence) of the decoding settings `o`, in frames of `fs` seconds."""
+  return int(round(o["min_speech_seconds"] / fs)), int(round(o["min_silence_seconds"] / fs))
+
+
+def binarize_each(score: np.ndarray, o: dict, fs: float) -> np.ndarray:
+  """[T, K] bool: `binarize` of each speaker's score [T, K] with the settings `o` (mean
+  stitching's decision)."""
+  active = np.zeros(score.shape, bool)
+  for spk in range(score.shape[1]):
+    active[:, spk] = binarize(score[:, spk], o["onset"], o["offset"], *min_durations(o, fs))
+  return active
+
+
+def top_speakers(score: np.ndarray, n: np.ndarray) -> np.ndarray:
+  """[T, K] bool: the n[t] highest-scoring speakers of each frame t (score [T, K])."""
+  order = np.argsort(-score, axis=1)
+  rank = np.empty_like(order)
+  np.put_along_axis(rank, order, np.arange(score.shape[1])[None, :], axis=1)
+  return rank < n[:, None]
+
+
 def _fill_and_drop(active: np.ndarray, min_speech: int, min_silence: int) -> np.ndarray:
   """Fill gaps shorter than min_silence, then drop segments shorter than min_speech."""
   active = active.copy()
@@ -477,20 +499,13 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
     score = scipy.ndimage.median_filter(score, size=(o["median_frames"], 1), mode="nearest")
     count = scipy.ndimage.median_filter(count, size=o["median_frames"], mode="nearest")
     speech = scipy.ndimage.median_filter(speech, size=o["median_frames"], mode="nearest")
-  min_speech = int(round(o["min_speech_seconds"] / fs))
-  min_silence = int(round(o["min_silence_seconds"] / fs))
-  active = np.zeros((total, k), bool)
+  min_speech, min_silence = min_durations(o, fs)
   if o["stitch"] == "count" and k:
-    n_active = talker_count(count, speech, osd, k, o)
-    order = np.argsort(-score, axis=1)
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(k)[None, :], axis=1)
-    active = rank < n_active[:, None]
+    active = top_speakers(score, talker_count(count, speech, osd, k, o))
     for spk in range(k):
       active[:, spk] = _fill_and_drop(active[:, spk], min_speech, min_silence)
   else:
-    for spk in range(k):
-      active[:, spk] = binarize(score[:, spk], o["onset"], o["offset"], min_speech, min_silence)
+    active = binarize_each(score, o, fs)
   # Who each final speaker is: the clusters it comes from (a split speaker's halves share
   # their cluster's embedding).
   parents = [[j] for j in range(k)]

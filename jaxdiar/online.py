@@ -401,8 +401,9 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
   window = int(round(d.window_seconds * sr))
   meeting_samples = int(round((meeting_seconds or d.meeting_seconds) * sr))
   model_channels = len(fcfg.mic_positions)
-  check_capacity(capacity, len(_pool_geometry(config)), meeting_samples)
-  pool = DevicePool(pool_dir, capacity, len(_pool_geometry(config)), meeting_samples,
+  pool_channels = len(_pool_geometry(config))
+  check_capacity(capacity, pool_channels, meeting_samples)
+  pool = DevicePool(pool_dir, capacity, pool_channels, meeting_samples,
                     1 + meeting_samples // hop,
                     config.model.num_speakers, {s: i for i, s in enumerate(speakers)})
   atomic.write_text(out / "config.json", config.to_json(indent=1))

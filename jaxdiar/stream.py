@@ -240,7 +240,7 @@ class Streamer:
     n = max(frames, 2 * len(self.cover))
     for name in (("score", "count", "anyone", "osd", "cover")
                  + (("slot_vad", "slot_piece") * self.causal)
-                 + (("response",) * getattr(self, "reseg", False))):
+                 + (("response",) * self.reseg)):
       old = getattr(self, name)
       new = np.zeros((n,) + old.shape[1:], old.dtype)
       new[:len(old)] = old
@@ -387,16 +387,14 @@ class Streamer:
     """Decide the frames [decided, upto) with the talker-count rule; close segments."""
     upto = max(upto, self.decided)
     self._grow(upto)
-    fs = self.hop / self.sr
-    min_silence = int(round(self.o["min_silence_seconds"] / fs))
-    min_speech = int(round(self.o["min_speech_seconds"] / fs))
+    min_speech, min_silence = diarize_lib.min_durations(self.o, self.hop / self.sr)
     k = len(self.centroids)
     span = slice(self.decided, upto)
-    if self.causal:               # the frames' slots under their pieces' labels now
-      self.score[span] = self._causal_score(self.decided, upto)
     if self.reseg and k:
       marked = self._resegment(self.decided, upto, k)
     else:
+      if self.causal:             # the frames' slots under their pieces' labels now
+        self.score[span] = self._causal_score(self.decided, upto)
       marked = self._first_decision(self.decided, upto, k, self.score[span, :k])
     out = []
     for frame, row in zip(range(self.decided, upto), marked):
@@ -433,8 +431,7 @@ class Streamer:
                                        self.osd[a:b] / cover, k, self.o)
     if self.causal:               # no speaker without a labelled slot behind it
       talkers = np.minimum(talkers, np.count_nonzero(score > 0, axis=1))
-    rank = np.argsort(np.argsort(-score, axis=1), axis=1)
-    return rank < talkers[:, None]
+    return diarize_lib.top_speakers(score, talkers)
 
   def _resegment(self, a: int, b: int, k: int) -> np.ndarray:
     """[b - a, k] bool: frames [a, b) re-decided by the spatial resegmentation, over a slice
@@ -443,14 +440,10 @@ class Streamer:
     lo, hi = max(0, a - RESEGMENT_CONTEXT), max(b, self.filled)
     self._grow(hi)
     score = self._causal_score(lo, hi)[:, :k]
-    fs = self.hop / self.sr
     if self.o["stitch"] == "count":
       first = self._first_decision(lo, hi, k, score)
     else:                         # mean stitching: each speaker's score, hysteresis
-      args = (self.o["onset"], self.o["offset"],
-              int(round(self.o["min_speech_seconds"] / fs)),
-              int(round(self.o["min_silence_seconds"] / fs)))
-      first = np.stack([diarize_lib.binarize(score[:, j], *args) for j in range(k)], axis=1)
+      first = diarize_lib.binarize_each(score, self.o, self.hop / self.sr)
     response = self.response[lo:hi]
     only = resegment_lib.alone(first).astype(np.float64)
     new = slice(a - lo, b - lo)
