@@ -85,13 +85,19 @@ def main(argv=None) -> int:
         update_ms_p95=round(1e3 * float(np.percentile(steps, 95)), 1),
         rtf=round(float(np.sum(steps)) / audio_s, 4),
         latency_s_p50=round(float(np.median(lat)), 3),
-        latency_s_p95=round(float(np.percentile(lat, 95)), 3))
-    print(f"latency {latency:g} s: {rows[f'{latency:g}']}", flush=True)
+        latency_s_p95=round(float(np.percentile(lat, 95)), 3),
+        per_meeting=scores["per_meeting"],
+        speakers_found={u: len({t.speaker for t in h}) for u, h in hyps.items()})
+    print(f"latency {latency:g} s: " + str({k: v for k, v in rows[f"{latency:g}"].items()
+                                          if k not in ("per_meeting", "speakers_found")}),
+          flush=True)
   step = model.stream_block_samples / model.sample_rate if args.causal else args.step
   result = dict(date=str(datetime.date.today()), model=name, causal=args.causal, step_seconds=step,
                 options=options, meetings=folder.name, cpus=os.cpu_count(),
                 offline=dict(der=offline["der"], missed=offline["missed"],
-                             false_alarm=offline["false_alarm"], confusion=offline["confusion"]),
+                             false_alarm=offline["false_alarm"], confusion=offline["confusion"],
+                             per_meeting=offline["per_meeting"]),
+                speakers_true={u: len({t.speaker for t in r}) for u, r in refs.items()},
                 latencies=rows)
   which = ("live-causal" if args.causal else "live") + ("" if args.seed == 2026 else
                                                          f"-seed{args.seed}")

@@ -201,14 +201,16 @@ def _average_link(x, window_index, *, num_speakers, min_speakers, max_speakers,
 
 
 def binarize(prob: np.ndarray, onset: float, offset: float, min_speech: int,
-             min_silence: int) -> np.ndarray:
-  """Hysteresis thresholds, then fill short gaps and drop short segments. [T] -> [T] bool."""
+             min_silence: int, open_end: bool = False) -> np.ndarray:
+  """Hysteresis thresholds, then fill short gaps and drop short segments. [T] -> [T] bool.
+  With `open_end` a segment running into the last frame is kept however short (a stream's
+  newest frames: it may go on)."""
   active = np.zeros(len(prob), bool)
   on = False
   for t, p in enumerate(prob):
     on = p > onset if not on else p >= offset
     active[t] = on
-  return _fill_and_drop(active, min_speech, min_silence)
+  return _fill_and_drop(active, min_speech, min_silence, open_end)
 
 
 def min_durations(o: dict, fs: float) -> tuple[int, int]:
@@ -216,12 +218,13 @@ def min_durations(o: dict, fs: float) -> tuple[int, int]:
   return int(round(o["min_speech_seconds"] / fs)), int(round(o["min_silence_seconds"] / fs))
 
 
-def binarize_each(score: np.ndarray, o: dict, fs: float) -> np.ndarray:
+def binarize_each(score: np.ndarray, o: dict, fs: float, open_end: bool = False) -> np.ndarray:
   """[T, K] bool: `binarize` of each speaker's score [T, K] with the settings `o` (mean
   stitching's decision)."""
   active = np.zeros(score.shape, bool)
   for spk in range(score.shape[1]):
-    active[:, spk] = binarize(score[:, spk], o["onset"], o["offset"], *min_durations(o, fs))
+    active[:, spk] = binarize(score[:, spk], o["onset"], o["offset"], *min_durations(o, fs),
+                              open_end=open_end)
   return active
 
 
@@ -233,15 +236,17 @@ def top_speakers(score: np.ndarray, n: np.ndarray) -> np.ndarray:
   return rank < n[:, None]
 
 
-def _fill_and_drop(active: np.ndarray, min_speech: int, min_silence: int) -> np.ndarray:
-  """Fill gaps shorter than min_silence, then drop segments shorter than min_speech."""
+def _fill_and_drop(active: np.ndarray, min_speech: int, min_silence: int,
+                   open_end: bool = False) -> np.ndarray:
+  """Fill gaps shorter than min_silence, then drop segments shorter than min_speech (but with
+  `open_end` not one that runs into the last frame)."""
   active = active.copy()
   segments = _runs(active)
   for (s0, e0), (s1, _) in zip(segments, segments[1:]):
     if s1 - e0 < min_silence:
       active[e0:s1] = True
   for s, e in _runs(active):
-    if e - s < min_speech:
+    if e - s < min_speech and not (open_end and e == len(active)):
       active[s:e] = False
   return active
 

@@ -23,9 +23,11 @@ Each local speaker slot gathers its evidence in pieces (its frame embeddings and
 SRP-PHAT responses where it talks alone; a piece ends after a pause or at --piece seconds,
 since a slot may pass from one voice to the next); every block the pieces that talk are
 matched to global speakers as above (Hungarian, distinct slots to distinct speakers, a new
-speaker only from a piece heard long enough), and a frame's speakers are its active slots
-under the labels their pieces have when it is decided (--latency after it arrived, at least
-one block: more latency, better-informed labels).
+speaker only from a piece heard long enough, but the first speaker from the first voice),
+and a frame's speakers are its active slots under the labels their pieces have when it is
+decided (--latency after it arrived, at least one block: more latency, better-informed
+labels). On an array with a model carrying resegmentation weights each decided frame is then
+re-decided from the speakers' directions (their reliable pieces' responses) as offline.
 """
 
 import argparse
@@ -98,7 +100,8 @@ class Streamer:
                num_channels: int | None = None, causal: bool = False,
                piece_seconds: float = PIECE_SECONDS,
                reset_seconds: float = RESET_SECONDS, carry_seconds: float = CARRY_SECONDS,
-               reliable_seconds: float = RELIABLE_SECONDS, **options):
+               reliable_seconds: float = RELIABLE_SECONDS, first_founds: bool = True,
+               templates: str = "pieces", open_end: bool = True, **options):
     meta = model.meta
     self.model, self.sr, self.hop = model, model.sample_rate, model.hop
     causal_defaults = ({"cluster_threshold": CAUSAL_THRESHOLD}
@@ -124,6 +127,9 @@ class Streamer:
                        f"window ({self.window / self.sr:g} s), got {latency / self.sr:g} s")
     self.latency = latency // self.hop * self.hop
     self.max_speakers = max_speakers
+    # Causal mode's cold start (each measured on / off in live-causal-coldstart-sweep):
+    # with no speaker yet, any voice heard enough to be matched founds the first one.
+    self.first_founds = causal and first_founds
     channels = num_channels or model.num_channels
     if channels != model.num_channels and model.needs_array:
       raise diarize_lib.InputError(f"{channels} channel(s), the model expects "
@@ -182,6 +188,18 @@ class Streamer:
       self.dir_sum = np.zeros((max_speakers, g))
       self.dir_mass = np.zeros(max_speakers)
       self.filled = 0                                   # frames with a response so far
+      # The speakers' direction templates: "pieces", the responses where each speaker's
+      # reliable pieces talk alone (by the model's own slot probabilities, in the blocks
+      # they are matched); "decided", where the first decision marks it alone among the
+      # frames decided so far (the fallback while a speaker has no reliable piece).
+      if templates not in ("pieces", "decided"):
+        raise ValueError(f"templates must be 'pieces' or 'decided', got {templates!r}")
+      self.templates = templates
+      self.piece_dir = np.zeros((max_speakers, g))
+      self.piece_dir_mass = np.zeros(max_speakers)
+      # The first decision's newest segments may go on: not dropped as too short (segments
+      # still are, when they close).
+      self.open_end = open_end
 
   def frame_latencies(self) -> np.ndarray:
     """Seconds from each decided frame's arrival to its decision, on a real-time clock
@@ -344,9 +362,15 @@ class Streamer:
       if self.slot_dir is not None:
         d = self.slot_dir[talking] / self.slot_mass[talking][:, None]
         x = diarize_lib.joint_vectors(x, d, self.o["spatial_weight"])
-      self.piece_label[self.piece[talking]] = self._assign(x, self.slot_mass[talking] * fs,
-                                              weights=w.sum(axis=0)[talking] * fs,
-                                              reliable_seconds=self.reliable_seconds)
+      labels = self._assign(x, self.slot_mass[talking] * fs,
+                            weights=w.sum(axis=0)[talking] * fs,
+                            reliable_seconds=self.reliable_seconds)
+      self.piece_label[self.piece[talking]] = labels
+      if self.reseg:              # each speaker's direction from its reliable pieces' blocks
+        for slot, label in zip(talking, labels):
+          if label >= 0 and self.slot_mass[slot] * fs >= self.reliable_seconds:
+            self.piece_dir[label] += w[:, slot] @ response
+            self.piece_dir_mass[label] += w[:, slot].sum()
 
   def _assign(self, x: np.ndarray, seconds: np.ndarray, weights: np.ndarray | None = None,
               reliable_seconds: float | None = None) -> np.ndarray:
@@ -364,8 +388,9 @@ class Streamer:
     cost = np.full((n, k + n), 1e6)
     if k:
       cost[:, :k] = 1.0 - x @ np.stack(self.centroids).T
+    founders = reliable | (k == 0 and self.first_founds)   # the first speaker: any voice
     for i in range(min(n, free)):           # "a new speaker": the threshold, reliable ones only
-      cost[reliable, k + i] = self.o["cluster_threshold"]
+      cost[founders, k + i] = self.o["cluster_threshold"]
     rows, cols = scipy.optimize.linear_sum_assignment(cost)
     labels = np.full(n, -1)
     for r, c in zip(rows, cols):
@@ -443,7 +468,8 @@ class Streamer:
     if self.o["stitch"] == "count":
       first = self._first_decision(lo, hi, k, score)
     else:                         # mean stitching: each speaker's score, hysteresis
-      first = diarize_lib.binarize_each(score, self.o, self.hop / self.sr)
+      first = diarize_lib.binarize_each(score, self.o, self.hop / self.sr,
+                                        open_end=self.open_end)
     response = self.response[lo:hi]
     only = resegment_lib.alone(first).astype(np.float64)
     new = slice(a - lo, b - lo)
@@ -451,6 +477,9 @@ class Streamer:
     mass = self.dir_mass[:k] + only[new].sum(axis=0)
     heard = (first.T.astype(np.float64) @ response) / np.maximum(first.sum(axis=0), 1)[:, None]
     templates = np.where(mass[:, None] > 0, sums / np.maximum(mass, 1)[:, None], heard)
+    if self.templates == "pieces":
+      pm = self.piece_dir_mass[:k, None]
+      templates = np.where(pm > 0, self.piece_dir[:k] / np.maximum(pm, 1e-9), templates)
     cover = np.maximum(self.cover[lo:hi], 1.0)
     marked = resegment_lib.apply(first, score, self.osd[lo:hi] / cover, response,
                                  self.o["resegment"], self.o["resegment_threshold"],

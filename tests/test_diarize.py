@@ -160,3 +160,9 @@ def test_clustering_and_postprocessing():
                                 [0, 1, 1, 1, 1, 1, 1, 1, 0, 0])      # gap of 2 filled
   np.testing.assert_array_equal(diarize.binarize(prob, 0.5, 0.4, 3, 1),
                                 [0, 1, 1, 1, 0, 0, 0, 0, 0, 0])      # 2-frame run dropped
+  # A stream's newest frames: a short run reaching the last frame may go on and is kept;
+  # a short run that ended is still dropped.
+  np.testing.assert_array_equal(diarize.binarize(prob[:8], 0.5, 0.4, 3, 1, open_end=True),
+                                [0, 1, 1, 1, 0, 0, 1, 1])
+  np.testing.assert_array_equal(diarize.binarize(prob, 0.5, 0.4, 3, 1, open_end=True),
+                                [0, 1, 1, 1, 0, 0, 0, 0, 0, 0])

@@ -187,6 +187,21 @@ def test_causal_pieces_follow_a_slot_from_one_voice_to_the_next():
   assert len(whole.centroids) == 1
 
 
+def test_causal_first_voice_founds_the_first_speaker_at_once():
+  """No speaker yet: the first voice founds one as soon as it is heard enough to be matched
+  (nobody to confuse it with), not after the second of speech alone a new speaker needs
+  once there are others; the rule off, its first second is lost."""
+  audio = np.zeros((1, 200 * 256), np.float32)
+  starts = {}
+  for founds in (True, False):
+    s = stream.Streamer(_Scripted(switch=10 ** 6), causal=True, first_founds=founds)
+    s.push(audio)
+    s.finish()
+    assert len(s.centroids) == 1 and len(s.segments) == 1
+    starts[founds] = s.segments[0].start
+  assert starts[True] <= 0.2 and starts[False] >= 1.0
+
+
 def test_causal_stream_decides_each_block_and_stdin_equals_file(causal_model, exported,
                                                                 meeting):
   model = runtime.load(causal_model)
