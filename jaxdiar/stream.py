@@ -23,11 +23,10 @@ Each local speaker slot gathers its evidence in pieces (its frame embeddings and
 SRP-PHAT responses where it talks alone; a piece ends after a pause or at --piece seconds,
 since a slot may pass from one voice to the next); every block the pieces that talk are
 matched to global speakers as above (Hungarian, distinct slots to distinct speakers, a new
-speaker only from a piece heard long enough, but the first speaker from the first voice),
-and a frame's speakers are its active slots under the labels their pieces have when it is
+speaker only from a piece heard long enough), and a frame's speakers are its active slots under the labels their pieces have when it is
 decided (--latency after it arrived, at least one block: more latency, better-informed
 labels). On an array with a model carrying resegmentation weights each decided frame is then
-re-decided from the speakers' directions (their reliable pieces' responses) as offline.
+re-decided from the speakers' directions (where they talked alone so far) as offline.
 """
 
 import argparse
@@ -100,8 +99,8 @@ class Streamer:
                num_channels: int | None = None, causal: bool = False,
                piece_seconds: float = PIECE_SECONDS,
                reset_seconds: float = RESET_SECONDS, carry_seconds: float = CARRY_SECONDS,
-               reliable_seconds: float = RELIABLE_SECONDS, first_founds: bool = True,
-               templates: str = "pieces", open_end: bool = True, **options):
+               reliable_seconds: float = RELIABLE_SECONDS, first_founds: bool = False,
+               templates: str = "decided", open_end: bool = False, **options):
     meta = model.meta
     self.model, self.sr, self.hop = model, model.sample_rate, model.hop
     causal_defaults = ({"cluster_threshold": CAUSAL_THRESHOLD}
@@ -127,8 +126,10 @@ class Streamer:
                        f"window ({self.window / self.sr:g} s), got {latency / self.sr:g} s")
     self.latency = latency // self.hop * self.hop
     self.max_speakers = max_speakers
-    # Causal mode's cold start (each measured on / off in live-causal-coldstart-sweep):
-    # with no speaker yet, any voice heard enough to be matched founds the first one.
+    # Causal mode's cold start, three options measured on / off on dev and held-out meetings
+    # (benchmarks/results/live-causal-coldstart-sweep-2026-12-01.json), each off by default:
+    # each gains up to 0.9 points on dev at 128 ms and none gains on held-out.
+    # first_founds: with no speaker yet, any voice heard enough to be matched founds one.
     self.first_founds = causal and first_founds
     channels = num_channels or model.num_channels
     if channels != model.num_channels and model.needs_array:
@@ -188,17 +189,17 @@ class Streamer:
       self.dir_sum = np.zeros((max_speakers, g))
       self.dir_mass = np.zeros(max_speakers)
       self.filled = 0                                   # frames with a response so far
-      # The speakers' direction templates: "pieces", the responses where each speaker's
-      # reliable pieces talk alone (by the model's own slot probabilities, in the blocks
-      # they are matched); "decided", where the first decision marks it alone among the
-      # frames decided so far (the fallback while a speaker has no reliable piece).
+      # The speakers' direction templates: "decided", the mean response where the first
+      # decision marks each alone among the frames decided so far; or "pieces", where its
+      # reliable pieces talk alone (by the model's slot probabilities, in the blocks they are
+      # matched; "decided" until it has one).
       if templates not in ("pieces", "decided"):
         raise ValueError(f"templates must be 'pieces' or 'decided', got {templates!r}")
       self.templates = templates
       self.piece_dir = np.zeros((max_speakers, g))
       self.piece_dir_mass = np.zeros(max_speakers)
-      # The first decision's newest segments may go on: not dropped as too short (segments
-      # still are, when they close).
+      # open_end: the first decision's newest segments may go on, so they are not dropped as
+      # too short (segments still are, when they close).
       self.open_end = open_end
 
   def frame_latencies(self) -> np.ndarray:
