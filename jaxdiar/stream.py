@@ -23,10 +23,11 @@ Each local speaker slot gathers its evidence in pieces (its frame embeddings and
 SRP-PHAT responses where it talks alone; a piece ends after a pause or at --piece seconds,
 since a slot may pass from one voice to the next); every block the pieces that talk are
 matched to global speakers as above (Hungarian, distinct slots to distinct speakers, a new
-speaker only from a piece heard long enough), and a frame's speakers are its active slots under the labels their pieces have when it is
-decided (--latency after it arrived, at least one block: more latency, better-informed
-labels). On an array with a model carrying resegmentation weights each decided frame is then
-re-decided from the speakers' directions (where they talked alone so far) as offline.
+speaker only from a piece heard long enough), and a frame's speakers are its active slots
+under the labels their pieces have when it is decided (--latency after it arrived, at least
+one block: more latency, better-informed labels). On an array with a model carrying
+resegmentation weights each decided frame is then re-decided from the speakers' directions
+(where they talked alone so far) as offline.
 """
 
 import argparse
@@ -131,6 +132,8 @@ class Streamer:
     # each gains up to 0.9 points on dev at 128 ms and none gains on held-out.
     # first_founds: with no speaker yet, any voice heard enough to be matched founds one.
     self.first_founds = causal and first_founds
+    if templates not in ("pieces", "decided"):
+      raise ValueError(f"templates must be 'pieces' or 'decided', got {templates!r}")
     channels = num_channels or model.num_channels
     if channels != model.num_channels and model.needs_array:
       raise diarize_lib.InputError(f"{channels} channel(s), the model expects "
@@ -193,8 +196,6 @@ class Streamer:
       # decision marks each alone among the frames decided so far; or "pieces", where its
       # reliable pieces talk alone (by the model's slot probabilities, in the blocks they are
       # matched; "decided" until it has one).
-      if templates not in ("pieces", "decided"):
-        raise ValueError(f"templates must be 'pieces' or 'decided', got {templates!r}")
       self.templates = templates
       self.piece_dir = np.zeros((max_speakers, g))
       self.piece_dir_mass = np.zeros(max_speakers)
@@ -367,7 +368,7 @@ class Streamer:
                             weights=w.sum(axis=0)[talking] * fs,
                             reliable_seconds=self.reliable_seconds)
       self.piece_label[self.piece[talking]] = labels
-      if self.reseg:              # each speaker's direction from its reliable pieces' blocks
+      if self.reseg and self.templates == "pieces":   # directions from reliable pieces
         for slot, label in zip(talking, labels):
           if label >= 0 and self.slot_mass[slot] * fs >= self.reliable_seconds:
             self.piece_dir[label] += w[:, slot] @ response

@@ -268,6 +268,15 @@ def test_causal_stream_resegments_from_the_array(causal_model, meeting, tmp_path
   s = runs[True]
   assert s.segments and all(0 <= g.start < g.end <= len(audio) / rate + 1e-6
                             for g in s.segments)
+  # Directions from the reliable pieces instead (an option): gathered, and used.
+  pieces = stream.Streamer(model, causal=True, templates="pieces", **loose)
+  pieces.push(audio.T)
+  pieces.finish()
+  assert pieces.piece_dir_mass.sum() > 0 and not s.piece_dir_mass.any()
+  assert pieces.segments and all(0 <= g.start < g.end <= len(audio) / rate + 1e-6
+                                 for g in pieces.segments)
+  with pytest.raises(ValueError, match="templates"):
+    stream.Streamer(model, causal=True, templates="nearest")
   assert [g.to_json() for g in s.segments] != [g.to_json() for g in runs[False].segments]
   meta = model.meta
   steer = spatial_lib.steering(meta["mic_positions"], meta["n_fft"], rate,
