@@ -51,17 +51,19 @@ def load_model(spec: str) -> runtime.ExportedModel:
 
 
 def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
-              step_seconds=None) -> dict:
-  """uri -> diarize.Inference of every dev meeting (pickled under `cache` if given)."""
+              step_seconds=None, voice: bool = False) -> dict:
+  """uri -> diarize.Inference of every dev meeting (pickled under `cache` if given; a cached
+  one without the d-vectors `voice` asks for is computed again)."""
   out = {}
   for m in meetings:
     uri = m["uri"]
     path = pathlib.Path(cache) / f"{uri}.pkl" if cache else None
     if path is not None and path.exists():
       out[uri] = pickle.loads(path.read_bytes())
-      continue
+      if not voice or out[uri].voice is not None:
+        continue
     out[uri] = diarize_lib.infer(folder / f"{uri}.wav", model, uri=uri, progress=False,
-                                 spatial=spatial, step_seconds=step_seconds)
+                                 spatial=spatial, step_seconds=step_seconds, voice=voice)
     if path is not None:
       path.parent.mkdir(parents=True, exist_ok=True)
       path.write_bytes(pickle.dumps(out[uri]))
@@ -369,7 +371,10 @@ def main(argv=None) -> int:
     model = loaded[name] = load_model(path)
     t0 = time.time()
     step = options.get(name, {}).get("step_seconds")
+    asked = [model.meta["inference"], options.get(name, {})] + [
+        json.loads(v.partition("=")[2]) for v in args.variant]
     inferences = infer_all(model, folder, meetings, step_seconds=step,
+                           voice=any(a.get("voice_weight", 0) > 0 for a in asked),
                            cache=args.cache and pathlib.Path(args.cache) / folder.name / name)
     infer_seconds = time.time() - t0
     variants = {name: options.get(name, {})}

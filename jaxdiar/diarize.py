@@ -69,7 +69,7 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
             min_speakers=1, max_speakers=None, threshold: float = 0.6,
             max_embeddings: int = 2000, directions: np.ndarray | None = None,
             spatial_weight: float = 0.0, anchors: np.ndarray | None = None,
-            refine: int = 0) -> np.ndarray:
+            refine: int = 0, min_cluster_size: int = 0) -> np.ndarray:
   """Agglomerative (average-link, cosine) clustering of local-speaker embeddings.
 
   Two local speakers of one window are different people: their distance is set to the
@@ -81,7 +81,9 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
   reliable embedding; default all) are clustered; every other embedding joins the nearest
   cluster centroid, the local speakers of one window going to distinct clusters (Hungarian
   assignment per window). `refine` rounds then reassign every embedding to the centroids of
-  the previous round in the same way.
+  the previous round in the same way. Unless the count is given, a cluster of fewer than
+  `min_cluster_size` anchors is dissolved (its members join the others in the same way): a
+  few local speakers with odd embeddings (overlap, noise) do not become a speaker.
 
   Average linkage needs the n x n distances; beyond `max_embeddings` anchors (about 2 h of
   audio at the default window step) an evenly spread subset of them is clustered and the
@@ -99,6 +101,11 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
   labels[picked] = _average_link(x[picked], window_index[picked], num_speakers=num_speakers,
                                  min_speakers=min_speakers, max_speakers=max_speakers,
                                  threshold=threshold)
+  if min_cluster_size > 1 and not num_speakers:
+    ids, sizes = np.unique(labels[picked], return_counts=True)
+    keep = max(min_speakers or 1, int(np.sum(sizes >= min_cluster_size)))
+    kept = ids[np.argsort(-sizes, kind="stable")[:keep]]
+    labels[picked[~np.isin(labels[picked], kept)]] = -1
   labels = _assign(x, window_index, labels, labels)
   for _ in range(refine):
     labels = _assign(x, window_index, np.full(n, -1), labels)
@@ -339,6 +346,35 @@ class Inference:
   # [total_frames, G] SRP-PHAT response of every frame over azimuths (arrays with `spatial`;
   # float16, 9 kB a second): what `resegment` reads.
   response: np.ndarray | None = None
+  # [W, S, 256] d-vector (`jaxdiar.voice`) of each local speaker, from the first channel's
+  # audio where it talks (alone, when that is long enough); zero where it is never heard.
+  voice: np.ndarray | None = None
+
+
+# A local speaker's audio for its d-vector: its frames more likely talking than not (whatever
+# the decoding's onset, which is chosen for the turns).
+VOICE_ONSET = 0.5
+
+
+def voice_segments(audio: np.ndarray, vad: np.ndarray, hop: int, onset: float,
+                   min_alone_seconds: float = 0.5, sample_rate: int = 16000) -> list:
+  """The audio of each local speaker of one window ([S] arrays from one channel's
+  `audio`): its frames above `onset` where no other local speaker is, or all its frames above
+  `onset` when those alone last under `min_alone_seconds`; empty when it has fewer than 5."""
+  vad = np.asarray(vad, np.float32)
+  out = []
+  for s in range(vad.shape[1]):
+    active = vad[:, s] > onset
+    if active.sum() < 5:
+      out.append(np.zeros(0, np.float32))
+      continue
+    others = np.delete(vad, s, axis=1).max(axis=1) if vad.shape[1] > 1 else np.zeros(len(vad))
+    alone = active & (others < onset)
+    frames = np.flatnonzero(alone if alone.sum() * hop >= min_alone_seconds * sample_rate
+                            else active)
+    samples = (frames[:, None] * hop + np.arange(hop)).ravel()
+    out.append(audio[samples[samples < len(audio)]])
+  return out
 
 
 def check_input(path, model: runtime.ExportedModel, replicate_channels: bool = False):
@@ -363,11 +399,14 @@ def check_input(path, model: runtime.ExportedModel, replicate_channels: bool = F
 
 def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
           replicate_channels: bool = False, progress: bool = True,
-          spatial: bool = True, step_seconds: float | None = None) -> Inference:
+          spatial: bool = True, step_seconds: float | None = None,
+          voice: bool = False) -> Inference:
   """Run the model over sliding windows of one recording (read in blocks).
 
   With `spatial` and a multi-channel recording, each local speaker also gets its SRP-PHAT
-  response over azimuths, from the frames where it talks alone (`jaxdiar.spatial`).
+  response over azimuths, from the frames where it talks alone (`jaxdiar.spatial`). With
+  `voice`, each local speaker gets a d-vector of the pretrained voice encoder
+  (`jaxdiar.voice`) from its audio in the window (`voice_segments`, first channel).
   Raises InputError / AudioError with a clear message.
   """
   meta, inf = model.meta, model.meta["inference"]
@@ -386,7 +425,10 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   if spatial and channels > 1 and len(meta["mic_positions"]) == channels:
     steer = spatial_lib.steering(meta["mic_positions"], meta["n_fft"], sr,
                                  spatial_lib.azimuth_grid())
-  vads, osds, embs, dirs = [], [], [], []
+  vads, osds, embs, dirs, voices = [], [], [], [], []
+  if voice:
+    from jaxdiar import voice as voice_lib     # librosa's mel filters: loaded only when asked
+    voice_params = voice_lib.load()
   total = 1 + num_samples // hop
   response = None if steer is None else np.zeros((total, steer.real.shape[-1]), np.float16)
   done = 0                                  # frames of `response` computed so far
@@ -402,6 +444,13 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
     vads.append(out["vad"][:n].astype(np.float16))
     osds.append(out["osd"][:n].astype(np.float16))
     embs.append(out["spk_emb"][:n].astype(np.float32))
+    if voice:
+      if sr != voice_lib.SAMPLE_RATE:
+        raise InputError(f"the voice encoder takes {voice_lib.SAMPLE_RATE} Hz audio, the model "
+                         f"runs at {sr} Hz")
+      segments = [seg for j in range(n) for seg in
+                  voice_segments(raw[j][0], out["vad"][j], hop, VOICE_ONSET, sample_rate=sr)]
+      voices.append(voice_lib.embed(segments, voice_params).reshape(n, -1, voice_lib.EMBEDDING_DIM))
     for j in range(n if steer is not None else 0):
       # Overlapping windows share frames: each frame's response is computed once (but the
       # `half` frames at a window's end, zero-padded there), kept from the first window
@@ -442,7 +491,8 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
     raise InputError(f"{path}: the audio is all zeros")
   return Inference(uri, np.array(starts) // hop, np.concatenate(vads), np.concatenate(osds),
                    np.concatenate(embs), np.stack(dirs) if dirs else None,
-                   total, num_samples, sr, hop, response)
+                   total, num_samples, sr, hop, response,
+                   np.concatenate(voices) if voice else None)
 
 
 def decode(inference: Inference, options: dict, *, num_speakers: int | None = None,
@@ -462,20 +512,27 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
   """
   o = {**DEFAULT_DECODE, **options}
   inf = inference
+  emb = inf.emb
+  if o["voice_weight"] > 0:
+    if inf.voice is None:
+      raise ValueError("decoding setting voice_weight > 0 needs the local speakers' d-vectors: "
+                       "infer(..., voice=True)")
+    emb = voice_joined(inf.emb, inf.voice, o["voice_weight"])
   fs = inf.hop / inf.sample_rate
   total, (num_windows, tw, _) = inf.total_frames, inf.vad.shape
   vad = inf.vad.astype(np.float32)
   heard = heard_frames(inf, o["onset"])                                    # [W, S] frames
   windows, slots = np.nonzero(heard >= o["min_active_frames"])   # the local speakers
   locals_ = list(zip(windows, slots))
-  labels = cluster(inf.emb[windows, slots], windows, num_speakers=num_speakers,
+  labels = cluster(emb[windows, slots], windows, num_speakers=num_speakers,
                    min_speakers=min_speakers, max_speakers=max_speakers,
                    threshold=o["cluster_threshold"],
                    max_embeddings=o.get("max_cluster_embeddings", 2000),
                    directions=(inf.direction[windows, slots] if inf.direction is not None
                                and o["spatial_weight"] > 0 else None),
                    spatial_weight=o["spatial_weight"], refine=o["refine"],
-                   anchors=heard[windows, slots] * fs >= o["anchor_seconds"])
+                   anchors=heard[windows, slots] * fs >= o["anchor_seconds"],
+                   min_cluster_size=o["min_cluster_size"])
   k = int(labels.max()) + 1 if len(labels) else 0
   score = np.zeros((total, k))
   cover = np.zeros(total)
@@ -546,7 +603,8 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
       turns.append(rttm.Turn(inf.uri, a * fs, min(b * fs, inf.num_samples / inf.sample_rate),
                              f"spk{spk:02d}"))
   centroids = None
-  if k:                       # each speaker's embedding: its local speakers', by frames heard
+  if k:                       # each speaker's embedding (the model's, what enrolment compares):
+                              # its local speakers', by frames heard
     x = inf.emb[windows, slots].astype(np.float64)
     x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-9
     weight = heard[windows, slots].astype(np.float64)
@@ -560,7 +618,19 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
 # behaviour (mean stitching, no directions, no overlap rule, every local speaker clustered).
 DEFAULT_DECODE = dict(stitch="mean", count="expected", spatial_weight=0.0, osd_threshold=1.0,
                       refine=0, anchor_seconds=0.0, resegment=None, resegment_threshold=0.6,
-                      split_cos=None, split_seconds=15.0, merge_overlap=None)
+                      split_cos=None, split_seconds=15.0, merge_overlap=None,
+                      voice_weight=0.0, min_cluster_size=0)
+
+
+def voice_joined(emb: np.ndarray, voice: np.ndarray, weight: float) -> np.ndarray:
+  """What is clustered: the model's embeddings (weight 0), the d-vectors (1), or between
+  the unit vectors [sqrt(1 - w) e, sqrt(w) v] (one cosine distance = (1 - w) * the model's
+  distance + w * the d-vectors')."""
+  if weight >= 1:
+    return voice
+  e = emb / (np.linalg.norm(emb, axis=-1, keepdims=True) + 1e-9)
+  v = voice / (np.linalg.norm(voice, axis=-1, keepdims=True) + 1e-9)
+  return np.concatenate([np.sqrt(1 - weight) * e, np.sqrt(weight) * v], axis=-1)
 
 
 def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,
@@ -574,7 +644,7 @@ def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,
                     progress=progress,
                     spatial=(o["spatial_weight"] > 0 or bool(o["resegment"])
                              or o["split_cos"] is not None),
-                    step_seconds=o["step_seconds"])
+                    step_seconds=o["step_seconds"], voice=o["voice_weight"] > 0)
   return decode(inference, o, num_speakers=num_speakers, min_speakers=min_speakers,
                 max_speakers=max_speakers)
 
