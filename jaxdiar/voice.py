@@ -8,8 +8,9 @@ second). It was trained on thousands of voices (LibriSpeech, VoxCeleb 1 and 2), 
 jaxdiar's own models hear 200: `diarize` can cluster its local speakers with these d-vectors
 (decoding setting `voice_weight`), which separate unseen voices better on one microphone.
 
-The weights ship in the package (`jaxdiar/models/voice_encoder.npz`, float16, 2.8 MB), made from
-the `pretrained.pt` of the PyPI package `resemblyzer` 0.1.4 with
+The weights ship in the package (`jaxdiar/models/voice_encoder.npz`, float16, 2.6 MB, their
+licence in `voice_encoder.LICENSE`), made from the `pretrained.pt` of the PyPI package
+`resemblyzer` 0.1.4 with
 
   python -m jaxdiar.voice port PATH/TO/resemblyzer/pretrained.pt --out jaxdiar/models/voice_encoder.npz
 
