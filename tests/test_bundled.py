@@ -19,14 +19,17 @@ from tests.conftest import shared_data
 # Measured with the committed models (collar 0, overlap scored, estimated count): array8
 # 5.3 % (2026-12-01, with the spatial resegmentation and count of this date; 17.6 % before), mono
 # 25.1 % (2026-11-28); on the meeting of simulator version 2 (no talker over themselves):
-# array8 4.4 %, mono 24.3 % (2026-12-01). The bounds leave room for numeric differences
-# between machines, not for a worse model.
-BOUNDS = {"array8": 0.10, "mono": 0.32}
+# array8 4.4 %, mono 24.3 % (2026-12-01); the mono file with the voice encoder's d-vectors
+# (2026-12-01, later): 18.5 %. The bounds leave room for numeric differences between
+# machines, not for a worse model.
+BOUNDS = {"array8": 0.10, "mono": 0.25}
 
 
 def test_bundled_models_fit_the_budget_and_channel_choice():
   sizes = {name: bundled.path(name).stat().st_size for name in bundled.MODELS}
-  assert sum(sizes.values()) < 30e6, sizes
+  files = {p.name: p.stat().st_size for p in bundled.path("mono").parent.iterdir()}
+  assert files["voice_encoder.npz"] and set(files) >= {bundled.MODELS[n] for n in sizes}
+  assert sum(files.values()) < 30e6, files       # every shipped weight file, the encoder's too
   assert bundled.choose(8) == "array8"
   assert bundled.choose(1) == bundled.choose(2) == "mono"
   with pytest.raises(KeyError, match="bundled"):
