@@ -24,6 +24,7 @@ import argparse
 import functools
 import importlib.resources
 import pathlib
+import pickle
 import sys
 
 import jax
@@ -185,12 +186,24 @@ def main(argv=None) -> int:
   e.add_argument("files", nargs="+")
   args = p.parse_args(argv)
   if args.command == "port":
-    params = port(args.pretrained, args.out)
+    try:
+      params = port(args.pretrained, args.out)
+    except ImportError:
+      print("error: porting reads the PyTorch checkpoint: pip install torch", file=sys.stderr)
+      return 2
+    except (OSError, KeyError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
+      print(f"error: {args.pretrained}: not resemblyzer's pretrained.pt ({e})", file=sys.stderr)
+      return 2
     print(f"{args.out}: {sum(v.size for v in params.values())} weights", file=sys.stderr)
     return 0
   from jaxdiar.data import audio as audio_lib
-  vectors = embed([audio_lib.read(f, SAMPLE_RATE)[0] for f in args.files])
-  for f, v in zip(args.files, vectors):
+  try:
+    waves = [audio_lib.read(f, SAMPLE_RATE)[0] for f in args.files]
+    params = load()
+  except (audio_lib.AudioError, FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  for f, v in zip(args.files, embed(waves, params)):
     print(f, " ".join(f"{x:.5f}" for x in v))
   return 0
 

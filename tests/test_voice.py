@@ -155,3 +155,20 @@ def test_infer_gives_each_local_speaker_its_dvector(exported, trained_smoke):
   result = diarize.decode(inf, {**model.meta["inference"], "voice_weight": 1.0,
                                 "cluster_threshold": 0.2, "min_cluster_size": 2})
   assert result.active.shape[0] == inf.total_frames
+
+
+def test_cli_embeds_files_and_refuses_bad_ones(tmp_path, capsys):
+  rng = np.random.default_rng(5)
+  wav = tmp_path / "a.wav"
+  audio_lib.write_wav(wav, (0.05 * rng.normal(size=(1, 24000))).astype(np.float32), 16000)
+  assert voice.main(["embed", str(wav)]) == 0
+  line = capsys.readouterr().out.split()
+  assert line[0] == str(wav) and len(line) == 257
+  np.testing.assert_allclose(np.float32(line[1:]), voice.embed([audio_lib.read(wav, 16000)[0]])[0],
+                             atol=1e-5)
+  assert voice.main(["embed", str(tmp_path / "missing.wav")]) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("error:") and "missing.wav" in err and "Traceback" not in err
+  (tmp_path / "bad.pt").write_text("not a checkpoint")
+  assert voice.main(["port", str(tmp_path / "bad.pt"), "--out", str(tmp_path / "w.npz")]) == 2
+  assert not (tmp_path / "w.npz").exists()
