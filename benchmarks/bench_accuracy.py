@@ -365,14 +365,17 @@ def main(argv=None) -> int:
     name, _, kv = item.partition(":")
     key, _, value = kv.partition("=")
     options.setdefault(name, {})[key] = json.loads(value)
+  asked_variants = []
+  for item in args.variant:
+    vname, _, opts = item.partition("=")
+    asked_variants.append((vname, json.loads(opts)))
   loaded, searches = {}, {}
   for spec in args.model:
     name, _, path = spec.partition("=")
     model = loaded[name] = load_model(path)
     t0 = time.time()
     step = options.get(name, {}).get("step_seconds")
-    asked = [model.meta["inference"], options.get(name, {})] + [
-        json.loads(v.partition("=")[2]) for v in args.variant]
+    asked = [model.meta["inference"], options.get(name, {})] + [o for _, o in asked_variants]
     inferences = infer_all(model, folder, meetings, step_seconds=step,
                            voice=any(a.get("voice_weight", 0) > 0 for a in asked),
                            cache=args.cache and pathlib.Path(args.cache) / folder.name / name)
@@ -397,9 +400,8 @@ def main(argv=None) -> int:
       print(f"{name}: resegmentation weights {json.dumps(fitted['weights'])}", flush=True)
       variants[f"{name} resegmented"] = dict(options.get(name, {}), resegment=fitted["weights"])
       searches[f"{name} resegmentation fit"] = fitted
-    for v in args.variant:
-      vname, _, opts = v.partition("=")
-      variants[f"{name} {vname}"] = dict(options.get(name, {}), **json.loads(opts))
+    for vname, opts in asked_variants:
+      variants[f"{name} {vname}"] = dict(options.get(name, {}), **opts)
     for vname, opts in variants.items():
       entry = dict(model=path, options=opts, infer_seconds=round(infer_seconds, 1))
       for count in ("est", "true"):

@@ -125,8 +125,13 @@ def joint_vectors(x: np.ndarray, directions: np.ndarray | None,
   [sqrt(1 - a) x, sqrt(a) d], d the mean-removed response. `x` as is without directions."""
   if directions is None or spatial_weight <= 0:
     return x
-  d = _unit_responses(directions)
-  return np.concatenate([np.sqrt(1 - spatial_weight) * x, np.sqrt(spatial_weight) * d], axis=1)
+  return _weighted_join(x, _unit_responses(directions), spatial_weight)
+
+
+def _weighted_join(x: np.ndarray, y: np.ndarray, a: float) -> np.ndarray:
+  """[sqrt(1 - a) x, sqrt(a) y] of unit vectors (last axis): one cosine between two such
+  vectors is (1 - a) * that of the x parts + a * that of the y parts."""
+  return np.concatenate([np.sqrt(1 - a) * x, np.sqrt(a) * y], axis=-1)
 
 
 def alone_weights(vad: np.ndarray) -> np.ndarray:
@@ -428,6 +433,9 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   vads, osds, embs, dirs, voices = [], [], [], [], []
   if voice:
     from jaxdiar import voice as voice_lib     # librosa's mel filters: loaded only when asked
+    if sr != voice_lib.SAMPLE_RATE:
+      raise InputError(f"the voice encoder takes {voice_lib.SAMPLE_RATE} Hz audio, the model "
+                       f"runs at {sr} Hz")
     voice_params = voice_lib.load()
   total = 1 + num_samples // hop
   response = None if steer is None else np.zeros((total, steer.real.shape[-1]), np.float16)
@@ -445,9 +453,6 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
     osds.append(out["osd"][:n].astype(np.float16))
     embs.append(out["spk_emb"][:n].astype(np.float32))
     if voice:
-      if sr != voice_lib.SAMPLE_RATE:
-        raise InputError(f"the voice encoder takes {voice_lib.SAMPLE_RATE} Hz audio, the model "
-                         f"runs at {sr} Hz")
       segments = [seg for j in range(n) for seg in
                   voice_segments(raw[j][0], out["vad"][j], hop, VOICE_ONSET, sample_rate=sr)]
       voices.append(voice_lib.embed(segments, voice_params).reshape(n, -1, voice_lib.EMBEDDING_DIM))
@@ -628,9 +633,8 @@ def voice_joined(emb: np.ndarray, voice: np.ndarray, weight: float) -> np.ndarra
   distance + w * the d-vectors')."""
   if weight >= 1:
     return voice
-  e = emb / (np.linalg.norm(emb, axis=-1, keepdims=True) + 1e-9)
-  v = voice / (np.linalg.norm(voice, axis=-1, keepdims=True) + 1e-9)
-  return np.concatenate([np.sqrt(1 - weight) * e, np.sqrt(weight) * v], axis=-1)
+  unit = lambda v: v / (np.linalg.norm(v, axis=-1, keepdims=True) + 1e-9)
+  return _weighted_join(unit(emb), unit(voice), weight)
 
 
 def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,

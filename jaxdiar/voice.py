@@ -39,8 +39,7 @@ PARTIAL_FRAMES = 160        # 1.6 s
 PARTIAL_RATE = 1.3          # partials a second
 MIN_COVERAGE = 0.75         # the last partial is kept when this much of it is audio
 TARGET_DBFS = -30.0
-LAYERS = 3
-HIDDEN = 256
+LAYERS = 3                  # of 256 units
 EMBEDDING_DIM = 256
 _CHUNK = 256                # partials per forward call at most (a power of two)
 
@@ -60,6 +59,9 @@ def load(path: str | None = None) -> dict:
     return {k: z[k].astype(np.float32) for k in z.files}
 
 
+_WINDOW = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)      # periodic Hann
+
+
 @functools.lru_cache(maxsize=1)
 def _mel_basis() -> np.ndarray:
   import librosa
@@ -72,8 +74,7 @@ def mel_spectrogram(wav: np.ndarray) -> np.ndarray:
   wav = np.asarray(wav, np.float32)
   padded = np.pad(wav, N_FFT // 2)
   frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
-  window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)
-  power = np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2
+  power = np.abs(np.fft.rfft(frames * _WINDOW, axis=-1)) ** 2
   return (power.astype(np.float32) @ _mel_basis().T).astype(np.float32)
 
 
