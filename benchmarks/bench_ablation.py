@@ -68,7 +68,8 @@ def train(root, name, config, overrides, pool, speech, seconds, init) -> dict:
 
 def score(model, folder, meetings, refs, options: dict) -> dict:
   inferences = bench_accuracy.infer_all(model, folder, meetings,
-                                        step_seconds=options.get("step_seconds"))
+                                        step_seconds=options.get("step_seconds"),
+                                        **diarize_lib.needs(options))
   out = {}
   for label, extra in (("pipeline", {}), ("model only", MODEL_ONLY)):
     opts = {**options, **extra}

@@ -51,19 +51,23 @@ def load_model(spec: str) -> runtime.ExportedModel:
 
 
 def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
-              step_seconds=None, voice: bool = False) -> dict:
+              step_seconds=None, voice: bool = False, detect_speech: bool = False) -> dict:
   """uri -> diarize.Inference of every dev meeting (pickled under `cache` if given; a cached
-  one without the d-vectors `voice` asks for is computed again)."""
+  one without the d-vectors `voice` or the speech detector's output `detect_speech` asks for
+  is computed again)."""
   out = {}
   for m in meetings:
     uri = m["uri"]
     path = pathlib.Path(cache) / f"{uri}.pkl" if cache else None
     if path is not None and path.exists():
       out[uri] = pickle.loads(path.read_bytes())
-      if not voice or out[uri].voice is not None:
+      cached = out[uri]
+      if ((not voice or cached.voice is not None)
+          and (not detect_speech or cached.speech is not None)):
         continue
     out[uri] = diarize_lib.infer(folder / f"{uri}.wav", model, uri=uri, progress=False,
-                                 spatial=spatial, step_seconds=step_seconds, voice=voice)
+                                 spatial=spatial, step_seconds=step_seconds, voice=voice,
+                                 detect_speech=detect_speech)
     if path is not None:
       path.parent.mkdir(parents=True, exist_ok=True)
       path.write_bytes(pickle.dumps(out[uri]))
@@ -376,8 +380,10 @@ def main(argv=None) -> int:
     t0 = time.time()
     step = options.get(name, {}).get("step_seconds")
     asked = [model.meta["inference"], options.get(name, {})] + [o for _, o in asked_variants]
+    need = [diarize_lib.needs(a) for a in asked]
     inferences = infer_all(model, folder, meetings, step_seconds=step,
-                           voice=any(a.get("voice_weight", 0) > 0 for a in asked),
+                           voice=any(n["voice"] for n in need),
+                           detect_speech=any(n["detect_speech"] for n in need),
                            cache=args.cache and pathlib.Path(args.cache) / folder.name / name)
     infer_seconds = time.time() - t0
     variants = {name: options.get(name, {})}

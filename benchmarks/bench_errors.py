@@ -125,8 +125,9 @@ def main(argv=None) -> int:
                                         geometry=default.circular_array())
   name = pathlib.Path(args.model).stem
   cache = args.cache and pathlib.Path(args.cache) / folder.name / name
-  inferences = bench_accuracy.infer_all(model, folder, meetings, cache=cache)
   options = {**diarize_lib.DEFAULT_DECODE, **model.meta["inference"]}
+  inferences = bench_accuracy.infer_all(model, folder, meetings, cache=cache,
+                                        **diarize_lib.needs(options))
   pairs = []
   for m in meetings:
     uri, inf = m["uri"], inferences[m["uri"]]

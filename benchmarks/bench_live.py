@@ -54,10 +54,11 @@ def main(argv=None) -> int:
   folder, meetings = devmeetings.cached(bench_accuracy.DEV_SPEECH, num_meetings=args.meetings,
                                         seed=args.seed, geometry=default.circular_array())
   refs = {m["uri"]: rttm.read_rttm(folder / f"{m['uri']}.rttm")[m["uri"]] for m in meetings}
+  offline_options = {**diarize_lib.DEFAULT_DECODE, **model.meta["inference"]}
   inferences = bench_accuracy.infer_all(
       model, folder, meetings,
-      cache=args.cache and pathlib.Path(args.cache) / folder.name / pathlib.Path(name).name)
-  offline_options = {**diarize_lib.DEFAULT_DECODE, **model.meta["inference"]}
+      cache=args.cache and pathlib.Path(args.cache) / folder.name / pathlib.Path(name).name,
+      **diarize_lib.needs(offline_options))
   offline = bench_accuracy.summarise(refs, {u: diarize_lib.decode(inf, offline_options).turns
                                             for u, inf in inferences.items()})
   print(f"offline: DER {offline['der']:.1%}", flush=True)

@@ -75,10 +75,11 @@ def run(name, model, *, speech, seed, meetings, thresholds, cache) -> dict:
   folder, listing = devmeetings.cached(str(speech), num_meetings=meetings, seed=seed,
                                        geometry=default.circular_array())
   refs = {m["uri"]: rttm.read_rttm(folder / f"{m['uri']}.rttm")[m["uri"]] for m in listing}
-  inferences = bench_accuracy.infer_all(
-      model, folder, listing, cache=cache and pathlib.Path(cache) / folder.name / name)
-  utterances = utterance_embeddings(model, pathlib.Path(speech))
   options = {**diarize_lib.DEFAULT_DECODE, **model.meta["inference"]}
+  inferences = bench_accuracy.infer_all(
+      model, folder, listing, cache=cache and pathlib.Path(cache) / folder.name / name,
+      **diarize_lib.needs(options))
+  utterances = utterance_embeddings(model, pathlib.Path(speech))
   totals = {t: np.zeros(4) for t in thresholds}
   for m in listing:
     uri = m["uri"]

@@ -263,6 +263,27 @@ def _fill_and_drop(active: np.ndarray, min_speech: int, min_silence: int,
   return active
 
 
+def gate_speech(active: np.ndarray, score: np.ndarray, speech: np.ndarray, fs: float, *,
+                gate: float | None, fill: float | None, pad: float = 0.0) -> np.ndarray:
+  """The pretrained speech detector's say over the decision (`jaxdiar.vad`; `speech`: its
+  probability every 32 ms): frames where it is under `gate` (its highest within `pad` seconds
+  either side) have no speaker; frames where it is at least `fill` and no speaker is marked
+  get the one with the highest stitched score. None: that half off."""
+  from jaxdiar import vad as vad_lib
+  chunk = ((np.arange(len(active)) + 0.5) * fs / vad_lib.FRAME_SECONDS).astype(int)
+  p = speech.astype(np.float32)[np.minimum(chunk, len(speech) - 1)]
+  radius = int(round(pad / fs))
+  if radius:
+    p = scipy.ndimage.maximum_filter1d(p, size=2 * radius + 1, mode="nearest")
+  active = active.copy()
+  if gate is not None:
+    active[p < gate] = False
+  if fill is not None:
+    empty = (p >= fill) & ~active.any(axis=1)
+    active[empty, np.argmax(score[empty], axis=1)] = True
+  return active
+
+
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
   edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
   return list(zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]))
@@ -354,6 +375,9 @@ class Inference:
   # [W, S, 256] d-vector (`jaxdiar.voice`) of each local speaker, from the first channel's
   # audio where it talks (alone, when that is long enough); zero where it is never heard.
   voice: np.ndarray | None = None
+  # [ceil(num_samples / 512)] the pretrained speech detector's probability (`jaxdiar.vad`,
+  # Silero VAD) every 32 ms of the first channel.
+  speech: np.ndarray | None = None
 
 
 # A local speaker's audio for its d-vector: its frames more likely talking than not (whatever
@@ -405,13 +429,14 @@ def check_input(path, model: runtime.ExportedModel, replicate_channels: bool = F
 def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
           replicate_channels: bool = False, progress: bool = True,
           spatial: bool = True, step_seconds: float | None = None,
-          voice: bool = False) -> Inference:
+          voice: bool = False, detect_speech: bool = False) -> Inference:
   """Run the model over sliding windows of one recording (read in blocks).
 
   With `spatial` and a multi-channel recording, each local speaker also gets its SRP-PHAT
   response over azimuths, from the frames where it talks alone (`jaxdiar.spatial`). With
   `voice`, each local speaker gets a d-vector of the pretrained voice encoder
-  (`jaxdiar.voice`) from its audio in the window (`voice_segments`, first channel).
+  (`jaxdiar.voice`) from its audio in the window (`voice_segments`, first channel). With
+  `detect_speech`, the pretrained speech detector (`jaxdiar.vad`) scores the first channel.
   Raises InputError / AudioError with a clear message.
   """
   meta, inf = model.meta, model.meta["inference"]
@@ -437,6 +462,12 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
       raise InputError(f"the voice encoder takes {voice_lib.SAMPLE_RATE} Hz audio, the model "
                        f"runs at {sr} Hz")
     voice_params = voice_lib.load()
+  if detect_speech:
+    from jaxdiar import vad as vad_lib
+    if sr != vad_lib.SAMPLE_RATE:
+      raise InputError(f"the speech detector takes {vad_lib.SAMPLE_RATE} Hz audio, the model "
+                       f"runs at {sr} Hz")
+    detector = vad_lib.Detector()
   total = 1 + num_samples // hop
   response = None if steer is None else np.zeros((total, steer.real.shape[-1]), np.float16)
   done = 0                                  # frames of `response` computed so far
@@ -494,10 +525,16 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
     bar.update(len(pending[1]))
   if peak == 0.0:
     raise InputError(f"{path}: the audio is all zeros")
+  speech = None
+  if detect_speech:       # its own pass over the first channel, in blocks (state carried)
+    size = vad_lib.SEGMENT * vad_lib.CHUNK
+    speech = np.concatenate([detector.push(_read_block(path, rate, sr, s, min(size, num_samples - s))[0],
+                                           final=s + size >= num_samples)
+                             for s in range(0, num_samples, size)]).astype(np.float16)
   return Inference(uri, np.array(starts) // hop, np.concatenate(vads), np.concatenate(osds),
                    np.concatenate(embs), np.stack(dirs) if dirs else None,
                    total, num_samples, sr, hop, response,
-                   np.concatenate(voices) if voice else None)
+                   np.concatenate(voices) if voice else None, speech)
 
 
 def decode(inference: Inference, options: dict, *, num_speakers: int | None = None,
@@ -602,6 +639,12 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
       score = np.stack([score[:, g].max(axis=1) for g in groups], axis=1)
       parents = [sorted({j for i in g for j in parents[i]}) for g in groups]
       active = resegmented(first, score)
+  if (o["speech_gate"] is not None or o["speech_fill"] is not None) and active.shape[1]:
+    if inf.speech is None:
+      raise ValueError("decoding settings speech_gate / speech_fill need the speech detector's "
+                       "probabilities: infer(..., detect_speech=True)")
+    active = gate_speech(active, score, inf.speech, fs, gate=o["speech_gate"],
+                         fill=o["speech_fill"], pad=o["speech_pad"])
   turns = []
   for spk in range(active.shape[1]):
     for a, b in _runs(active[:, spk]):
@@ -624,7 +667,16 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
 DEFAULT_DECODE = dict(stitch="mean", count="expected", spatial_weight=0.0, osd_threshold=1.0,
                       refine=0, anchor_seconds=0.0, resegment=None, resegment_threshold=0.6,
                       split_cos=None, split_seconds=15.0, merge_overlap=None,
-                      voice_weight=0.0, min_cluster_size=0)
+                      voice_weight=0.0, min_cluster_size=0, speech_gate=None, speech_fill=None,
+                      speech_pad=0.0)
+
+
+def needs(options: dict) -> dict:
+  """What `infer` must compute for these decoding settings (its keyword arguments): the
+  local speakers' d-vectors, the speech detector's probabilities."""
+  return dict(voice=options.get("voice_weight", 0) > 0,
+              detect_speech=(options.get("speech_gate") is not None
+                             or options.get("speech_fill") is not None))
 
 
 def voice_joined(emb: np.ndarray, voice: np.ndarray, weight: float) -> np.ndarray:
@@ -648,7 +700,7 @@ def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,
                     progress=progress,
                     spatial=(o["spatial_weight"] > 0 or bool(o["resegment"])
                              or o["split_cos"] is not None),
-                    step_seconds=o["step_seconds"], voice=o["voice_weight"] > 0)
+                    step_seconds=o["step_seconds"], **needs(o))
   return decode(inference, o, num_speakers=num_speakers, min_speakers=min_speakers,
                 max_speakers=max_speakers)
 

@@ -20,16 +20,15 @@ same computation as `resemblyzer.VoiceEncoder.embed_utterance` on a volume-norma
 the reference embedding that Resemblyzer itself computed for one shared utterance).
 """
 
-import argparse
 import functools
-import importlib.resources
 import pathlib
-import pickle
 import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxdiar import ported
 
 SAMPLE_RATE = 16000
 N_FFT = 400                 # 25 ms
@@ -45,18 +44,12 @@ _CHUNK = 256                # partials per forward call at most (a power of two)
 
 
 def weights_path() -> pathlib.Path:
-  return pathlib.Path(str(importlib.resources.files("jaxdiar") / "models" / "voice_encoder.npz"))
+  return ported.package_weights("voice_encoder.npz")
 
 
-@functools.lru_cache(maxsize=2)
 def load(path: str | None = None) -> dict:
   """The encoder's weights (float32 arrays): lstm_{ih,hh,b}_{layer}, linear_w, linear_b."""
-  path = pathlib.Path(path) if path else weights_path()
-  if not path.exists():
-    raise FileNotFoundError(f"{path}: the voice encoder's weights are missing (the package is "
-                            "incomplete; see jaxdiar/voice.py for how they are made)")
-  with np.load(path) as z:
-    return {k: z[k].astype(np.float32) for k in z.files}
+  return ported.load_npz(str(path or weights_path()), "the voice encoder's", "jaxdiar/voice.py")
 
 
 _WINDOW = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)      # periodic Hann
@@ -172,38 +165,21 @@ def port(pretrained, out) -> dict:
     params[f"lstm_hh_{layer}"] = w[f"lstm.weight_hh_l{layer}"]
     params[f"lstm_b_{layer}"] = w[f"lstm.bias_ih_l{layer}"] + w[f"lstm.bias_hh_l{layer}"]
   params["linear_w"], params["linear_b"] = w["linear.weight"], w["linear.bias"]
-  np.savez_compressed(out, **{k: v.astype(np.float16) for k, v in params.items()})
-  return params
+  return ported.save_float16(out, params)
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  sub = p.add_subparsers(dest="command", required=True)
-  q = sub.add_parser("port", help="convert resemblyzer's pretrained.pt (needs torch)")
-  q.add_argument("pretrained")
-  q.add_argument("--out", default=str(weights_path()))
-  e = sub.add_parser("embed", help="print the d-vector of each audio file (first channel)")
-  e.add_argument("files", nargs="+")
+  p, _ = ported.parser(__doc__, source="pretrained",
+                       source_help="convert resemblyzer's pretrained.pt (needs torch)",
+                       default_out=weights_path(), run="embed",
+                       run_help="print the d-vector of each audio file (first channel)")
   args = p.parse_args(argv)
   if args.command == "port":
-    try:
-      params = port(args.pretrained, args.out)
-    except ImportError:
-      print("error: porting reads the PyTorch checkpoint: pip install torch", file=sys.stderr)
-      return 2
-    except (OSError, KeyError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
-      print(f"error: {args.pretrained}: not resemblyzer's pretrained.pt ({e})", file=sys.stderr)
-      return 2
-    print(f"{args.out}: {sum(v.size for v in params.values())} weights", file=sys.stderr)
-    return 0
-  from jaxdiar.data import audio as audio_lib
-  try:
-    waves = [audio_lib.read(f, SAMPLE_RATE)[0] for f in args.files]
-    params = load()
-  except (audio_lib.AudioError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
+    return ported.port_command(port, args.pretrained, args.out, "resemblyzer's pretrained.pt")
+  read = ported.read_inputs(args.files, SAMPLE_RATE, load)
+  if read is None:
     return 2
+  waves, params = read
   for f, v in zip(args.files, embed(waves, params)):
     print(f, " ".join(f"{x:.5f}" for x in v))
   return 0
