@@ -101,7 +101,8 @@ class Streamer:
                piece_seconds: float = PIECE_SECONDS,
                reset_seconds: float = RESET_SECONDS, carry_seconds: float = CARRY_SECONDS,
                reliable_seconds: float = RELIABLE_SECONDS, first_founds: bool = False,
-               templates: str = "decided", open_end: bool = False, **options):
+               templates: str = "decided", open_end: bool = False,
+               hold_seconds: float | None = None, **options):
     meta = model.meta
     self.model, self.sr, self.hop = model, model.sample_rate, model.hop
     causal_defaults = ({"cluster_threshold": CAUSAL_THRESHOLD}
@@ -126,6 +127,18 @@ class Streamer:
       raise ValueError(f"latency must be between the step ({self.step / self.sr:g} s) and the "
                        f"window ({self.window / self.sr:g} s), got {latency / self.sr:g} s")
     self.latency = latency // self.hop * self.hop
+    # hold_seconds (causal mode): a frame where a talking slot's voice is not placed yet (its
+    # piece unlabelled, or not yet heard alone reliable_seconds: a new piece may carry the
+    # slot's last label, and be relabelled) waits, up to this latency, for the evidence;
+    # frames are still decided in order. Measured at 0.25 s on the dev meetings
+    # (benchmarks/results/live-causal-hold-2026-12-02.json); off by default.
+    self.hold = None
+    if hold_seconds is not None:
+      hold = int(round(hold_seconds * self.sr)) // self.hop * self.hop
+      if not (causal and self.latency <= hold):
+        raise ValueError(f"hold_seconds needs causal mode and at least the latency "
+                         f"({self.latency / self.sr:g} s), got {hold_seconds:g}")
+      self.hold = hold
     self.max_speakers = max_speakers
     # Causal mode's cold start, three options measured on / off on dev and held-out meetings
     # (benchmarks/results/live-causal-coldstart-sweep-2026-12-01.json), each off by default:
@@ -230,7 +243,8 @@ class Streamer:
       t0, before = time.perf_counter(), self.decided
       if self.causal:             # the block's frames are final once it is in
         self._update_causal(chunk)
-        out += self._decide((self.received + self.step - self.latency) // self.hop)
+        upto = (self.received + self.step - self.latency) // self.hop
+        out += self._decide(upto if self.hold is None else self._held(upto))
       else:
         self.buffer = np.concatenate([self.buffer[:, self.step:], chunk], axis=1)
         self._update()
@@ -441,6 +455,20 @@ class Streamer:
         a, b = self.open[spk]
         out += self._close(spk, a, b + 1, min_speech)
     return out
+
+  def _held(self, upto: int) -> int:
+    """How far to decide with `hold_seconds`: up to the first frame in [decided, upto) where
+    a talking slot's voice is unplaced (see __init__), but every frame older than the hold."""
+    force = max(self.decided, (self.received + self.step - self.hold) // self.hop)
+    if upto <= force:
+      return upto
+    span = slice(force, upto)
+    pieces = self.slot_piece[span]                                   # [t, S]
+    fs = self.hop / self.sr
+    unsure = ((self.piece_label[pieces] < 0)
+              | ((pieces == self.piece) & (self.slot_mass * fs < self.reliable_seconds)))
+    waiting = np.flatnonzero((unsure & (self.slot_vad[span] > self.o["onset"])).any(axis=1))
+    return force + int(waiting[0]) if len(waiting) else upto
 
   def _causal_score(self, a: int, b: int) -> np.ndarray:
     """[b - a, max_speakers] each global speaker's score over frames [a, b): the largest

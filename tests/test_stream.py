@@ -104,7 +104,8 @@ def test_stream_errors(exported, tmp_path):
   assert r.returncode == 2 and "2 channel" in r.stderr and "Traceback" not in r.stderr
   # --set reaches every tunable of the Streamer (carry_seconds was once missed).
   model = runtime.load(exported[0])
-  assert stream.TUNABLE == {"piece_seconds", "reset_seconds", "carry_seconds", "reliable_seconds"}
+  assert stream.TUNABLE == {"piece_seconds", "reset_seconds", "carry_seconds", "reliable_seconds",
+                            "hold_seconds"}
   assert stream._settings(["carry_seconds=3.5", "onset=0.6"], model) == dict(carry_seconds=3.5,
                                                                              onset=0.6)
 
@@ -200,6 +201,39 @@ def test_causal_first_voice_founds_the_first_speaker_at_once():
     assert len(s.centroids) == 1 and len(s.segments) == 1
     starts[founds] = s.segments[0].start
   assert starts[True] <= 0.2 and starts[False] >= 1.0
+
+
+def test_causal_hold_waits_for_an_unplaced_voice():
+  """hold_seconds: the frames of a voice not yet reliable wait (up to the hold) for it to
+  found its speaker, so its first second is labelled rather than lost; frames stay in order,
+  none waits past the hold, and a hold equal to the latency changes nothing."""
+  audio = np.zeros((1, 200 * 256), np.float32)
+  runs = {}
+  for hold in (None, 0.128, 1.5):
+    s = stream.Streamer(_Scripted(switch=10 ** 6), causal=True, hold_seconds=hold)
+    block = s.step
+    for start in range(0, audio.shape[1], block):
+      s.push(audio[:, start:start + block])
+      assert s.decided * s.hop >= s.received + s.step - (s.hold or s.latency)
+    s.finish()
+    runs[hold] = s
+  assert [g.to_json() for g in runs[0.128].segments] == [g.to_json() for g in runs[None].segments]
+  assert runs[None].segments[0].start >= 1.0                    # its first second lost
+  held = runs[1.5]
+  assert len(held.centroids) == 1 and len(held.segments) == 1 and held.segments[0].start <= 0.2
+  latencies = held.frame_latencies()
+  assert latencies.max() <= 1.5 + 0.1 and latencies.max() > 0.9   # waited, not past the hold
+  # What the frames wait for is the voice's reliability: sooner reliable, shorter waits.
+  quick = stream.Streamer(_Scripted(switch=10 ** 6), causal=True, hold_seconds=1.5,
+                          reliable_seconds=0.3)
+  quick.push(audio)
+  quick.finish()
+  assert quick.segments[0].start <= 0.2 and quick.frame_latencies().max() < 0.6
+  with pytest.raises(ValueError, match="hold_seconds"):
+    stream.Streamer(_Scripted(switch=10 ** 6), causal=True, latency_seconds=0.5,
+                    hold_seconds=0.3)
+  with pytest.raises(ValueError, match="hold_seconds"):
+    stream.Streamer(_Scripted(switch=10 ** 6), hold_seconds=1.0)
 
 
 def test_causal_stream_decides_each_block_and_stdin_equals_file(causal_model, exported,
