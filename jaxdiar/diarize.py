@@ -528,9 +528,10 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   speech = None
   if detect_speech:       # its own pass over the first channel, in blocks (state carried)
     size = vad_lib.SEGMENT * vad_lib.CHUNK
-    speech = np.concatenate([detector.push(_read_block(path, rate, sr, s, min(size, num_samples - s))[0],
-                                           final=s + size >= num_samples)
-                             for s in range(0, num_samples, size)]).astype(np.float16)
+    speech = np.concatenate([
+        detector.push(_read_block(path, rate, sr, s, min(size, num_samples - s))[0],
+                      final=s + size >= num_samples)
+        for s in range(0, num_samples, size)]).astype(np.float16)
   return Inference(uri, np.array(starts) // hop, np.concatenate(vads), np.concatenate(osds),
                    np.concatenate(embs), np.stack(dirs) if dirs else None,
                    total, num_samples, sr, hop, response,
@@ -553,9 +554,10 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
   `merge_overlap` of the frames of one are merged, then the frames decided again.
   """
   o = {**DEFAULT_DECODE, **options}
+  need = needs(o)
   inf = inference
   emb = inf.emb
-  if o["voice_weight"] > 0:
+  if need["voice"]:
     if inf.voice is None:
       raise ValueError("decoding setting voice_weight > 0 needs the local speakers' d-vectors: "
                        "infer(..., voice=True)")
@@ -639,7 +641,7 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
       score = np.stack([score[:, g].max(axis=1) for g in groups], axis=1)
       parents = [sorted({j for i in g for j in parents[i]}) for g in groups]
       active = resegmented(first, score)
-  if (o["speech_gate"] is not None or o["speech_fill"] is not None) and active.shape[1]:
+  if need["detect_speech"] and active.shape[1]:
     if inf.speech is None:
       raise ValueError("decoding settings speech_gate / speech_fill need the speech detector's "
                        "probabilities: infer(..., detect_speech=True)")

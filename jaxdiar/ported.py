@@ -1,5 +1,6 @@
-"""What the command lines of the ported pretrained networks (`jaxdiar.voice`, `jaxdiar.vad`)
-share: converting the original weights, and reading the audio files they are run on."""
+"""What the ported pretrained networks (`jaxdiar.voice`, `jaxdiar.vad`) share: where their
+shipped weights lie and how they load, how the original weights are converted, and their
+command lines' parser and input reading."""
 
 import argparse
 import functools
@@ -26,6 +27,7 @@ def load_npz(path: str, what: str, module: str) -> dict:
   with np.load(path) as z:
     return {k: z[k].astype(np.float32) for k in z.files}
 
+
 # What reading a file that is not the expected checkpoint raises.
 NOT_THE_CHECKPOINT = (OSError, KeyError, RuntimeError, ValueError, EOFError,
                       pickle.UnpicklingError)
@@ -41,7 +43,8 @@ def save_float16(out, params: dict) -> dict:
 def parser(doc: str, *, source: str, source_help: str, default_out, run: str, run_help: str):
   """(the argument parser, its `run` subcommand's parser): `port SOURCE [--out]` and
   `run FILE...` (the caller adds that one's options)."""
-  p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(description=doc,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = p.add_subparsers(dest="command", required=True)
   q = sub.add_parser("port", help=source_help)
   q.add_argument(source)

@@ -9,7 +9,7 @@ chunk, ReLU, a linear layer and a sigmoid. It was trained on far more (and more 
 than jaxdiar's own models; on one distant microphone its speech decision is the cleaner one,
 and `diarize` can keep only the frames it calls speech (decoding setting `speech_gate`).
 
-The weights ship in the package (`jaxdiar/models/silero_vad.npz`, float16, 0.6 MB, their
+The weights ship in the package (`jaxdiar/models/silero_vad.npz`, float16, 0.46 MB, their
 licence in `silero_vad.LICENSE`), made from the `silero_vad.jit` of the PyPI package
 `silero-vad` 6.2.3 with
 
@@ -17,8 +17,8 @@ licence in `silero_vad.LICENSE`), made from the `silero_vad.jit` of the PyPI pac
 
 (needs torch, only for that). Nothing is downloaded at run time. `speech_probability` is the
 same computation as calling the packaged model chunk by chunk from a reset state
-(tests/test_vad.py checks it against the probabilities Silero itself gave one shared
-utterance, and against a numpy forward pass).
+(tests/test_vad.py checks it against the probabilities Silero itself gave two shared
+recordings, and against a numpy forward pass).
 """
 
 import pathlib
@@ -61,13 +61,12 @@ def _chunks(wav: np.ndarray, context: np.ndarray) -> np.ndarray:
   return x[index]
 
 
-def _spectrum(chunks):
-  """[n, 4, 129] STFT magnitudes of [n, CONTEXT + CHUNK] inputs (jnp or np)."""
-  xp = jnp if isinstance(chunks, jax.Array) else np
-  padded = xp.concatenate([chunks, chunks[:, -2:-CONTEXT - 2:-1]], axis=1)   # reflect, 64
+def _spectrum(chunks: jax.Array) -> jax.Array:
+  """[n, 4, 129] STFT magnitudes of [n, CONTEXT + CHUNK] inputs."""
+  padded = jnp.concatenate([chunks, chunks[:, -2:-CONTEXT - 2:-1]], axis=1)   # reflect, 64
   starts = np.arange((padded.shape[1] - N_FFT) // HOP + 1) * HOP
   frames = padded[:, starts[:, None] + np.arange(N_FFT)] * _WINDOW.astype(np.float32)
-  return xp.abs(xp.fft.rfft(frames, axis=-1)).astype(np.float32)
+  return jnp.abs(jnp.fft.rfft(frames, axis=-1)).astype(np.float32)
 
 
 @jax.jit
@@ -168,10 +167,9 @@ def main(argv=None) -> int:
   if read is None:
     return 2
   waves, params = read
+  from jaxdiar.diarize import _runs           # the frame runs of a mask, as diarize reads them
   for f, wav in zip(args.files, waves):
-    speech = np.concatenate([[False], speech_probability(wav, params) >= args.threshold, [False]])
-    edges = np.flatnonzero(np.diff(speech.astype(np.int8)))
-    for a, b in zip(edges[::2], edges[1::2]):
+    for a, b in _runs(speech_probability(wav, params) >= args.threshold):
       print(f"{f} {a * FRAME_SECONDS:.3f} {b * FRAME_SECONDS:.3f}")
   return 0
 
