@@ -64,7 +64,7 @@ def main(argv=None) -> int:
   print(f"offline: DER {offline['der']:.1%}", flush=True)
   rows = {}
   for latency in (float(x) for x in args.latency.split(",")):
-    hyps, steps, lat, audio_s = {}, [], [], 0.0
+    hyps, steps, lat, audio_s, confirmed, dropped = {}, [], [], 0.0, {}, {}
     for m in meetings:
       uri = m["uri"]
       s = stream.Streamer(model, step_seconds=args.step, latency_seconds=latency,
@@ -73,6 +73,7 @@ def main(argv=None) -> int:
         s.push(x)
       s.finish()
       hyps[uri] = [rttm.Turn(uri, g.start, g.end, g.speaker) for g in s.segments]
+      confirmed[uri], dropped[uri] = s.num_speakers, s.num_dropped
       steps += s.step_seconds
       lat.append(s.frame_latencies())
       audio_s += s.samples_in / model.sample_rate
@@ -88,9 +89,16 @@ def main(argv=None) -> int:
         latency_s_p50=round(float(np.median(lat)), 3),
         latency_s_p95=round(float(np.percentile(lat, 95)), 3),
         per_meeting=scores["per_meeting"],
-        speakers_found={u: len({t.speaker for t in h}) for u, h in hyps.items()})
+        speakers_found={u: len({t.speaker for t in h}) for u, h in hyps.items()},
+        # the speakers the stream ends with, less the provisional ones it dropped (whose
+        # labels stay on the frames they were given, so `speakers_found` counts them)
+        speakers_confirmed=confirmed, provisional_dropped=dropped,
+        count_right_confirmed=sum(confirmed[u] == len({t.speaker for t in refs[u]})
+                                  for u in refs))
     print(f"latency {latency:g} s: " + str({k: v for k, v in rows[f"{latency:g}"].items()
-                                          if k not in ("per_meeting", "speakers_found")}),
+                                          if k not in ("per_meeting", "speakers_found",
+                                                       "speakers_confirmed",
+                                                       "provisional_dropped")}),
           flush=True)
   step = model.stream_block_samples / model.sample_rate if args.causal else args.step
   result = dict(date=str(datetime.date.today()), model=name, causal=args.causal, step_seconds=step,

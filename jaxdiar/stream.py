@@ -23,7 +23,9 @@ Each local speaker slot gathers its evidence in pieces (its frame embeddings and
 SRP-PHAT responses where it talks alone; a piece ends after a pause or at --piece seconds,
 since a slot may pass from one voice to the next); every block the pieces that talk are
 matched to global speakers as above (Hungarian, distinct slots to distinct speakers, a new
-speaker only from a piece heard long enough), and a frame's speakers are its active slots
+speaker only from a piece heard long enough; before that, a voice far from every speaker
+gets a provisional one at once, confirmed or dropped once its piece has been heard enough:
+`--set provisional_threshold=null` turns them off), and a frame's speakers are its active slots
 under the labels their pieces have when it is decided (--latency after it arrived, at least
 one block: more latency, better-informed labels). On an array with a model carrying
 resegmentation weights each decided frame is then re-decided from the speakers' directions
@@ -86,6 +88,13 @@ CARRY_SECONDS = 2.0
 RELIABLE_SECONDS = 1.0
 CAUSAL_THRESHOLD = 0.45
 CAUSAL_SPATIAL_WEIGHT = 0.75
+# Causal mode, provisional speakers: a voice not yet reliable whose distance to every speaker
+# is over this cut founds a provisional one at once (see Streamer). Chosen at 0.25 s latency
+# on the 16 dev meetings (2026-12-02, benchmarks/results/live-causal-provisional-2026-12-02.json,
+# with a prototype of the rule): cut 0.65 / 0.7 / 0.8: 19.1 / 19.1 / 19.1 % against 21.9 %
+# without; founding only once the voice is heard alone 0.25 / 0.5 s: 19.8 / 20.7 % (cut 0.7 /
+# 0.6). This code: 19.1 % (held-out 22.2 % against 24.6 %, 64 dev meetings 24.5 % against 27.0 %).
+PROVISIONAL_THRESHOLD = 0.7
 
 # Live spatial resegmentation: frames of context before the ones being decided (the widest
 # smoothing of jaxdiar.resegment is 45 frames, centred).
@@ -102,7 +111,8 @@ class Streamer:
                reset_seconds: float = RESET_SECONDS, carry_seconds: float = CARRY_SECONDS,
                reliable_seconds: float = RELIABLE_SECONDS, first_founds: bool = False,
                templates: str = "decided", open_end: bool = False,
-               hold_seconds: float | None = None, **options):
+               hold_seconds: float | None = None,
+               provisional_threshold: float | None = PROVISIONAL_THRESHOLD, **options):
     meta = model.meta
     self.model, self.sr, self.hop = model, model.sample_rate, model.hop
     causal_defaults = ({"cluster_threshold": CAUSAL_THRESHOLD}
@@ -140,6 +150,23 @@ class Streamer:
                          f"({self.latency / self.sr:g} s), got {hold_seconds:g}")
       self.hold = hold
     self.max_speakers = max_speakers
+    # provisional_threshold (causal mode; None: off): a talking voice not yet heard alone
+    # reliable_seconds, whose distance to every speaker is over this cut, founds a
+    # provisional speaker at once instead of being given to the nearest one (or to none) for
+    # its first second. Only its own piece is matched to it; it is confirmed when that piece
+    # becomes reliable and is still nearer to it than to the others (a reliable piece keeps
+    # its provisional speaker rather than found another), and dropped when the piece ends
+    # first or is matched elsewhere. Frames already decided keep the provisional label; a
+    # dropped speaker's number is not used again, and its place counts against max_speakers
+    # only until its frames are all decided.
+    if provisional_threshold is not None and not 0.0 < provisional_threshold < 2.0:
+      raise ValueError(f"provisional_threshold must be a cosine distance in (0, 2) or None, "
+                       f"got {provisional_threshold}")
+    self.provisional_threshold = provisional_threshold if causal else None
+    self.provisional: dict[int, int] = {}               # speaker -> the piece it is for
+    self.dropped: dict[int, int] = {}                   # speaker -> its last labelled frame
+    self.names: list[int] = []                          # each speaker's number in the output
+    self.num_dropped = 0                                # provisional speakers dropped so far
     # Causal mode's cold start, three options measured on / off on dev and held-out meetings
     # (benchmarks/results/live-causal-coldstart-sweep-2026-12-01.json), each off by default:
     # each gains up to 0.9 points on dev at 128 ms and none gains on held-out.
@@ -267,6 +294,11 @@ class Streamer:
   def decided_seconds(self) -> float:
     return self.decided * self.hop / self.sr
 
+  @property
+  def num_speakers(self) -> int:
+    """The speakers found so far, less the provisional ones (dropped or not confirmed yet)."""
+    return len(self.centroids) - len(self.dropped) - len(self.provisional)
+
   # ------------------------------------------------------------------- internal
   def _grow(self, frames: int) -> None:
     if frames <= len(self.cover):
@@ -380,7 +412,8 @@ class Streamer:
         x = diarize_lib.joint_vectors(x, d, self.o["spatial_weight"])
       labels = self._assign(x, self.slot_mass[talking] * fs,
                             weights=w.sum(axis=0)[talking] * fs,
-                            reliable_seconds=self.reliable_seconds)
+                            reliable_seconds=self.reliable_seconds,
+                            pieces=self.piece[talking])
       self.piece_label[self.piece[talking]] = labels
       if self.reseg and self.templates == "pieces":   # directions from reliable pieces
         for slot, label in zip(talking, labels):
@@ -389,10 +422,13 @@ class Streamer:
             self.piece_dir_mass[label] += w[:, slot].sum()
 
   def _assign(self, x: np.ndarray, seconds: np.ndarray, weights: np.ndarray | None = None,
-              reliable_seconds: float | None = None) -> np.ndarray:
+              reliable_seconds: float | None = None,
+              pieces: np.ndarray | None = None) -> np.ndarray:
     """Global speaker of each local one (-1: none left); updates the centroids. A local
     speaker heard `reliable_seconds` (default: the anchor length, at most half the window)
-    may found a speaker and moves its centroid by `weights` (default: `seconds`)."""
+    may found a speaker and moves its centroid by `weights` (default: `seconds`). With
+    `pieces` (causal mode, the piece of each row) and a provisional threshold, the others may
+    found provisional speakers (see __init__)."""
     n, k = len(x), len(self.centroids)
     if not n:
       return np.zeros(0, int)
@@ -400,29 +436,75 @@ class Streamer:
       reliable_seconds = min(self.o["anchor_seconds"], 0.5 * self.window / self.sr)
     reliable = seconds >= reliable_seconds
     weights = seconds if weights is None else weights
-    free = self.max_speakers - k
+    threshold = self.o["cluster_threshold"]
+    reuse = [c for c, last in sorted(self.dropped.items())
+             if last < self.decided and c not in self.open]     # numbers free again
+    free = self.max_speakers - k + len(reuse)
     cost = np.full((n, k + n), 1e6)
     if k:
       cost[:, :k] = 1.0 - x @ np.stack(self.centroids).T
+      cost[:, list(self.dropped)] = 1e6
+      for c, piece in self.provisional.items():  # only for its own piece, which keeps it
+        own = pieces == piece                   # unless nearer another (or confirms it)
+        cost[~own, c] = 1e6
+        cost[own, c] = np.where(reliable[own], threshold,
+                                np.minimum(cost[own, c], self.provisional_threshold)) - 1e-6
     founders = reliable | (k == 0 and self.first_founds)   # the first speaker: any voice
+    early = ~founders if self.provisional_threshold is not None else np.zeros(n, bool)
     for i in range(min(n, free)):           # "a new speaker": the threshold, reliable ones only
-      cost[founders, k + i] = self.o["cluster_threshold"]
+      cost[founders, k + i] = threshold
+      cost[early, k + i] = self.provisional_threshold     # or a provisional one, farther
     rows, cols = scipy.optimize.linear_sum_assignment(cost)
     labels = np.full(n, -1)
     for r, c in zip(rows, cols):
       if cost[r, c] >= 1e6:
         continue
       if c >= k:                            # a new global speaker
-        self.centroids.append(x[r].copy())
-        self.mass.append(0.0)
-        c = len(self.centroids) - 1
+        c = self._new_speaker(x[r], reuse)
+        if early[r]:
+          self.provisional[c] = int(pieces[r])
       labels[r] = c
       if reliable[r]:
+        self.provisional.pop(c, None)       # confirmed
         w = float(weights[r])
         v = self.centroids[c] * self.mass[c] + x[r] * w
         self.centroids[c] = v / (np.linalg.norm(v) + 1e-9)
         self.mass[c] += w
+    if self.provisional:
+      self._drop_provisional(pieces, labels)
     return labels
+
+  def _new_speaker(self, x: np.ndarray, reuse: list[int]) -> int:
+    """A new global speaker with centroid `x`: in the place of a dropped provisional one whose
+    frames are all decided, or a new place; its number in the output is a new one."""
+    name = max(self.names, default=-1) + 1
+    if reuse:
+      c = reuse.pop(0)
+      del self.dropped[c]
+      self.centroids[c], self.mass[c], self.names[c] = x.copy(), 0.0, name
+      self.piece_label[self.piece_label == c] = -1          # its old pieces: all decided
+      if self.reseg:
+        self.dir_sum[c], self.dir_mass[c] = 0.0, 0.0
+        self.piece_dir[c], self.piece_dir_mass[c] = 0.0, 0.0
+      return c
+    self.centroids.append(x.copy())
+    self.mass.append(0.0)
+    self.names.append(name)
+    return len(self.centroids) - 1
+
+  def _drop_provisional(self, pieces: np.ndarray, labels: np.ndarray) -> None:
+    """Provisional speakers whose piece ended, or was matched to another speaker, are
+    dropped; the slots' current pieces that carried the label are unlabelled."""
+    current = set(self.piece.tolist())
+    for c, piece in list(self.provisional.items()):
+      row = np.flatnonzero(pieces == piece)
+      if piece in current and not (len(row) and labels[row[0]] != c):
+        continue
+      del self.provisional[c]
+      stale = self.piece[self.piece_label[self.piece] == c]
+      self.piece_label[stale] = -1
+      self.dropped[c] = self.received // self.hop - 1      # no frame after this one has it
+      self.num_dropped += 1
 
   def _decide(self, upto: int, final: bool = False) -> list[Segment]:
     """Decide the frames [decided, upto) with the talker-count rule; close segments."""
@@ -477,6 +559,7 @@ class Streamer:
     label = self.piece_label[self.slot_piece[a:b]]                    # [t, S]
     rows, slots = np.nonzero(label >= 0)
     np.maximum.at(score, (rows, label[rows, slots]), self.slot_vad[a:b][rows, slots])
+    score[:, list(self.dropped)] = 0.0      # dropped provisional speakers: no longer anyone
     return score
 
   def _first_decision(self, a: int, b: int, k: int, score: np.ndarray) -> np.ndarray:
@@ -491,31 +574,36 @@ class Streamer:
   def _resegment(self, a: int, b: int, k: int) -> np.ndarray:
     """[b - a, k] bool: frames [a, b) re-decided by the spatial resegmentation, over a slice
     reaching RESEGMENT_CONTEXT frames back and up to the newest response; the speakers'
-    templates are their mean responses where the first decision marked them alone so far."""
+    templates are their mean responses where the first decision marked them alone so far.
+    Dropped provisional speakers take no part."""
+    live = np.array([c for c in range(k) if c not in self.dropped], int)
+    out = np.zeros((b - a, k), bool)
+    if not len(live):
+      return out
     lo, hi = max(0, a - RESEGMENT_CONTEXT), max(b, self.filled)
     self._grow(hi)
-    score = self._causal_score(lo, hi)[:, :k]
+    score = self._causal_score(lo, hi)[:, live]
     if self.o["stitch"] == "count":
-      first = self._first_decision(lo, hi, k, score)
+      first = self._first_decision(lo, hi, len(live), score)
     else:                         # mean stitching: each speaker's score, hysteresis
       first = diarize_lib.binarize_each(score, self.o, self.hop / self.sr,
                                         open_end=self.open_end)
     response = self.response[lo:hi]
     only = resegment_lib.alone(first).astype(np.float64)
     new = slice(a - lo, b - lo)
-    sums = self.dir_sum[:k] + only[new].T @ response[new]
-    mass = self.dir_mass[:k] + only[new].sum(axis=0)
+    sums = self.dir_sum[live] + only[new].T @ response[new]
+    mass = self.dir_mass[live] + only[new].sum(axis=0)
     heard = (first.T.astype(np.float64) @ response) / np.maximum(first.sum(axis=0), 1)[:, None]
     templates = np.where(mass[:, None] > 0, sums / np.maximum(mass, 1)[:, None], heard)
     if self.templates == "pieces":
-      pm = self.piece_dir_mass[:k, None]
-      templates = np.where(pm > 0, self.piece_dir[:k] / np.maximum(pm, 1e-9), templates)
+      pm = self.piece_dir_mass[live, None]
+      templates = np.where(pm > 0, self.piece_dir[live] / np.maximum(pm, 1e-9), templates)
     cover = np.maximum(self.cover[lo:hi], 1.0)
-    marked = resegment_lib.apply(first, score, self.osd[lo:hi] / cover, response,
-                                 self.o["resegment"], self.o["resegment_threshold"],
-                                 templates=templates)[new]
-    self.dir_sum[:k], self.dir_mass[:k] = sums, mass
-    return marked
+    out[:, live] = resegment_lib.apply(first, score, self.osd[lo:hi] / cover, response,
+                                       self.o["resegment"], self.o["resegment_threshold"],
+                                       templates=templates)[new]
+    self.dir_sum[live], self.dir_mass[live] = sums, mass
+    return out
 
   def _close(self, spk: int, a: int, b: int, min_speech: int) -> list[Segment]:
     del self.open[spk]
@@ -525,7 +613,7 @@ class Streamer:
     end = min(b * fs, self.samples_in / self.sr)
     if a * fs >= end:                       # only in the padding after the end
       return []
-    segment = Segment(a * fs, end, f"spk{spk:02d}")
+    segment = Segment(a * fs, end, f"spk{self.names[spk]:02d}")
     self.segments.append(segment)
     return [segment]
 
@@ -574,7 +662,8 @@ def pcm_blocks(stream, channels: int, rate: int, fmt: str, sample_rate: int, blo
 
 # The Streamer's own settings that --set reaches (the rest are flags of their own).
 TUNABLE = {name for name in inspect.signature(Streamer).parameters
-           if name.endswith("_seconds") and name not in ("step_seconds", "latency_seconds")}
+           if name.endswith("_seconds") and name not in ("step_seconds", "latency_seconds")
+           } | {"provisional_threshold"}
 
 
 def _settings(items, model) -> dict:
@@ -657,7 +746,9 @@ def main(argv=None) -> int:
   steps = np.array(streamer.step_seconds or [0.0])
   audio_s = streamer.samples_in / model.sample_rate
   print(f"jaxdiar.stream: {audio_s:.1f} s of audio, {len(streamer.segments)} segments, "
-        f"{len(streamer.centroids)} speakers; per step (every {streamer.step / model.sample_rate:g}"
+        f"{streamer.num_speakers} speakers"
+        + (f" ({streamer.num_dropped} provisional ones dropped)" if streamer.num_dropped else "")
+        + f"; per step (every {streamer.step / model.sample_rate:g}"
         f" s) {1e3 * np.median(steps):.0f} ms median, {1e3 * np.percentile(steps, 95):.0f} ms p95;"
         f" RTF {steps.sum() / max(audio_s, 1e-9):.3f}", file=sys.stderr)
   if args.out:

@@ -105,9 +105,11 @@ def test_stream_errors(exported, tmp_path):
   # --set reaches every tunable of the Streamer (carry_seconds was once missed).
   model = runtime.load(exported[0])
   assert stream.TUNABLE == {"piece_seconds", "reset_seconds", "carry_seconds", "reliable_seconds",
-                            "hold_seconds"}
+                            "hold_seconds", "provisional_threshold"}
   assert stream._settings(["carry_seconds=3.5", "onset=0.6"], model) == dict(carry_seconds=3.5,
                                                                              onset=0.6)
+  assert stream._settings(["provisional_threshold=null"], model) == dict(
+      provisional_threshold=None)
 
 
 def test_pcm_blocks_decode_and_resample():
@@ -166,6 +168,64 @@ class _Scripted:
     return dict(vad=vad, osd=np.zeros((1, 8), np.float32), frame_emb=emb[None]), frame + 8
 
 
+class _Voices(_Scripted):
+  """Slot 0 talks in the scripted turns (first frame, end frame, voice), silent elsewhere."""
+
+  def __init__(self, turns):
+    super().__init__(switch=0)
+    self.turns = turns
+
+  def stream_step(self, block, frame):
+    frames = frame + np.arange(8)
+    vad = np.full((1, 8, 2), 0.01, np.float32)
+    emb = np.tile(np.eye(4)[3], (8, 1))
+    for a, b, voice in self.turns:
+      inside = (frames >= a) & (frames < b)
+      vad[0, inside, 0] = 0.9
+      emb[inside] = np.eye(4)[voice]
+    return dict(vad=vad, osd=np.zeros((1, 8), np.float32), frame_emb=emb[None]), frame + 8
+
+
+def _stream(model, frames, **options):
+  s = stream.Streamer(model, causal=True, **options)
+  audio = np.zeros((1, frames * 256), np.float32)
+  for start in range(0, audio.shape[1], s.step):
+    s.push(audio[:, start:start + s.step])
+  s.finish()
+  return s
+
+
+def test_causal_provisional_speaker_for_a_new_voice():
+  """A second voice far from the first one's speaker founds a provisional speaker as soon as it
+  is heard enough to be matched, confirmed once it has talked 1 s: its first second is its
+  own, not the first speaker's (as with provisional speakers off, where it founds its
+  speaker only after that second)."""
+  fs = 256 / 16000
+  turns = [(0, 200, 0), (400, 600, 1)]               # A 0-3.2 s; B 6.4-9.6 s (pause > carry)
+  on, off = (_stream(_Voices(turns), 700, provisional_threshold=t) for t in (0.7, None))
+  assert on.num_speakers == off.num_speakers == 2 and on.num_dropped == 0
+  b_on = [g for g in on.segments if g.speaker == "spk01"]
+  assert len(b_on) == 1 and 400 * fs <= b_on[0].start <= 400 * fs + 0.25
+  assert [g.speaker for g in on.segments if g.end > 400 * fs] == ["spk01"]
+  b_off = [g for g in off.segments if g.speaker == "spk01"]
+  assert len(b_off) == 1 and b_off[0].start >= 400 * fs + 0.9
+  assert any(g.speaker == "spk00" and g.end > 400 * fs + 0.5 for g in off.segments)
+  with pytest.raises(ValueError, match="provisional_threshold"):
+    stream.Streamer(_Scripted(switch=0), causal=True, provisional_threshold=2.5)
+
+
+def test_causal_provisional_speaker_dropped_and_its_place_reused():
+  """A voice that stops before it is reliable is dropped: it keeps the frames it was given
+  (its own label) but is no speaker; its place serves the next new voice, under a new
+  label, and the first voice's return goes to the first speaker."""
+  turns = [(0, 200, 0), (300, 330, 1), (500, 600, 0), (800, 1000, 2)]
+  s = _stream(_Voices(turns), 1100)
+  assert s.num_dropped == 1 and s.num_speakers == 2 and not s.provisional
+  assert len(s.centroids) == 2                       # the dropped place reused
+  labels = [g.speaker for g in s.segments]
+  assert labels == ["spk00", "spk01", "spk00", "spk02"]
+
+
 def test_causal_pieces_follow_a_slot_from_one_voice_to_the_next():
   """One slot passes from voice A to voice B without a pause (frame 320 = 5.12 s): pieces of
   2 s let B found its own speaker once a piece of B alone is heard for 1 s; one running
@@ -195,7 +255,8 @@ def test_causal_first_voice_founds_the_first_speaker_at_once():
   audio = np.zeros((1, 200 * 256), np.float32)
   starts = {}
   for founds in (True, False):
-    s = stream.Streamer(_Scripted(switch=10 ** 6), causal=True, first_founds=founds)
+    s = stream.Streamer(_Scripted(switch=10 ** 6), causal=True, first_founds=founds,
+                        provisional_threshold=None)
     s.push(audio)
     s.finish()
     assert len(s.centroids) == 1 and len(s.segments) == 1
@@ -210,7 +271,8 @@ def test_causal_hold_waits_for_an_unplaced_voice():
   audio = np.zeros((1, 200 * 256), np.float32)
   runs = {}
   for hold in (None, 0.128, 1.5):
-    s = stream.Streamer(_Scripted(switch=10 ** 6), causal=True, hold_seconds=hold)
+    s = stream.Streamer(_Scripted(switch=10 ** 6), causal=True, hold_seconds=hold,
+                        provisional_threshold=None)
     block = s.step
     for start in range(0, audio.shape[1], block):
       s.push(audio[:, start:start + block])
@@ -225,7 +287,7 @@ def test_causal_hold_waits_for_an_unplaced_voice():
   assert latencies.max() <= 1.5 + 0.1 and latencies.max() > 0.9   # waited, not past the hold
   # What the frames wait for is the voice's reliability: sooner reliable, shorter waits.
   quick = stream.Streamer(_Scripted(switch=10 ** 6), causal=True, hold_seconds=1.5,
-                          reliable_seconds=0.3)
+                          reliable_seconds=0.3, provisional_threshold=None)
   quick.push(audio)
   quick.finish()
   assert quick.segments[0].start <= 0.2 and quick.frame_latencies().max() < 0.6
