@@ -93,8 +93,13 @@ CAUSAL_SPATIAL_WEIGHT = 0.75
 # on the 16 dev meetings (2026-12-02, benchmarks/results/live-causal-provisional-2026-12-02.json,
 # with a prototype of the rule): cut 0.65 / 0.7 / 0.8: 19.1 / 19.1 / 19.1 % against 21.9 %
 # without; founding only once the voice is heard alone 0.25 / 0.5 s: 19.8 / 20.7 % (cut 0.7 /
-# 0.6). This code: 19.1 % (held-out 22.2 % against 24.6 %, 64 dev meetings 24.5 % against 27.0 %).
+# 0.6). This code, with the direction condition below: 19.1 % (held-out 21.9 % against 24.6 %,
+# 64 dev meetings 24.3 % against 27.0 %).
 PROVISIONAL_THRESHOLD = 0.7
+# ... and its direction alone must be farther than this from every speaker's: 0.2 / 0.4 gave
+# 19.1 / 19.8 % on the 16 dev meetings (27 provisional speakers dropped without it, 16 / 15
+# with); 0.2 checked on held-out (22.2 -> 21.9 %) and 64 dev meetings (24.5 -> 24.3 %).
+PROVISIONAL_DIRECTION = 0.2
 
 # Live spatial resegmentation: frames of context before the ones being decided (the widest
 # smoothing of jaxdiar.resegment is 45 frames, centred).
@@ -112,7 +117,8 @@ class Streamer:
                reliable_seconds: float = RELIABLE_SECONDS, first_founds: bool = False,
                templates: str = "decided", open_end: bool = False,
                hold_seconds: float | None = None,
-               provisional_threshold: float | None = PROVISIONAL_THRESHOLD, **options):
+               provisional_threshold: float | None = PROVISIONAL_THRESHOLD,
+               provisional_direction: float | None = PROVISIONAL_DIRECTION, **options):
     meta = model.meta
     self.model, self.sr, self.hop = model, model.sample_rate, model.hop
     causal_defaults = ({"cluster_threshold": CAUSAL_THRESHOLD}
@@ -163,6 +169,10 @@ class Streamer:
       raise ValueError(f"provisional_threshold must be a cosine distance in (0, 2) or None, "
                        f"got {provisional_threshold}")
     self.provisional_threshold = provisional_threshold if causal else None
+    # provisional_direction (an array; None: no condition): the voice's direction must also be
+    # farther than this from every speaker's (most provisional speakers that were dropped had
+    # been voices of speakers already known).
+    self.provisional_direction = provisional_direction
     self.provisional: dict[int, int] = {}               # speaker -> the piece it is for
     self.dropped: dict[int, int] = {}                   # speaker -> its last labelled frame
     self.names: list[int] = []                          # each speaker's number in the output
@@ -450,7 +460,8 @@ class Streamer:
         cost[own, c] = np.where(reliable[own], threshold,
                                 np.minimum(cost[own, c], self.provisional_threshold)) - 1e-6
     founders = reliable | (k == 0 and self.first_founds)   # the first speaker: any voice
-    early = ~founders if self.provisional_threshold is not None else np.zeros(n, bool)
+    early = (~founders & self._far_in_direction(x) if self.provisional_threshold is not None
+             else np.zeros(n, bool))
     for i in range(min(n, free)):           # "a new speaker": the threshold, reliable ones only
       cost[founders, k + i] = threshold
       cost[early, k + i] = self.provisional_threshold     # or a provisional one, farther
@@ -473,6 +484,19 @@ class Streamer:
     if self.provisional:
       self._drop_provisional(pieces, labels)
     return labels
+
+  def _far_in_direction(self, x: np.ndarray) -> np.ndarray:
+    """[n] bool: the joint vectors `x` whose direction is farther than provisional_direction
+    (cosine distance of the responses alone) from every speaker not dropped; all of them
+    without directions."""
+    e, a = self.model.meta["embedding_dim"], self.o["spatial_weight"]
+    live = [c for c in range(len(self.centroids)) if c not in self.dropped]
+    if self.provisional_direction is None or x.shape[1] == e or not live:
+      return np.ones(len(x), bool)
+    ours = x[:, e:] / np.sqrt(a)                                # unit responses
+    theirs = np.stack([self.centroids[c][e:] for c in live])
+    theirs /= np.linalg.norm(theirs, axis=1, keepdims=True) + 1e-9
+    return (1.0 - ours @ theirs.T).min(axis=1) > self.provisional_direction
 
   def _new_speaker(self, x: np.ndarray, reuse: list[int]) -> int:
     """A new global speaker with centroid `x`: in the place of a dropped provisional one whose
@@ -663,7 +687,7 @@ def pcm_blocks(stream, channels: int, rate: int, fmt: str, sample_rate: int, blo
 # The Streamer's own settings that --set reaches (the rest are flags of their own).
 TUNABLE = {name for name in inspect.signature(Streamer).parameters
            if name.endswith("_seconds") and name not in ("step_seconds", "latency_seconds")
-           } | {"provisional_threshold"}
+           } | {"provisional_threshold", "provisional_direction"}
 
 
 def _settings(items, model) -> dict:

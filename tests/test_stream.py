@@ -105,7 +105,7 @@ def test_stream_errors(exported, tmp_path):
   # --set reaches every tunable of the Streamer (carry_seconds was once missed).
   model = runtime.load(exported[0])
   assert stream.TUNABLE == {"piece_seconds", "reset_seconds", "carry_seconds", "reliable_seconds",
-                            "hold_seconds", "provisional_threshold"}
+                            "hold_seconds", "provisional_threshold", "provisional_direction"}
   assert stream._settings(["carry_seconds=3.5", "onset=0.6"], model) == dict(carry_seconds=3.5,
                                                                              onset=0.6)
   assert stream._settings(["provisional_threshold=null"], model) == dict(
@@ -224,6 +224,22 @@ def test_causal_provisional_speaker_dropped_and_its_place_reused():
   assert len(s.centroids) == 2                       # the dropped place reused
   labels = [g.speaker for g in s.segments]
   assert labels == ["spk00", "spk01", "spk00", "spk02"]
+
+
+def test_causal_provisional_speaker_needs_a_direction_of_its_own():
+  """On an array a voice founds a provisional speaker only if its direction, too, is far from
+  every speaker's: another voice from a known talker's direction does not."""
+  from jaxdiar import diarize
+  s = stream.Streamer(_Scripted(switch=0), causal=True)
+  s.o["spatial_weight"] = 0.75
+  grid = np.arange(72)
+  toward = lambda deg: np.exp(-0.5 * ((grid - deg / 5) / 2.0) ** 2)[None]
+  voice = lambda i, deg: diarize.joint_vectors(np.eye(4)[i][None], toward(deg), 0.75)
+  s.centroids, s.mass, s.names = [voice(0, 90)[0]], [5.0], [0]
+  rows = np.concatenate([voice(1, 90), voice(1, 270)])
+  assert list(s._far_in_direction(rows)) == [False, True]
+  s.provisional_direction = None
+  assert list(s._far_in_direction(rows)) == [True, True]
 
 
 def test_causal_pieces_follow_a_slot_from_one_voice_to_the_next():
