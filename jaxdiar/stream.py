@@ -451,8 +451,9 @@ class Streamer:
              if last < self.decided and c not in self.open]     # numbers free again
     free = self.max_speakers - k + len(reuse)
     cost = np.full((n, k + n), 1e6)
+    centroids = np.stack(self.centroids) if k else np.zeros((0, x.shape[1]))
     if k:
-      cost[:, :k] = 1.0 - x @ np.stack(self.centroids).T
+      cost[:, :k] = 1.0 - x @ centroids.T
       cost[:, list(self.dropped)] = 1e6
       for c, piece in self.provisional.items():  # only for its own piece, which keeps it
         own = pieces == piece                   # unless nearer another (or confirms it)
@@ -460,8 +461,8 @@ class Streamer:
         cost[own, c] = np.where(reliable[own], threshold,
                                 np.minimum(cost[own, c], self.provisional_threshold)) - 1e-6
     founders = reliable | (k == 0 and self.first_founds)   # the first speaker: any voice
-    early = (~founders & self._far_in_direction(x) if self.provisional_threshold is not None
-             else np.zeros(n, bool))
+    early = (~founders & self._far_in_direction(x, centroids)
+             if self.provisional_threshold is not None else np.zeros(n, bool))
     for i in range(min(n, free)):           # "a new speaker": the threshold, reliable ones only
       cost[founders, k + i] = threshold
       cost[early, k + i] = self.provisional_threshold     # or a provisional one, farther
@@ -485,17 +486,21 @@ class Streamer:
       self._drop_provisional(pieces, labels)
     return labels
 
-  def _far_in_direction(self, x: np.ndarray) -> np.ndarray:
+  def _live(self, k: int) -> np.ndarray:
+    """The speakers among the first `k` that are not dropped provisional ones."""
+    return np.array([c for c in range(k) if c not in self.dropped], int)
+
+  def _far_in_direction(self, x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """[n] bool: the joint vectors `x` whose direction is farther than provisional_direction
-    (cosine distance of the responses alone) from every speaker not dropped; all of them
-    without directions."""
+    (cosine distance of the responses alone) from every speaker not dropped (`centroids`, all
+    speakers' joint vectors); all of them without directions (x is the embedding alone)."""
     e, a = self.model.meta["embedding_dim"], self.o["spatial_weight"]
-    live = [c for c in range(len(self.centroids)) if c not in self.dropped]
-    if self.provisional_direction is None or x.shape[1] == e or not live:
+    live = self._live(len(centroids))
+    if self.provisional_direction is None or x.shape[1] == e or not len(live):
       return np.ones(len(x), bool)
     ours = x[:, e:] / np.sqrt(a)                                # unit responses
-    theirs = np.stack([self.centroids[c][e:] for c in live])
-    theirs /= np.linalg.norm(theirs, axis=1, keepdims=True) + 1e-9
+    theirs = centroids[live, e:]
+    theirs = theirs / (np.linalg.norm(theirs, axis=1, keepdims=True) + 1e-9)
     return (1.0 - ours @ theirs.T).min(axis=1) > self.provisional_direction
 
   def _new_speaker(self, x: np.ndarray, reuse: list[int]) -> int:
@@ -522,7 +527,8 @@ class Streamer:
     current = set(self.piece.tolist())
     for c, piece in list(self.provisional.items()):
       row = np.flatnonzero(pieces == piece)
-      if piece in current and not (len(row) and labels[row[0]] != c):
+      matched_elsewhere = len(row) and labels[row[0]] != c
+      if piece in current and not matched_elsewhere:
         continue
       del self.provisional[c]
       stale = self.piece[self.piece_label[self.piece] == c]
@@ -600,7 +606,7 @@ class Streamer:
     reaching RESEGMENT_CONTEXT frames back and up to the newest response; the speakers'
     templates are their mean responses where the first decision marked them alone so far.
     Dropped provisional speakers take no part."""
-    live = np.array([c for c in range(k) if c not in self.dropped], int)
+    live = self._live(k)
     out = np.zeros((b - a, k), bool)
     if not len(live):
       return out

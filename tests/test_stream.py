@@ -237,9 +237,9 @@ def test_causal_provisional_speaker_needs_a_direction_of_its_own():
   voice = lambda i, deg: diarize.joint_vectors(np.eye(4)[i][None], toward(deg), 0.75)
   s.centroids, s.mass, s.names = [voice(0, 90)[0]], [5.0], [0]
   rows = np.concatenate([voice(1, 90), voice(1, 270)])
-  assert list(s._far_in_direction(rows)) == [False, True]
+  assert list(s._far_in_direction(rows, np.stack(s.centroids))) == [False, True]
   s.provisional_direction = None
-  assert list(s._far_in_direction(rows)) == [True, True]
+  assert list(s._far_in_direction(rows, np.stack(s.centroids))) == [True, True]
 
 
 def test_causal_pieces_follow_a_slot_from_one_voice_to_the_next():
