@@ -41,6 +41,15 @@ def check_output(path):
   return path
 
 
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+_UMASK = _umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix: str = ".tmp"):
   """Yields a temporary path beside `path`; renames it onto `path` if the block succeeds and
@@ -62,6 +71,7 @@ def atomic_path(path, suffix: str = ".tmp"):
   os.close(fd)
   try:
     yield pathlib.Path(tmp)
+    os.chmod(tmp, 0o666 & ~_UMASK)          # mkstemp's 0600 -> what open() would have made
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

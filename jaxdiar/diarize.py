@@ -69,7 +69,8 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
             min_speakers=1, max_speakers=None, threshold: float = 0.6,
             max_embeddings: int = 2000, directions: np.ndarray | None = None,
             spatial_weight: float = 0.0, anchors: np.ndarray | None = None,
-            refine: int = 0, min_cluster_size: int = 0) -> np.ndarray:
+            refine: int = 0, min_cluster_size: int = 0, heard: np.ndarray | None = None,
+            found_seconds: float | None = None, found_total: float = 2.0) -> np.ndarray:
   """Agglomerative (average-link, cosine) clustering of local-speaker embeddings.
 
   Two local speakers of one window are different people: their distance is set to the
@@ -84,6 +85,12 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
   the previous round in the same way. Unless the count is given, a cluster of fewer than
   `min_cluster_size` anchors is dissolved (its members join the others in the same way): a
   few local speakers with odd embeddings (overlap, noise) do not become a speaker.
+
+  Short talkers: a talker who speaks a few seconds in the whole meeting has no anchor. With
+  `found_seconds` (and `heard`, each local speaker's seconds heard), the local speakers
+  that are not anchors, heard at least `found_seconds`, farther than `threshold` from every
+  cluster, are clustered among themselves (the same linkage and cut); each such group heard
+  `found_total` seconds in all becomes a speaker of its own (unless the count is given).
 
   Average linkage needs the n x n distances; beyond `max_embeddings` anchors (about 2 h of
   audio at the default window step) an evenly spread subset of them is clustered and the
@@ -106,10 +113,39 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
     keep = max(min_speakers or 1, int(np.sum(sizes >= min_cluster_size)))
     kept = ids[np.argsort(-sizes, kind="stable")[:keep]]
     labels[picked[~np.isin(labels[picked], kept)]] = -1
+  if found_seconds is not None and heard is not None and not num_speakers:
+    labels = _found(x, window_index, labels, heard, threshold=threshold,
+                    min_seconds=found_seconds, min_total=found_total,
+                    room=(max_speakers or n) - len(np.unique(labels[labels >= 0])))
   labels = _assign(x, window_index, labels, labels)
   for _ in range(refine):
     labels = _assign(x, window_index, np.full(n, -1), labels)
   return np.unique(labels, return_inverse=True)[1]
+
+
+def _found(x, window_index, labels, heard, *, threshold, min_seconds, min_total,
+           room) -> np.ndarray:
+  """`cluster`'s short talkers: unlabelled local speakers heard `min_seconds`, farther than
+  `threshold` (cosine) from every cluster centroid, grouped by the same average linkage; a
+  group heard `min_total` seconds founds a cluster (the longest-heard first, `room` at most)."""
+  ids = np.unique(labels[labels >= 0])
+  if room <= 0 or not len(ids):
+    return labels
+  centroids = np.stack([x[labels == k].mean(axis=0) for k in ids])
+  centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-9
+  far = np.flatnonzero((labels < 0) & (heard >= min_seconds))
+  far = far[1.0 - np.max(x[far] @ centroids.T, axis=1) > threshold] if len(far) else far
+  if not len(far):
+    return labels
+  groups = _average_link(x[far], window_index[far], num_speakers=None, min_speakers=1,
+                         max_speakers=None, threshold=threshold)
+  totals = np.bincount(groups, weights=heard[far])
+  labels = labels.copy()
+  for rank, g in enumerate(np.argsort(-totals, kind="stable")):
+    if rank >= room or totals[g] < min_total:
+      break
+    labels[far[groups == g]] = ids.max() + 1 + rank
+  return labels
 
 
 def _unit_responses(response: np.ndarray) -> np.ndarray:
@@ -576,7 +612,8 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
                                and o["spatial_weight"] > 0 else None),
                    spatial_weight=o["spatial_weight"], refine=o["refine"],
                    anchors=heard[windows, slots] * fs >= o["anchor_seconds"],
-                   min_cluster_size=o["min_cluster_size"])
+                   min_cluster_size=o["min_cluster_size"], heard=heard[windows, slots] * fs,
+                   found_seconds=o["found_seconds"], found_total=o["found_total"])
   k = int(labels.max()) + 1 if len(labels) else 0
   score = np.zeros((total, k))
   cover = np.zeros(total)
@@ -670,7 +707,7 @@ DEFAULT_DECODE = dict(stitch="mean", count="expected", spatial_weight=0.0, osd_t
                       refine=0, anchor_seconds=0.0, resegment=None, resegment_threshold=0.6,
                       split_cos=None, split_seconds=15.0, merge_overlap=None,
                       voice_weight=0.0, min_cluster_size=0, speech_gate=None, speech_fill=None,
-                      speech_pad=0.0)
+                      speech_pad=0.0, found_seconds=None, found_total=2.0)
 
 
 def needs(options: dict) -> dict:
@@ -691,12 +728,28 @@ def voice_joined(emb: np.ndarray, voice: np.ndarray, weight: float) -> np.ndarra
   return _weighted_join(unit(emb), unit(voice), weight)
 
 
+def check_counts(num_speakers=None, min_speakers=None, max_speakers=None) -> None:
+  """Speaker counts a decoding can honour: each at least 1, min <= num <= max where given.
+  Raises InputError naming the one at fault (before any audio is read)."""
+  given = dict(num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers)
+  for name, value in given.items():
+    if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+      raise InputError(f"{name} must be a whole number of at least 1, not {value!r}")
+  if min_speakers is not None and max_speakers is not None and min_speakers > max_speakers:
+    raise InputError(f"min_speakers ({min_speakers}) is above max_speakers ({max_speakers})")
+  if num_speakers is not None and not ((min_speakers or 1) <= num_speakers
+                                       <= (max_speakers or num_speakers)):
+    raise InputError(f"num_speakers ({num_speakers}) is outside min_speakers..max_speakers "
+                     f"({min_speakers}..{max_speakers})")
+
+
 def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,
             num_speakers: int | None = None, min_speakers: int | None = None,
             max_speakers: int | None = None, replicate_channels: bool = False,
             progress: bool = True, **options) -> Result:
   """Diarize one recording (`infer` then `decode`; `options` override the model's inference
   settings). Raises InputError / AudioError with a clear message."""
+  check_counts(num_speakers, min_speakers, max_speakers)
   o = {**DEFAULT_DECODE, **model.meta["inference"], **options}
   inference = infer(path, model, uri=uri, replicate_channels=replicate_channels,
                     progress=progress,
@@ -728,14 +781,24 @@ def main(argv=None) -> int:
   p.add_argument("--plot", default=None, help="PNG of the first input's result")
   p.add_argument("--ref", default=None, help="reference RTTM for --plot")
   args = p.parse_args(argv)
-  try:
+  try:                                     # what can be checked before any audio is read
     for out in (args.out, args.plot):
       if out:
         atomic.check_output(out)
-  except atomic.OutputError as e:
+    check_counts(args.num_speakers, args.min_speakers, args.max_speakers)
+    if args.speakers and not pathlib.Path(args.speakers).is_file():
+      raise InputError(f"{args.speakers}: no such speaker bank")
+  except (atomic.OutputError, InputError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  uris = rttm.unique_uris(pathlib.Path(path).stem for path in args.inputs)
+  for path, uri in zip(args.inputs, uris):
+    if uri != pathlib.Path(path).stem:
+      print(f"jaxdiar.diarize: {path}: written under the uri '{uri}'"
+            + (" (RTTM fields hold no spaces)" if rttm.safe_uri(pathlib.Path(path).stem) == uri
+               else " (another input has its name)"), file=sys.stderr)
   models: dict[str, runtime.ExportedModel] = {}
+  banks: dict[str, dict] = {}
 
   def model_for(path) -> runtime.ExportedModel:
     name = args.model
@@ -752,32 +815,40 @@ def main(argv=None) -> int:
   if args.speakers:
     from jaxdiar import enroll    # imports this module: loaded only when naming
     errors += (enroll.BankError,)
-  turns, results = [], []
-  for path in args.inputs:
+  turns, results, failed = [], [], []
+  for path, uri in zip(args.inputs, uris):
     try:
       model = model_for(path)
-      result = diarize(path, model, num_speakers=args.num_speakers,
+      if args.speakers and model.fingerprint not in banks:   # checked before the audio
+        banks[model.fingerprint] = enroll.load_bank(args.speakers, model)
+      result = diarize(path, model, uri=uri, num_speakers=args.num_speakers,
                        min_speakers=args.min_speakers, max_speakers=args.max_speakers,
                        replicate_channels=args.replicate_channels)
       named = result.turns
       if args.speakers:
-        named = enroll.name_turns(result.turns, result, enroll.load_bank(args.speakers, model),
+        named = enroll.name_turns(result.turns, result, banks[model.fingerprint],
                                   args.name_threshold)
     except errors as e:
-      print(f"error: {e}", file=sys.stderr)
-      return 2
+      # One input: its error is the answer. Several: the others are still diarized.
+      print(f"error: {e}" if len(args.inputs) == 1 else f"error: {path}: skipped: {e}",
+            file=sys.stderr)
+      failed.append(path)
+      continue
     if not result.turns:
       print(f"jaxdiar.diarize: {path}: no speech found", file=sys.stderr)
     turns += named
     results.append((path, result))
+  if not results:
+    return 2
   rttm.write_rttm(args.out, turns)     # written once, at the end, then renamed
-  print(f"wrote {len(turns)} turns for {len(args.inputs)} recording(s) to {args.out}")
+  print(f"wrote {len(turns)} turns for {len(results)} recording(s) to {args.out}"
+        + (f"; {len(failed)} failed: {', '.join(map(str, failed))}" if failed else ""))
   if args.plot:
     from jaxdiar import plots   # matplotlib only when asked
     path, result = results[0]
     ref = rttm.read_rttm(args.ref).get(pathlib.Path(path).stem, []) if args.ref else None
     plots.diarization_figure(path, result, model_for(path).sample_rate, ref, args.plot)
-  return 0
+  return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -65,6 +65,27 @@ def _field(text: str, what: str, first: bool = False) -> str:
   return text
 
 
+def safe_uri(name: str) -> str:
+  """`name` as an RTTM uri: whitespace (and a leading comment marker) become `_`; empty
+  becomes `recording`. `safe_uri(x) == x` for a name RTTM can hold as it is."""
+  uri = "_".join(str(name).split(" ")) if name else "recording"
+  uri = "".join("_" if c.isspace() else c for c in uri) or "recording"
+  return "_" + uri[1:] if uri.startswith(("#", ";")) else uri
+
+
+def unique_uris(names: Iterable[str]) -> list[str]:
+  """`safe_uri` of each name, the second and later of equal ones suffixed `-2`, `-3`, ..."""
+  out, seen = [], set()
+  for name in names:
+    uri, k = safe_uri(name), 1
+    while uri in seen:
+      k += 1
+      uri = f"{safe_uri(name)}-{k}"
+    seen.add(uri)
+    out.append(uri)
+  return out
+
+
 def format_rttm(turns: Iterable[Turn]) -> str:
   turns = list(turns)
   for t in turns:

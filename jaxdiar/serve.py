@@ -184,9 +184,11 @@ def create_app(settings: Settings):
                      max_speakers=max_speakers).items()}
     except ValueError as e:
       return error(422, f"speaker counts must be integers ({e})")
-    if any(v is not None and v < 1 for v in counts.values()):
-      return error(422, "speaker counts must be at least 1")
-    uri = fields.get("uri", uri) or (pathlib.Path(name).stem if name else "upload")
+    try:
+      diarize_lib.check_counts(**counts)
+    except diarize_lib.InputError as e:
+      return error(422, str(e))
+    uri = rttm.safe_uri(fields.get("uri", uri) or (pathlib.Path(name).stem if name else "upload"))
     name_speakers = speakers or fields.get("speakers", "").lower() in ("1", "true", "yes")
     if name_speakers and worker.bank is None:
       return error(422, "speakers=true needs a server started with --speakers BANK")

@@ -37,6 +37,7 @@ import dataclasses
 import inspect
 import json
 import pathlib
+import signal
 import sys
 import time
 
@@ -743,6 +744,25 @@ def main(argv=None) -> int:
   stdin = args.input == "-"
   if stdin and not args.channels:
     p.error("reading stdin needs --channels")
+  previous = None
+  try:                                     # SIGTERM ends the stream as Ctrl-C does
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+  except ValueError:                       # not the main thread: leave signals alone
+    pass
+  try:
+    return _run(args, stdin)
+  finally:
+    if previous is not None:
+      signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame):
+  raise KeyboardInterrupt
+
+
+def _run(args, stdin: bool) -> int:
+  """`main` after parsing: stream, print the segments, write --out (also when stopped)."""
+  interrupted = False
   try:
     if args.out:
       atomic.check_output(args.out)
@@ -761,10 +781,13 @@ def main(argv=None) -> int:
     blocks = (pcm_blocks(sys.stdin.buffer, channels, args.sample_rate, args.format,
                          model.sample_rate, block) if stdin
               else file_blocks(args.input, model.sample_rate, block, args.realtime))
-    for x in blocks:
-      for segment in streamer.push(x):
-        print(segment.to_json(), flush=True)
-    for segment in streamer.finish():
+    try:
+      for x in blocks:
+        for segment in streamer.push(x):
+          print(segment.to_json(), flush=True)
+    except KeyboardInterrupt:              # the usual way to stop a microphone: keep the output
+      interrupted = True
+    for segment in streamer.finish():      # closes the segments still open
       print(segment.to_json(), flush=True)
   except (diarize_lib.InputError, audio_lib.AudioError, runtime.ModelFileError,
           atomic.OutputError, ValueError) as e:
@@ -782,9 +805,13 @@ def main(argv=None) -> int:
         f" s) {1e3 * np.median(steps):.0f} ms median, {1e3 * np.percentile(steps, 95):.0f} ms p95;"
         f" RTF {steps.sum() / max(audio_s, 1e-9):.3f}", file=sys.stderr)
   if args.out:
-    uri = args.uri or ("stdin" if stdin else pathlib.Path(args.input).stem)
+    uri = rttm.safe_uri(args.uri or ("stdin" if stdin else pathlib.Path(args.input).stem))
     rttm.write_rttm(args.out, [rttm.Turn(uri, s.start, s.end, s.speaker)
                                for s in streamer.segments])
+  if interrupted:
+    print("jaxdiar.stream: interrupted" + (f"; wrote {args.out}" if args.out else ""),
+          file=sys.stderr)
+    return 130
   return 0
 
 

@@ -181,3 +181,35 @@ def test_alone_weights_are_each_probability_times_the_others_silence():
   np.testing.assert_allclose(w[1], [0.0, 0.1, 0.0], atol=1e-3)   # the other surely talks: none
   np.testing.assert_allclose(w[2], [0.125] * 3, rtol=1e-6)
   assert diarize.alone_weights(vad.astype(np.float64)).dtype == np.float64
+
+
+def test_count_finds_a_five_second_talker_in_ten_minutes():
+  """Ten minutes of 8 s windows every 4 s: three talkers heard in every window, a fourth
+  heard 2.5 s in two windows (5 s in all: no anchor at 2.7 s). The threshold clustering of
+  the anchors misses it; founding short talkers finds it, and only it."""
+  rng = np.random.default_rng(0)
+  centres = np.linalg.qr(rng.standard_normal((32, 4)))[0].T           # 4 orthonormal voices
+  emb, windows, heard, who = [], [], [], []
+  for w in range(150):
+    talkers = [0, 1, 2] + ([3] if w in (70, 71) else [])
+    for k in talkers:
+      emb.append(centres[k] + 0.25 * rng.standard_normal(32) / np.sqrt(32))
+      windows.append(w)
+      heard.append(2.5 if k == 3 else rng.uniform(3.0, 6.0))
+      who.append(k)
+  emb, windows, heard, who = map(np.asarray, (emb, windows, heard, who))
+  anchors = heard >= 2.7
+  plain = diarize.cluster(emb, windows, threshold=0.5, anchors=anchors)
+  assert len(np.unique(plain)) == 3
+  found = diarize.cluster(emb, windows, threshold=0.5, anchors=anchors, heard=heard,
+                          found_seconds=1.0, found_total=2.0)
+  assert len(np.unique(found)) == 4
+  for k in range(4):                                    # one label per talker, and back
+    assert len(np.unique(found[who == k])) == 1
+  assert len(np.unique([found[who == k][0] for k in range(4)])) == 4
+  # A short group heard under found_total, or the count given, founds nothing.
+  assert len(np.unique(diarize.cluster(emb, windows, threshold=0.5, anchors=anchors,
+                                       heard=heard, found_seconds=1.0,
+                                       found_total=6.0))) == 3
+  assert len(np.unique(diarize.cluster(emb, windows, num_speakers=3, anchors=anchors,
+                                       heard=heard, found_seconds=1.0))) == 3

@@ -104,6 +104,9 @@ def test_diarize_equals_the_cli_json_and_rttm(server, exported, meeting, tmp_pat
   for region in body["overlap"]:       # each overlap region is covered by two segments
     mid = (region["start"] + region["end"]) / 2
     assert sum(s["start"] <= mid <= s["end"] for s in body["segments"]) >= 2
+  spaced = httpx.post(server.url + "/v1/diarize", timeout=120, headers={"Accept": "text/plain"},
+                      files={"file": ("my meeting.wav", meeting.read_bytes())})
+  assert spaced.status_code == 200 and spaced.text.split()[1] == "my_meeting"
   r = httpx.post(server.url + "/v1/diarize", content=meeting.read_bytes(),
                  params={"num_speakers": 2}, timeout=120)
   assert r.status_code == 200 and len(r.json()["speakers"]) <= 2
@@ -167,6 +170,8 @@ def test_error_statuses(strict, server, meeting, tmp_path):
   assert two.status_code == 422 and "2 channel" in two.json()["error"]
   assert post(b"x", params={"num_speakers": 0}).status_code == 422
   assert post(b"x", params={"num_speakers": "two"}).status_code == 422
+  crossed = post(b"x", params={"min_speakers": 5, "max_speakers": 2})
+  assert crossed.status_code == 422 and "above max_speakers" in crossed.json()["error"]
   assert post(b"x", params={"speakers": "true"}).status_code == 422      # no bank served
   # 14 s of 8 channels take longer than the 0.05 s limit: 504; the worker is still busy with
   # it and the queue holds nothing more: 503 with Retry-After.

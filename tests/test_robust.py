@@ -1,0 +1,117 @@
+"""Real use (robustness issue): names with spaces, batches that keep their good results,
+speaker counts and banks checked before the work, output modes, a stream stopped by Ctrl-C."""
+
+import os
+import pathlib
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from jaxdiar import diarize
+from jaxdiar import rttm
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def meeting(trained_smoke):
+  config, _ = trained_smoke
+  dev = sorted(pathlib.Path(config.data.data_dir).glob("simulated-*/dev"))[0]
+  return dev / "meeting00000.wav"
+
+
+def test_safe_and_unique_uris():
+  assert rttm.safe_uri("réunion 1") == "réunion_1"
+  assert rttm.safe_uri("a\tb  c") == "a_b__c"
+  assert rttm.safe_uri("#x") == "_x" and rttm.safe_uri("") == "recording"
+  assert rttm.safe_uri("dev00") == "dev00"
+  assert rttm.unique_uris(["dev00", "dev00", "a b", "a_b", "dev00"]) == [
+      "dev00", "dev00-2", "a_b", "a_b-2", "dev00-3"]
+  for name in ("réunion 1", "a\tb", "#c", "x y z"):        # each is one RTTM field
+    turn = rttm.Turn(rttm.safe_uri(name), 0.0, 1.0, "s")
+    assert rttm.format_rttm([turn]).split()[1] == rttm.safe_uri(name)
+
+
+def test_names_with_spaces_and_twins_are_written(exported, meeting, tmp_path, capsys):
+  path, _ = exported
+  spaced = tmp_path / "réunion 1.wav"
+  spaced.write_bytes(meeting.read_bytes())
+  twin = tmp_path / "sub" / "réunion 1.flac"
+  twin.parent.mkdir()
+  audio, rate = sf.read(meeting)
+  sf.write(twin, audio, rate)
+  out = tmp_path / "x.rttm"
+  assert diarize.main([str(spaced), str(twin), "--model", str(path), "--out", str(out)]) == 0
+  err = capsys.readouterr().err
+  assert "réunion_1" in err and "réunion_1-2" in err
+  uris = {line.split()[1] for line in out.read_text().splitlines()}
+  assert uris == {"réunion_1", "réunion_1-2"}
+  assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~_umask()      # the user's umask
+
+
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+def test_a_batch_keeps_what_succeeded(exported, meeting, tmp_path, capsys):
+  path, _ = exported
+  empty = tmp_path / "empty.wav"
+  sf.write(empty, np.zeros((0, 8), np.float32), 16000)
+  out = tmp_path / "all.rttm"
+  a, b = tmp_path / "a.wav", tmp_path / "b.wav"
+  a.write_bytes(meeting.read_bytes())
+  b.write_bytes(meeting.read_bytes())
+  assert diarize.main([str(a), str(empty), str(b), "--model", str(path),
+                       "--out", str(out)]) == 1
+  captured = capsys.readouterr()
+  assert "empty.wav: skipped" in captured.err and "1 failed" in captured.out
+  assert {line.split()[1] for line in out.read_text().splitlines()} == {"a", "b"}
+  # All failed: exit 2, nothing written.
+  assert diarize.main([str(empty), str(empty), "--model", str(path),
+                       "--out", str(tmp_path / "none.rttm")]) == 2
+  assert not (tmp_path / "none.rttm").exists()
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--num-speakers", "0"], "num_speakers must be"),
+    (["--num-speakers", "-1"], "num_speakers must be"),
+    (["--min-speakers", "5", "--max-speakers", "2"], "above max_speakers"),
+    (["--num-speakers", "6", "--max-speakers", "4"], "outside"),
+    (["--speakers", "missing.npz"], "no such speaker bank"),
+])
+def test_arguments_are_checked_before_the_audio(tmp_path, capsys, args, text):
+  # The input does not exist: an argument error must come first, before any reading.
+  out = tmp_path / "o.rttm"
+  assert diarize.main([str(tmp_path / "nothing.wav"), "--out", str(out)] + args) == 2
+  err = capsys.readouterr().err
+  assert text in err and "nothing.wav" not in err
+  assert not out.exists()
+  with pytest.raises(diarize.InputError, match="min_speakers"):
+    diarize.check_counts(None, 3, 2)
+
+
+def test_stream_stopped_by_sigint_writes_its_output(exported, meeting, tmp_path):
+  path, _ = exported
+  out = tmp_path / "live.rttm"
+  proc = subprocess.Popen([sys.executable, "-m", "jaxdiar.stream", str(meeting), "--model",
+                           str(path), "--realtime", "--out", str(out)], cwd=REPO,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 120
+  first = proc.stdout.readline()          # a segment has been sent: the stream is live
+  assert first.startswith("{") and time.time() < deadline
+  proc.send_signal(signal.SIGINT)
+  stdout, stderr = proc.communicate(timeout=60)
+  assert proc.returncode == 130, stderr
+  assert "interrupted" in stderr and str(out) in stderr
+  lines = out.read_text().splitlines()
+  assert lines and all(line.split()[1] == meeting.stem for line in lines)
+  duration = sf.info(meeting).duration
+  assert max(float(l.split()[3]) + float(l.split()[4]) for l in lines) < duration - 1.0
