@@ -11,6 +11,8 @@ default), cached. Per system, with the estimated and with the true speaker count
 right. Baselines: all reference speech given to one speaker (oracle VAD: the floor any
 diarizer must beat), and SRP-PHAT direction clustering (`pyroomacoustics.doa`, oracle VAD, no
 overlap). Results go to benchmarks/results/accuracy-<date>.json (merged by system name).
+
+`--suite shift [ARGS]` (first) scores the shift suite instead: `benchmarks.bench_shift`.
 """
 
 import argparse
@@ -306,6 +308,10 @@ def print_rows(systems: dict, prefix: str = "") -> None:
 
 
 def main(argv=None) -> int:
+  argv = sys.argv[1:] if argv is None else list(argv)
+  if argv[:2] == ["--suite", "shift"]:       # the shift suite: benchmarks.bench_shift
+    from benchmarks import bench_shift
+    return bench_shift.main(argv[2:])
   p = argparse.ArgumentParser(description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--model", action="append", default=[], help="NAME=PATH (.jaxdiar or folder)")

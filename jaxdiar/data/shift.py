@@ -1,0 +1,514 @@
+"""The shift suite (SPEC section 9): meetings that each break one habit of the training
+simulator, scored after a choice is made and never used to make one.
+
+  python -m jaxdiar.data.shift --speech DIR --set uneven --out DIR [--meetings 16] [--seed S]
+
+Written to share as little as possible with `jaxdiar.data.simulate`:
+- turn-taking: a talk-budget process. Each talker gets a share of the talk (Dirichlet alpha;
+  low alpha: uneven), the next turn goes to a talker drawn by the talk it has left; turn
+  lengths are log-normal; the floor-transfer offset is normal (negative: the next talker
+  starts before the previous one stops, as measured in conversation corpora); listeners
+  interject short acknowledgements at random; in long meetings talkers join late and leave
+  early.
+- speech: each talker reads its utterances as one stream, cut at the turn's length; the
+  reference marks where the dry stream has energy (gaps over 0.3 s split a turn), not the
+  reverberant signal.
+- rooms: walls of unequal absorption around the Sabine value, seated or standing talkers
+  (mouth 1.1-1.3 m / 1.5-1.8 m, the array at a table's height), high image orders or
+  pyroomacoustics' hybrid ray tracing; talkers that move between turns.
+- noise: spherically isotropic (diffuse) noise with the array's spatial coherence
+  (sinc(2 f d / c) between microphones), amplitude-modulated point sources, babble of voices
+  that are not in the meeting, sensor noise.
+- voices and channels: speed and pitch changes per talker, band limits, per-microphone gain
+  mismatch, recordings resampled to 44.1 / 48 kHz.
+
+Each meeting is a function of (set, seed, index) alone: the same arguments write the same
+bytes. `<uri>.wav`, `<uri>.rttm`, `<uri>.json` and `corpus.json` (the manifest) as
+`jaxdiar.devmeetings` writes them, so the same benchmark code reads both.
+"""
+
+import argparse
+import hashlib
+import json
+import math
+import pathlib
+import sys
+import time
+import zlib
+
+import numpy as np
+import pyroomacoustics as pra
+import scipy.signal
+import soundfile as sf
+import soxr
+
+from jaxdiar import atomic
+from jaxdiar import rttm
+from jaxdiar.data import audio as audio_lib
+
+# Bumped whenever the same set, seed and index give other meetings (the cache keys on it).
+VERSION = 1
+SAMPLE_RATE = 16000
+SOUND_SPEED = 343.0
+
+# What a set draws from; each set below changes a few of these.
+BASE = dict(
+    seconds=(60.0, 120.0), speakers=(2, 4), alpha=3.0, minor_seconds=None,
+    turn_median=2.5, offset_mean=-0.05, offset_std=0.65, interject_rate=0.06,
+    late=False, standing=0.15, separation_deg=None, move=0.0, distance=(0.5, 3.0),
+    rt60=(0.2, 0.7), max_order=30, ray_tracing=False, snr_db=(5.0, 25.0), babble=0.0,
+    speed=None, pitch=None, band_limit=0.0, gain_db=0.0, rates=None, like=None)
+
+SETS = {
+    # Talk shares far from even: one talker speaks only 3-15 s of the meeting.
+    "uneven": dict(alpha=0.5, minor_seconds=(3.0, 15.0)),
+    "crowd": dict(speakers=(5, 6)),
+    # Standing talkers (10-20 degrees above the array's plane) or two at 15 degrees apart.
+    "close": dict(standing=0.5, separation_deg=15.0),
+    "heavy": dict(rt60=(0.7, 1.1), snr_db=(0.0, 10.0), babble=0.5, max_order=45,
+                  ray_tracing=True),
+    "voices": dict(speed=(0.9, 1.12), pitch=(-2.5, 2.5), band_limit=0.5, gain_db=3.0),
+    "moving": dict(move=1.0),
+    # The uneven set's meetings at 44.1 / 48 kHz: the count must not change with the rate.
+    "rates": dict(alpha=0.5, minor_seconds=(3.0, 15.0), rates=(44100, 48000), like="uneven"),
+    "long": dict(seconds=(600.0, 1200.0), speakers=(3, 6), late=True),
+}
+# Sets of the suite's mean (8-channel); "long" needs the bounded decoding (robustness issue).
+SUITE = ("uneven", "crowd", "close", "heavy", "voices", "moving", "rates")
+# The fit meetings: each drawn with its own `randomised` settings, with seeds of their own.
+FIT = "fit"
+
+
+def randomised(rng: np.random.Generator) -> dict:
+  """Generator settings drawn over the suite's ranges (domain randomisation): what the fit
+  meetings that choose settings and models are drawn from (the suite's own draws never)."""
+  return dict(
+      BASE, seconds=(60.0, 150.0), speakers=(2, int(rng.integers(2, 7))),
+      alpha=float(np.exp(rng.uniform(np.log(0.4), np.log(4.0)))),
+      minor_seconds=(3.0, 20.0) if rng.random() < 0.3 else None,
+      standing=float(rng.uniform(0.0, 0.6)),
+      separation_deg=20.0 if rng.random() < 0.3 else None,
+      move=float(rng.uniform(0.0, 1.0)) if rng.random() < 0.3 else 0.0,
+      rt60=(0.2, float(rng.uniform(0.5, 1.1))), max_order=int(rng.integers(20, 46)),
+      snr_db=(float(rng.uniform(0.0, 10.0)), 25.0), babble=float(rng.uniform(0.0, 0.5)),
+      speed=(0.92, 1.1) if rng.random() < 0.4 else None,
+      pitch=(-2.0, 2.0) if rng.random() < 0.3 else None,
+      band_limit=float(rng.random() < 0.3) * 0.5, gain_db=float(rng.uniform(0.0, 3.0)))
+
+
+# ------------------------------------------------------------------------------- voices
+
+def voices(folder) -> dict[str, list[pathlib.Path]]:
+  """speaker -> utterance files of a folder laid out <speaker>/.../<file>.(flac|wav)."""
+  folder = pathlib.Path(folder)
+  out = {}
+  for d in sorted(p for p in folder.iterdir() if p.is_dir()):
+    files = sorted(f for f in d.rglob("*") if f.suffix.lower() in (".flac", ".wav"))
+    if files:
+      out[d.name] = files
+  if len(out) < 2:
+    raise ValueError(f"{folder}: needs speech of at least 2 talkers (<speaker>/<file>.flac)")
+  return out
+
+
+def _stream(files, rng, seconds: float) -> np.ndarray:
+  """About `seconds` of one talker's utterances, in a drawn order, joined by short gaps."""
+  parts, total = [], 0
+  order = rng.permutation(len(files))
+  i = 0
+  while total < seconds * SAMPLE_RATE:
+    x, rate = sf.read(files[order[i % len(order)]], dtype="float32", always_2d=True)
+    x = x.mean(axis=1)
+    if rate != SAMPLE_RATE:
+      x = soxr.resample(x, rate, SAMPLE_RATE)
+    x = x / (np.sqrt(np.mean(x ** 2)) + 1e-9)
+    parts += [x, np.zeros(int(rng.uniform(0.1, 0.4) * SAMPLE_RATE), np.float32)]
+    total += len(x)
+    i += 1
+  return np.concatenate(parts)
+
+
+def _perturb(x: np.ndarray, rng, speed, pitch) -> np.ndarray:
+  """Speed (resampling: tempo and formants move together) and pitch (a phase-vocoder shift,
+  formants kept) changes of one talker's stream."""
+  if speed:
+    x = soxr.resample(x, SAMPLE_RATE, SAMPLE_RATE / rng.uniform(*speed)).astype(np.float32)
+  if pitch:
+    import librosa     # only this set needs it
+    x = librosa.effects.pitch_shift(x, sr=SAMPLE_RATE, n_steps=float(rng.uniform(*pitch)))
+  return x
+
+
+def _active(x: np.ndarray, floor_db: float = -35.0, bridge: float = 0.3,
+            shortest: float = 0.1) -> np.ndarray:
+  """[len(x) // 160] bool: 10 ms frames of the dry track within `floor_db` of its loudest
+  frames (of those it holds any material in); gaps under `bridge` s filled, bursts under `shortest` s dropped."""
+  frames = len(x) // 160
+  e = 10 * np.log10(np.mean(x[:frames * 160].reshape(frames, 160) ** 2, axis=1) + 1e-10)
+  placed = e > -90.0                        # frames the track holds speech material in
+  if not placed.any():
+    return np.zeros(frames, bool)
+  on = placed & (e > np.percentile(e[placed], 95) + floor_db)
+  edges = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
+  runs = list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
+  for (_, e0), (s1, _) in zip(runs, runs[1:]):
+    if s1 - e0 < bridge * 100:
+      on[e0:s1] = True
+  edges = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
+  for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+    if e - s < shortest * 100:
+      on[s:e] = False
+  return on
+
+
+# ------------------------------------------------------------------------ conversation
+
+def conversation(rng, num_speakers: int, seconds: float, s: dict) -> list[tuple[int, float, float]]:
+  """(talker, start, length) of every turn: the talk-budget process of the module docstring."""
+  shares = rng.dirichlet(np.full(num_speakers, s["alpha"]))
+  budget = np.maximum(shares * seconds * 0.85, 4.0)      # talk each one has, seconds
+  if s["minor_seconds"]:
+    budget[np.argmin(shares)] = rng.uniform(*s["minor_seconds"])
+  present = np.tile([0.0, seconds], (num_speakers, 1))
+  if s["late"]:                                          # some join late, some leave early
+    for k in rng.permutation(num_speakers)[:max(1, num_speakers // 2)]:
+      if rng.random() < 0.5:
+        present[k, 0] = rng.uniform(0.2, 0.5) * seconds
+      else:
+        present[k, 1] = rng.uniform(0.5, 0.8) * seconds
+  turns, t, current = [], float(rng.uniform(0.2, 1.5)), -1
+  while t < seconds - 1.0:
+    here = (present[:, 0] <= t) & (present[:, 1] > t + 1.0)
+    left = np.where(here, np.maximum(budget, 0.0), 0.0)
+    if current >= 0 and rng.random() < 0.85 and left.sum() - left[current] > 0:
+      left[current] = 0.0                                # the floor usually changes hands
+    if left.sum() <= 0:
+      left = np.where(here, shares, 0.0)
+      if left.sum() <= 0:
+        t += 1.0
+        continue
+    k = int(rng.choice(num_speakers, p=left / left.sum()))
+    length = float(np.clip(rng.lognormal(np.log(s["turn_median"]), 0.75), 0.5, 20.0))
+    length = min(length, max(budget[k], 0.8), present[k, 1] - t, seconds - t)
+    if length < 0.3:
+      t += 0.5
+      continue
+    turns.append((k, t, length))
+    budget[k] -= length
+    # Interjections: a listener says something short inside the turn.
+    for j in range(num_speakers):
+      if j != k and here[j] and budget[j] > 0 and rng.random() < s["interject_rate"] * length:
+        at = t + rng.uniform(0.1, 0.8) * length
+        short = float(rng.uniform(0.3, 1.0))
+        turns.append((j, at, short))
+        budget[j] -= short
+    if k == current:
+      gap = float(rng.exponential(0.5))
+    else:
+      gap = float(rng.normal(s["offset_mean"], s["offset_std"]))
+      gap = max(gap, -0.7 * length)
+    current = k
+    t = max(t + length + gap, t + 0.3)
+  return sorted(turns, key=lambda x: x[1])
+
+
+# ------------------------------------------------------------------------------- room
+
+def _room(rng, s: dict, geometry: np.ndarray, num_speakers: int, num_noises: int):
+  """(room, mic positions [M, 3], talker positions [K, P, 3] (P places each), noise
+  positions, rt60, dims)."""
+  dims = np.array([rng.uniform(3.5, 10.0), rng.uniform(3.0, 8.0), rng.uniform(2.4, 4.0)])
+  rt60 = float(rng.uniform(*s["rt60"]))
+  absorption, order = pra.inverse_sabine(rt60, dims)
+  walls = ["east", "west", "north", "south", "floor", "ceiling"]
+  materials = {w: pra.Material(float(np.clip(absorption * rng.uniform(0.6, 1.4), 0.02, 0.95)))
+               for w in walls}
+  order = int(min(order, s["max_order"]))
+  if s["ray_tracing"]:
+    room = pra.ShoeBox(dims, fs=SAMPLE_RATE, materials=materials, max_order=3,
+                       ray_tracing=True, air_absorption=True)
+    room.set_ray_tracing(receiver_radius=0.5, n_rays=4000, energy_thres=1e-5)
+  else:
+    room = pra.ShoeBox(dims, fs=SAMPLE_RATE, materials=materials, max_order=order,
+                       air_absorption=True)
+  centre = np.array([rng.uniform(1.2, dims[0] - 1.2), rng.uniform(1.2, dims[1] - 1.2),
+                     rng.uniform(0.72, 0.8)])
+  turn = rng.uniform(0, 2 * np.pi)
+  rot = np.array([[np.cos(turn), -np.sin(turn), 0], [np.sin(turn), np.cos(turn), 0], [0, 0, 1]])
+  mics = centre + geometry @ rot.T
+  room.add_microphone_array(mics.T)
+
+  def place(azimuth, distance, height):
+    p = centre + np.array([distance * np.cos(azimuth), distance * np.sin(azimuth), 0.0])
+    p[:2] = np.clip(p[:2], 0.35, dims[:2] - 0.35)
+    p[2] = min(height, dims[2] - 0.3)
+    return p
+
+  places = 2 if s["move"] else 1
+  azimuths = rng.uniform(0, 2 * np.pi, num_speakers)
+  if s["separation_deg"] and num_speakers > 1:       # two talkers close in direction
+    azimuths[1] = azimuths[0] + np.deg2rad(s["separation_deg"]) * rng.choice([-1, 1])
+  talkers = []
+  for k in range(num_speakers):
+    standing = rng.random() < s["standing"]
+    distance = rng.uniform(*s["distance"])
+    height = rng.uniform(1.5, 1.8) if standing else rng.uniform(1.1, 1.3)
+    spots = [place(azimuths[k], distance, height)]
+    for _ in range(places - 1):                       # a second place, up to `move` m away
+      step = rng.uniform(0.3, 1.0) * s["move"]
+      a = rng.uniform(0, 2 * np.pi)
+      spots.append(np.concatenate([np.clip(spots[0][:2] + step * np.array([np.cos(a), np.sin(a)]),
+                                           0.35, dims[:2] - 0.35), spots[0][2:]]))
+    talkers.append(spots)
+  noises = [place(rng.uniform(0, 2 * np.pi), rng.uniform(2.0, 5.0), rng.uniform(0.3, 2.2))
+            for _ in range(num_noises)]
+  for p in [q for spots in talkers for q in spots] + noises:
+    room.add_source(p)
+  room.compute_rir()
+  return room, mics, np.array(talkers), np.array(noises), rt60, dims
+
+
+def _through(room, source: int, dry: np.ndarray) -> np.ndarray:
+  """[M, len(dry)] the dry signal played from source `source` of the room."""
+  rirs = [room.rir[m][source] for m in range(len(room.rir))]
+  h = np.zeros((len(rirs), max(len(r) for r in rirs)))
+  for m, r in enumerate(rirs):
+    h[m, :len(r)] = r
+  delay = pra.constants.get("frac_delay_length") // 2
+  return scipy.signal.fftconvolve(dry[None], h, axes=-1)[:, delay:delay + len(dry)]
+
+
+def diffuse_noise(rng, mics: np.ndarray, n: int, colour: float) -> np.ndarray:
+  """[M, n] spherically isotropic noise: each frequency's channels mixed so that their
+  coherence is sinc(2 f d / c) (d the microphones' distances); spectrum 1 / f^colour."""
+  n_fft = 512
+  d = np.linalg.norm(mics[:, None] - mics[None, :], axis=-1)
+  freqs = np.fft.rfftfreq(n_fft, 1 / SAMPLE_RATE)
+  _, _, spec = scipy.signal.stft(rng.standard_normal((len(mics), n)), nperseg=n_fft)
+  for i, f in enumerate(freqs):
+    gamma = np.sinc(2 * f * d / SOUND_SPEED)
+    w, v = np.linalg.eigh(gamma)
+    spec[:, i] = (v * np.sqrt(np.maximum(w, 0))) @ v.T @ spec[:, i]
+    spec[:, i] *= 1.0 / max(f, 50.0) ** (colour / 2)
+  return scipy.signal.istft(spec, nperseg=n_fft)[1][:, :n]
+
+
+def _modulated(rng, n: int) -> np.ndarray:
+  """A point noise whose level moves: brown-ish noise under a slow sine or an on/off gate."""
+  x = scipy.signal.lfilter([1.0], [1.0, -rng.uniform(0.5, 0.98)], rng.standard_normal(n))
+  t = np.arange(n) / SAMPLE_RATE
+  if rng.random() < 0.5:
+    env = 0.55 + 0.45 * np.sin(2 * np.pi * rng.uniform(0.05, 1.5) * t + rng.uniform(0, 6.3))
+  else:
+    flips = np.cumsum(rng.exponential(rng.uniform(1.0, 6.0), size=int(n / SAMPLE_RATE) + 2))
+    env = np.convolve(0.1 + 0.9 * (np.searchsorted(flips, t) % 2), np.ones(800) / 800, "same")
+  return x * env
+
+
+# ---------------------------------------------------------------------------- meeting
+
+def meeting(speech: dict, set_name: str, seed: int, index: int, geometry,
+            settings: dict | None = None) -> tuple[np.ndarray, int, list, dict]:
+  """One meeting of `set_name` (or `settings` given): (audio [M, N] int16, its sample rate,
+  reference turns, scene dict). A function of (set, seed, index) alone."""
+  if settings is None:
+    settings = (randomised(np.random.default_rng([seed, zlib.crc32(FIT.encode()), index, 1]))
+                if set_name == FIT
+                else SETS[set_name])
+  s = dict(BASE, **settings)
+  # A set `like` another draws the same meetings (then e.g. resamples them).
+  set_id = zlib.crc32((s["like"] or set_name).encode())
+  rng = np.random.default_rng([seed, set_id, index])
+  uri = f"{set_name}{index:03d}"
+  seconds = float(rng.uniform(*s["seconds"]))
+  n = int(seconds * SAMPLE_RATE)
+  names = sorted(speech)
+  lo, hi = s["speakers"]
+  k_count = int(rng.integers(lo, min(hi, len(names)) + 1))
+  chosen = [names[i] for i in rng.choice(len(names), k_count, replace=False)]
+  others = [x for x in names if x not in chosen]
+  turns = conversation(rng, k_count, seconds, s)
+  geometry = np.asarray(geometry, float)
+
+  # Dry tracks, one per talker and place; the reference from each turn's dry energy.
+  places = 2 if s["move"] else 1
+  need = np.zeros(k_count)
+  for k, _, length in turns:
+    need[k] += length
+  streams = []
+  for k in range(k_count):
+    x = _stream(speech[chosen[k]], rng, need[k] + 2.0)
+    if s["speed"] or s["pitch"]:
+      x = _perturb(x, rng, s["speed"], s["pitch"])
+    streams.append(x * 10 ** (rng.uniform(-4, 4) / 20))
+  tracks = np.zeros((k_count, places, n), np.float32)
+  cursor = np.zeros(k_count, int)
+  reference, spot = [], np.zeros(k_count, int)
+  for k, start, length in turns:
+    a, m = int(start * SAMPLE_RATE), int(length * SAMPLE_RATE)
+    m = min(m, n - a, len(streams[k]) - cursor[k])
+    if m <= 0:
+      continue
+    piece = streams[k][cursor[k]:cursor[k] + m]
+    cursor[k] += m
+    if s["move"] and rng.random() < 0.3:              # goes to its other place for this turn
+      spot[k] = 1 - spot[k]
+    ramp = np.minimum(1.0, np.minimum(np.arange(m), np.arange(m)[::-1]) / 80.0)
+    tracks[k, spot[k], a:a + m] += piece * ramp
+  for k in range(k_count):
+    on = _active(tracks[k].sum(axis=0))
+    edges = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
+    for b, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+      reference.append(rttm.Turn(uri, b / 100, min(e / 100, seconds), chosen[k]))
+
+  babble = bool(rng.random() < s["babble"]) and len(others) >= 2
+  num_noises = 1 + (min(4, len(others)) if babble else 0)
+  room, mics, talkers, noises, rt60, dims = _room(rng, s, geometry, k_count, num_noises)
+  wet = np.zeros((len(mics), n))
+  for k in range(k_count):
+    for p in range(places):
+      if np.any(tracks[k, p]):
+        wet += _through(room, k * places + p, tracks[k, p])
+  power = np.mean(wet[0] ** 2) + 1e-12
+  snr = float(rng.uniform(*s["snr_db"]))
+  parts = [diffuse_noise(rng, mics, n, colour=rng.uniform(0.5, 2.0)),
+           _through(room, k_count * places, _modulated(rng, n))]
+  if babble:                                  # voices not in the meeting, far from the array
+    for j, name in enumerate(rng.choice(others, num_noises - 1, replace=False)):
+      parts.append(_through(room, k_count * places + 1 + j, _stream(speech[name], rng, seconds)[:n]))
+  mix_w = rng.dirichlet(np.ones(len(parts)) * 2)
+  noise = sum(w * p / (np.sqrt(np.mean(p[0] ** 2)) + 1e-12) for w, p in zip(mix_w, parts))
+  noise *= np.sqrt(power / 10 ** (snr / 10) / (np.mean(noise[0] ** 2) + 1e-12))
+  mix = wet + noise + 10 ** (rng.uniform(-70, -55) / 20) * rng.standard_normal(wet.shape)
+  band = None
+  if rng.random() < s["band_limit"]:          # a narrower channel, as a cheap front end
+    band = (float(rng.uniform(100, 400)), float(rng.uniform(3400, 7000)))
+    sos = scipy.signal.butter(4, band, btype="bandpass", fs=SAMPLE_RATE, output="sos")
+    mix = scipy.signal.sosfilt(sos, mix, axis=-1)
+  gains = rng.uniform(-s["gain_db"], s["gain_db"], len(mics)) if s["gain_db"] else np.zeros(len(mics))
+  mix *= 10 ** (gains[:, None] / 20)
+  mix *= rng.uniform(0.1, 0.8) / (np.abs(mix).max() + 1e-9)
+  rate = SAMPLE_RATE
+  if s["rates"]:
+    rate = int(s["rates"][index % len(s["rates"])])
+    mix = soxr.resample(mix.T, SAMPLE_RATE, rate).T
+  speech_seconds, overlap = _overlap(reference, seconds)
+  scene = dict(uri=uri, set=set_name, seed=seed, index=index, version=VERSION, seconds=seconds,
+               sample_rate=rate, speakers=chosen, room=dims.tolist(), rt60=rt60,
+               snr_db=snr, babble=babble, band=band, gains_db=gains.tolist(),
+               positions=talkers.tolist(), mics=mics.tolist(), noise_positions=noises.tolist(),
+               talk_seconds={chosen[k]: round(float(sum(t.duration for t in reference
+                                                        if t.speaker == chosen[k])), 2)
+                             for k in range(k_count)},
+               overlap_ratio=overlap, settings={k: v for k, v in s.items()})
+  return audio_lib.to_int16(mix.astype(np.float32)), rate, sorted(reference), scene
+
+
+def _overlap(turns, seconds: float) -> tuple[float, float]:
+  """(speech seconds, share of it with two or more talkers) on a 10 ms grid."""
+  count = np.zeros(int(seconds * 100) + 1, int)
+  for t in turns:
+    count[int(t.onset * 100):int(t.offset * 100)] += 1
+  speech = float(np.sum(count >= 1)) / 100
+  return speech, float(np.sum(count >= 2) / max(np.sum(count >= 1), 1))
+
+
+def make(speech_dir, set_name: str, out, *, num_meetings: int = 16, seed: int,
+         geometry, progress: bool = True) -> list[dict]:
+  """Simulate (once) the meetings of one set into `out`; returns their manifest entries."""
+  out = pathlib.Path(out).expanduser()
+  manifest = out / "corpus.json"
+  if manifest.exists():
+    return json.loads(manifest.read_text())["meetings"]
+  out.mkdir(parents=True, exist_ok=True)
+  speech = voices(speech_dir)
+  rows = []
+  for i in range(num_meetings):
+    uri = f"{set_name}{i:03d}"
+    if (out / f"{uri}.json").exists():                # resumed: a killed run keeps its work
+      scene = json.loads((out / f"{uri}.json").read_text())
+    else:
+      audio, rate, turns, scene = meeting(speech, set_name, seed, i, geometry)
+      audio_lib.write_wav(out / f"{uri}.wav", audio, rate)
+      rttm.write_rttm(out / f"{uri}.rttm", turns)
+      atomic.write_text(out / f"{uri}.json", json.dumps(scene, indent=1))
+    if progress:
+      print(f"shift/{set_name} {i + 1}/{num_meetings}: {scene['seconds']:.0f} s, "
+            f"{len(scene['speakers'])} talkers, overlap {scene['overlap_ratio']:.2f}, "
+            f"least talk {min(scene['talk_seconds'].values()):.1f} s", file=sys.stderr, flush=True)
+    rows.append(dict(uri=uri, seconds=scene["seconds"], num_speakers=len(scene["speakers"]),
+                     overlap_ratio=scene["overlap_ratio"], rt60=scene["rt60"],
+                     snr_db=scene["snr_db"], sample_rate=scene["sample_rate"]))
+  atomic.write_text(manifest, json.dumps(dict(set=set_name, seed=seed, speech=str(speech_dir),
+                                              version=VERSION, meetings=rows), indent=1))
+  return rows
+
+
+def cached(speech_dir, set_name: str, *, num_meetings: int = 16, seed: int, geometry,
+           cache_dir: str = "~/.cache/jaxdiar", progress: bool = True):
+  """(folder, meetings) of one set, simulated on first use."""
+  key = hashlib.sha1(json.dumps([str(speech_dir), set_name, SETS.get(set_name), num_meetings,
+                                 seed, np.asarray(geometry).tolist(), VERSION],
+                                sort_keys=True).encode()).hexdigest()[:10]
+  folder = pathlib.Path(cache_dir).expanduser() / f"shift-{set_name}-{key}"
+  return folder, make(speech_dir, set_name, folder, num_meetings=num_meetings, seed=seed,
+                      geometry=geometry, progress=progress)
+
+
+def pool(speech_dir, out, *, seconds: float, seed: int, geometry, meeting_seconds: float = 60.0,
+         max_speakers: int = 4, hop: int = 256, start: int = 0, step: int = 1) -> int:
+  """Training meetings for `jaxdiar.online train`'s pool (`meeting-shift-*.npz`: audio,
+  frame activity, talker names), each drawn with its own `randomised` settings (at most
+  `max_speakers` talkers, `meeting_seconds` long), until `seconds` have passed. Indices
+  start, start + step, ... (one writer per index class); returns how many were written."""
+  from jaxdiar.data import corpus as corpus_lib
+  speech = voices(speech_dir)
+  out = pathlib.Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  deadline = time.time() + seconds
+  made, index = 0, start
+  while made == 0 or time.time() < deadline:
+    path = out / f"meeting-shift-{seed}-{index:06d}.npz"
+    if not path.exists():
+      settings = randomised(np.random.default_rng([seed, index, 2]))
+      settings.update(seconds=(meeting_seconds, meeting_seconds),
+                      speakers=(settings["speakers"][0], min(settings["speakers"][1], max_speakers)))
+      audio, rate, turns, scene = meeting(speech, "pool", seed, index, geometry, settings)
+      frames = 1 + audio.shape[1] // hop
+      activity = corpus_lib.frame_activity(turns, scene["speakers"], frames, hop, rate)
+      with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, audio=audio, activity=activity, speakers=np.array(scene["speakers"]))
+      made += 1
+    index += step
+  return made
+
+
+def main(argv=None) -> int:
+  from configs import default
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("command", nargs="?", choices=["set", "pool"], default="set",
+                 help="set: one set's meetings (default); pool: training meetings drawn with "
+                      "randomised settings for jaxdiar.online train --pool")
+  p.add_argument("--speech", required=True, help="folder <speaker>/<utterance>.flac")
+  p.add_argument("--set", choices=sorted(SETS) + [FIT])
+  p.add_argument("--out", required=True)
+  p.add_argument("--meetings", type=int, default=16)
+  p.add_argument("--seed", type=int, default=4100)
+  p.add_argument("--seconds", type=float, default=600.0, help="pool: simulate this long")
+  p.add_argument("--start", type=int, default=0, help="pool: first index (one per writer)")
+  p.add_argument("--step", type=int, default=1, help="pool: index step (the writers' count)")
+  a = p.parse_args(argv)
+  geometry = default.circular_array(8, 0.10)
+  if a.command == "pool":
+    n = pool(a.speech, a.out, seconds=a.seconds, seed=a.seed, geometry=geometry,
+             start=a.start, step=a.step)
+    print(f"wrote {n} training meetings into {a.out}", file=sys.stderr)
+    return 0
+  if a.set is None:
+    p.error("--set is required")
+  make(a.speech, a.set, a.out, num_meetings=a.meetings, seed=a.seed, geometry=geometry)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
