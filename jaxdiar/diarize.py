@@ -9,6 +9,7 @@ only `jaxdiar.runtime` (no flax, no model code).
 
 import argparse
 import dataclasses
+import logging
 import pathlib
 import sys
 
@@ -26,6 +27,13 @@ from jaxdiar import rttm
 from jaxdiar import runtime
 from jaxdiar import spatial as spatial_lib
 from jaxdiar.data import audio as audio_lib
+
+
+log = logging.getLogger(__name__)
+
+# The most speakers an estimated count gives unless max_speakers says otherwise (a warning
+# says when it is reached): every decoding stage stays bounded on long recordings.
+MAX_SPEAKERS = 20
 
 
 class InputError(ValueError):
@@ -592,6 +600,8 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
   o = {**DEFAULT_DECODE, **options}
   need = needs(o)
   inf = inference
+  check_counts(num_speakers, min_speakers, max_speakers)
+  cap = max_speakers or max(MAX_SPEAKERS, num_speakers or 0, min_speakers or 0)
   emb = inf.emb
   if need["voice"]:
     if inf.voice is None:
@@ -605,7 +615,7 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
   windows, slots = np.nonzero(heard >= o["min_active_frames"])   # the local speakers
   locals_ = list(zip(windows, slots))
   labels = cluster(emb[windows, slots], windows, num_speakers=num_speakers,
-                   min_speakers=min_speakers, max_speakers=max_speakers,
+                   min_speakers=min_speakers, max_speakers=cap,
                    threshold=o["cluster_threshold"],
                    max_embeddings=o.get("max_cluster_embeddings", 2000),
                    directions=(inf.direction[windows, slots] if inf.direction is not None
@@ -615,6 +625,9 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
                    min_cluster_size=o["min_cluster_size"], heard=heard[windows, slots] * fs,
                    found_seconds=o["found_seconds"], found_total=o["found_total"])
   k = int(labels.max()) + 1 if len(labels) else 0
+  if num_speakers is None and max_speakers is None and k >= cap:
+    log.warning("%s: the estimated speaker count reached the cap of %d (max_speakers); "
+                "give --max-speakers to allow more", inf.uri, cap)
   score = np.zeros((total, k))
   cover = np.zeros(total)
   count = np.zeros(total)
@@ -653,7 +666,7 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
   # their cluster's embedding).
   parents = [[j] for j in range(k)]
   count_free = num_speakers is None           # a given count is kept as it is
-  room = k if max_speakers is None else max(0, max_speakers - k)
+  room = max(0, cap - k)
   if o["split_cos"] is not None and inf.response is not None and k and count_free and room:
     active, score, parents = split_by_direction(active, score, inf.response, parents,
                                                 max_cos=o["split_cos"],
@@ -770,7 +783,9 @@ def main(argv=None) -> int:
   p.add_argument("--out", required=True, help="RTTM to write (all inputs)")
   p.add_argument("--num-speakers", type=int, default=None)
   p.add_argument("--min-speakers", type=int, default=None)
-  p.add_argument("--max-speakers", type=int, default=None)
+  p.add_argument("--max-speakers", type=int, default=None,
+                 help=f"at most this many speakers (default: an estimated count stops at "
+                      f"{MAX_SPEAKERS}, with a warning)")
   p.add_argument("--replicate-channels", action="store_true",
                  help="run a mono recording through a multi-channel model by copying it to "
                       "every channel (the spatial features then carry nothing)")

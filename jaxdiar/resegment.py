@@ -47,24 +47,18 @@ def nnls(templates: np.ndarray, response: np.ndarray, *, max_exact: int = 10) ->
   Exact for K <= `max_exact`, over all frames together: the optimum is the least-squares
   solution on the support where it is positive, so every support's solution is computed
   (2^K - 1 small solves, each for all frames at once) and each frame keeps the feasible one
-  of least residual. Beyond that, cyclic coordinate descent to convergence.
+  of least residual. Beyond that, scipy's active-set solver frame by frame (exact too, about
+  20 us a frame at K = 14: linear in the frames; the coordinate descent it replaced took
+  minutes on long recordings with many talkers).
   """
   a = np.asarray(templates, np.float64)
   k = len(a)
+  if k > max_exact:
+    return np.stack([scipy.optimize.nnls(a.T, r)[0]
+                     for r in np.asarray(response, np.float64)]).reshape(len(response), k)
   gram = a @ a.T
   b = np.asarray(response, np.float64) @ a.T                                         # [T, K]
   x = np.zeros_like(b)
-  if k > max_exact:
-    diag = np.maximum(np.diag(gram), 1e-12)
-    for _ in range(10000):
-      moved = 0.0
-      for j in range(k):
-        new = np.maximum(0.0, x[:, j] - (x @ gram[:, j] - b[:, j]) / diag[j])
-        moved = max(moved, float(np.max(np.abs(new - x[:, j]), initial=0.0)))
-        x[:, j] = new
-      if moved < 1e-9:
-        break
-    return x
   best = np.zeros(len(b))                 # residual less |response|^2: -b.x at a support's LS
   for mask in range(1, 2 ** k):
     support = [j for j in range(k) if mask >> j & 1]

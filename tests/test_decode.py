@@ -213,3 +213,22 @@ def test_count_finds_a_five_second_talker_in_ten_minutes():
                                        found_total=6.0))) == 3
   assert len(np.unique(diarize.cluster(emb, windows, num_speakers=3, anchors=anchors,
                                        heard=heard, found_seconds=1.0))) == 3
+
+
+def test_estimated_count_is_capped_with_a_warning(caplog):
+  """25 talkers, one per window, each its own direction in the embedding space: the estimated
+  count stops at diarize.MAX_SPEAKERS (20) with a warning; max_speakers lifts the cap."""
+  n = 25
+  vad = np.zeros((n, 100, 2))
+  vad[:, 10:90, 0] = 0.9
+  emb = np.zeros((n, 2, 32), np.float32)
+  emb[np.arange(n), 0, np.arange(n)] = 1.0
+  emb[:, 1, 31] = 1.0
+  inf = inference(vad, emb=emb, step=100)
+  with caplog.at_level("WARNING", logger="jaxdiar.diarize"):
+    capped = diarize.decode(inf, OPTIONS)
+  assert len({t.speaker for t in capped.turns}) == diarize.MAX_SPEAKERS
+  assert "reached the cap of 20" in caplog.text
+  caplog.clear()
+  free = diarize.decode(inf, OPTIONS, max_speakers=30)
+  assert len({t.speaker for t in free.turns}) == n and not caplog.text

@@ -40,7 +40,7 @@ def test_features_point_at_the_talker():
 
 def test_nnls_matches_scipy():
   rng = np.random.default_rng(3)
-  for k in (1, 2, 5, 12):                          # 12: beyond max_exact, coordinate descent
+  for k in (1, 2, 5, 12, 16):                      # 12, 16: beyond max_exact, active set
     templates = np.abs(rng.normal(size=(k, G))) + rng.normal(size=(1, G))
     response = rng.normal(size=(300, G)) + rng.random((300, k)) @ templates
     response[:50] *= -1                            # frames whose optimum is partly or all 0
