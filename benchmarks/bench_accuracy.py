@@ -34,6 +34,7 @@ from jaxdiar import diarize as diarize_lib
 from jaxdiar import evaluate
 from jaxdiar import rttm
 from jaxdiar import runtime
+from jaxdiar import settings
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.data import corpus
 
@@ -191,8 +192,7 @@ def summarise(refs, hyp, uem=None) -> dict:
               per_meeting={u: round(f["der"], 4) for u, f in scores["files"].items()})
 
 
-SEARCH_SPACE = dict(cluster_threshold=(0.3, 0.7), spatial_weight=(0.0, 0.6),
-                    anchor_seconds=(0.0, 4.0), osd_threshold=(0.4, 1.0))
+SEARCH_SPACE = settings.search_space()     # declared with each setting
 
 
 def search(inferences, refs, base: dict, trials: int, seed: int = 0) -> dict:

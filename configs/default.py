@@ -11,6 +11,8 @@ import math
 
 import ml_collections
 
+from jaxdiar import settings
+
 
 def circular_array(num_mics: int = 8, radius: float = 0.10) -> list[list[float]]:
   """Mic i at angle i * 360/num_mics degrees on a horizontal circle (AMI Array1 layout)."""
@@ -133,45 +135,8 @@ def get_config() -> ml_collections.ConfigDict:
   e.osd_threshold = 0.5          # Overlap probability threshold.
 
   # --------------------------------------------------------------- inference
-  i = config.inference = ml_collections.ConfigDict()
-  i.window_seconds = 8.0         # Sliding window of the long-recording pipeline.
-  i.step_seconds = 4.0           # Window step (50 % overlap).
-  i.batch_windows = 4            # Windows per forward call.
-  i.onset = 0.5                  # Speech starts when the probability rises above this...
-  i.offset = 0.4                 # ...and ends when it falls below this (hysteresis).
-  i.median_frames = 11           # Median filter on the stitched probabilities (frames).
-  i.min_speech_seconds = 0.2     # Shorter speech segments are dropped.
-  i.min_silence_seconds = 0.2    # Shorter gaps inside a speaker's speech are filled.
-  i.min_active_frames = 10       # A local speaker counts in a window if active this long.
-  i.cluster_threshold = 0.45     # Cosine distance cut when the number of speakers is unknown
-                                 # (chosen on the dev meetings, benchmarks/bench_accuracy.py).
-  i.spatial_weight = 0.3         # Weight of the talker direction (SRP-PHAT over the frames
-                                 # where a local speaker talks alone) in the clustering
-                                 # distance; 0 = embeddings only. Arrays only.
-  i.anchor_seconds = 2.0         # Only local speakers heard this long are clustered; the others
-                                 # join the nearest cluster (short ones have noisy embeddings).
-  i.refine = 0                   # Rounds of reassigning every local speaker to the centroids.
-  i.stitch = "count"             # "count": at each frame the expected number of talkers (sum
-                                 # of local probabilities, averaged over windows) takes the
-                                 # highest-scoring global speakers; "mean": each global
-                                 # speaker's averaged probability through the thresholds.
-  i.count = "expected"           # "expected" (sum of probabilities) | "threshold" (actives).
-  i.osd_threshold = 0.6          # Where the overlap head is above this, at least two talkers
-                                 # (the VAD-OSD synergy); 1.0 disables.
-  i.max_cluster_embeddings = 2000  # Beyond this many local speakers (about 2 h), cluster an
-                                 # even subset and assign the rest to its centroids: bounded
-                                 # memory for any length.
-  i.resegment = ml_collections.FieldReference(None, field_type=tuple)  # Spatial
-                                 # resegmentation weights (jaxdiar.resegment; arrays only),
-                                 # fitted per model: bench_accuracy --fit-resegment SEED.
-  i.resegment_threshold = 0.6    # A speaker is marked where P(talks) is above this.
-  i.split_cos = ml_collections.FieldReference(None, field_type=float)  # Split a speaker whose
-                                 # speech comes from two directions whose mean responses have
-                                 # a cosine under this (arrays only; None: never).
-  i.split_seconds = 15.0         # ... each direction heard alone at least this long.
-  i.merge_overlap = ml_collections.FieldReference(None, field_type=float)  # Merge two speakers
-                                 # marked together on this share of the less-heard one's
-                                 # frames (one voice split over two clusters; None: never).
-  i.stream_block_frames = 8      # Streaming block, in hops (8 x 16 ms = 128 ms).
+  # Decoding settings (window sliding, stitching, clustering, the spatial stages), each
+  # declared once with its meaning and valid range in jaxdiar/settings.py.
+  config.inference = settings.config_block()
 
   return config

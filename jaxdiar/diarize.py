@@ -25,6 +25,7 @@ from jaxdiar import bundled
 from jaxdiar import resegment as resegment_lib
 from jaxdiar import rttm
 from jaxdiar import runtime
+from jaxdiar import settings as settings_lib
 from jaxdiar import spatial as spatial_lib
 from jaxdiar.data import audio as audio_lib
 
@@ -716,11 +717,7 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
 
 # Decoding settings that model files exported before they existed do not carry: the old
 # behaviour (mean stitching, no directions, no overlap rule, every local speaker clustered).
-DEFAULT_DECODE = dict(stitch="mean", count="expected", spatial_weight=0.0, osd_threshold=1.0,
-                      refine=0, anchor_seconds=0.0, resegment=None, resegment_threshold=0.6,
-                      split_cos=None, split_seconds=15.0, merge_overlap=None,
-                      voice_weight=0.0, min_cluster_size=0, speech_gate=None, speech_fill=None,
-                      speech_pad=0.0, found_seconds=None, found_total=2.0)
+DEFAULT_DECODE = settings_lib.legacy_defaults()
 
 
 def needs(options: dict) -> dict:
@@ -763,6 +760,7 @@ def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,
   """Diarize one recording (`infer` then `decode`; `options` override the model's inference
   settings). Raises InputError / AudioError with a clear message."""
   check_counts(num_speakers, min_speakers, max_speakers)
+  settings_lib.validate(options)
   o = {**DEFAULT_DECODE, **model.meta["inference"], **options}
   inference = infer(path, model, uri=uri, replicate_channels=replicate_channels,
                     progress=progress,

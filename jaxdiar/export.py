@@ -29,6 +29,7 @@ from jaxdiar import build
 from jaxdiar import features as features_lib
 from jaxdiar import model as model_lib
 from jaxdiar import runtime
+from jaxdiar import settings as settings_lib
 
 
 def load_checkpoint(workdir, step: int | None = None):
@@ -126,15 +127,10 @@ def _write_model(out, entries: dict) -> None:
 def set_inference(model, out, settings: dict) -> dict:
   """Copy the exported `model` to `out` with `settings` merged into its decoding settings
   (everything else byte for byte). Unknown keys raise ValueError. Returns the new meta."""
-  from jaxdiar import diarize
   with zipfile.ZipFile(model) as z:
     entries = {name: z.read(name) for name in z.namelist()}
   meta = json.loads(entries["meta.json"])
-  known = set(meta["inference"]) | set(diarize.DEFAULT_DECODE)
-  unknown = sorted(set(settings) - known)
-  if unknown:
-    raise ValueError(f"unknown decoding setting(s) {', '.join(unknown)}; known: "
-                     f"{', '.join(sorted(known))}")
+  settings_lib.validate(settings)
   meta["inference"].update(settings)
   entries["meta.json"] = json.dumps(meta, indent=1).encode()
   _write_model(out, entries)

@@ -50,6 +50,7 @@ from jaxdiar import diarize as diarize_lib
 from jaxdiar import resegment as resegment_lib
 from jaxdiar import rttm
 from jaxdiar import runtime
+from jaxdiar import settings as settings_lib
 from jaxdiar import spatial as spatial_lib
 from jaxdiar.data import audio as audio_lib
 
@@ -699,16 +700,20 @@ TUNABLE = {name for name in inspect.signature(Streamer).parameters
 
 def _settings(items, model) -> dict:
   """--set KEY=JSON items -> {key: value}; unknown keys raise ValueError."""
-  known = (set(diarize_lib.DEFAULT_DECODE) | set(model.meta["inference"]) | TUNABLE)
   out = {}
   for item in items:
     key, sep, value = item.partition("=")
-    if key not in known:
-      raise ValueError(f"--set {item}: unknown setting; known: {', '.join(sorted(known))}")
+    if key not in settings_lib.BY_NAME and key not in TUNABLE:
+      raise ValueError(f"--set {item}: unknown setting; known: "
+                       f"{', '.join(sorted(set(settings_lib.BY_NAME) | TUNABLE))}")
     try:
       out[key] = json.loads(value)
     except json.JSONDecodeError:
       raise ValueError(f"--set {item}: expected KEY=JSON") from None
+    try:
+      settings_lib.validate({key: out[key]}, extra=TUNABLE)
+    except ValueError as e:
+      raise ValueError(f"--set {item}: {e}") from None
   return out
 
 
