@@ -67,8 +67,20 @@ def stream_fn(model, fcfg):
   return step
 
 
-def export(config, variables, out, *, platforms=("cpu", "cuda", "tpu")) -> dict:
-  """Write the .jaxdiar file for a config and its variables; returns its meta."""
+def _weights_npz(leaves, float16: bool) -> bytes:
+  """The variables' leaves as `variables.npz`; with `float16`, floating leaves stored in half
+  precision (runtime.load casts them back to the exported dtype: half the file)."""
+  weights = io.BytesIO()
+  np.savez(weights, *[np.asarray(x).astype(np.float16)
+                      if float16 and np.issubdtype(np.asarray(x).dtype, np.floating)
+                      else np.asarray(x) for x in leaves])
+  return weights.getvalue()
+
+
+def export(config, variables, out, *, platforms=("cpu", "cuda", "tpu"),
+           float16: bool = False) -> dict:
+  """Write the .jaxdiar file for a config and its variables; returns its meta. `float16`:
+  store the weights in half precision (computation stays float32)."""
   model = model_lib.from_config(config.model)
   fcfg = config.features
   num_channels = len(fcfg.mic_positions)
@@ -77,9 +89,8 @@ def export(config, variables, out, *, platforms=("cpu", "cuda", "tpu")) -> dict:
   var_spec = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), variables)
   forward = jax_export.export(jax.jit(forward_with(model, fcfg)),
                               platforms=platforms)(var_spec, audio_spec)
-  weights = io.BytesIO()
-  np.savez(weights, *[np.asarray(x) for x in jax.tree.leaves(variables)])
-  files = {"forward.jaxexport": forward.serialize(), "variables.npz": weights.getvalue()}
+  files = {"forward.jaxexport": forward.serialize(),
+           "variables.npz": _weights_npz(jax.tree.leaves(variables), float16)}
   block_frames = config.inference.stream_block_frames
   if model_lib.streamable(config.model):
     d = features_lib.feature_dim(fcfg)
@@ -124,14 +135,18 @@ def _write_model(out, entries: dict) -> None:
       z.writestr(name, bytes(data))
 
 
-def set_inference(model, out, settings: dict) -> dict:
+def set_inference(model, out, settings: dict, float16: bool = False) -> dict:
   """Copy the exported `model` to `out` with `settings` merged into its decoding settings
-  (everything else byte for byte). Unknown keys raise ValueError. Returns the new meta."""
+  (everything else byte for byte, but with `float16` the weights stored in half precision).
+  Unknown keys raise ValueError. Returns the new meta."""
   with zipfile.ZipFile(model) as z:
     entries = {name: z.read(name) for name in z.namelist()}
   meta = json.loads(entries["meta.json"])
   settings_lib.validate(settings)
   meta["inference"].update(settings)
+  if float16:
+    with np.load(io.BytesIO(entries["variables.npz"])) as w:
+      entries["variables.npz"] = _weights_npz([w[f"arr_{i}"] for i in range(len(w.files))], True)
   entries["meta.json"] = json.dumps(meta, indent=1).encode()
   _write_model(out, entries)
   return meta
@@ -152,9 +167,14 @@ def main(argv=None) -> int:
                  help="with --workdir/--variables: export (1 - ALPHA) * BASE's weights + ALPHA * "
                       "these, with BASE's decoding settings (BASE: the .jaxdiar file the "
                       "fine-tune started from)")
+  p.add_argument("--float16", action="store_true",
+                 help="store the weights in half precision (half the file; computation stays "
+                      "float32): with --model, a copy of that file")
   args = p.parse_args(argv)
-  if bool(args.set) != bool(args.model):
-    p.error("--set goes with --model (and --model needs at least one --set)")
+  if args.model and not (args.set or args.float16):
+    p.error("--model needs at least one --set (or --float16)")
+  if args.set and not args.model:
+    p.error("--set goes with --model")
   if args.blend and args.model:
     p.error("--blend goes with --workdir or --variables")
   try:
@@ -169,8 +189,10 @@ def main(argv=None) -> int:
           raise ValueError(f"--set {item}: the value is not JSON" if sep else
                            f"--set {item}: expected KEY=JSON")
       runtime.load(args.model)              # a readable model file of this format, or why not
-      set_inference(args.model, args.out, settings)
-      print(f"{args.out}: {args.model} with {', '.join(sorted(settings))} set")
+      set_inference(args.model, args.out, settings, float16=args.float16)
+      print(f"{args.out}: {args.model} with "
+            + ", ".join(sorted(settings) + (["float16 weights"] if args.float16 else []))
+            + (" set" if settings else ""))
       return 0
     if args.variables:
       from jaxdiar import online
@@ -189,7 +211,7 @@ def main(argv=None) -> int:
   except (FileNotFoundError, atomic.OutputError, ValueError, runtime.ModelFileError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  meta = export(config, variables, args.out)
+  meta = export(config, variables, args.out, float16=args.float16)
   kinds = "forward + streaming step" if model_lib.streamable(config.model) else "forward"
   print(f"exported step {step} of {args.workdir or args.variables} to {args.out} ({kinds})")
   return 0

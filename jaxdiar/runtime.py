@@ -53,6 +53,8 @@ class ExportedModel:
       raise ModelFileError(f"{path}: format version {self.meta.get('format_version')}, this "
                            f"jaxdiar reads {FORMAT_VERSION}")
     (var_avals, _), _ = jax.tree.unflatten(self._forward.in_tree, self._forward.in_avals)
+    # Weights stored in half precision (export --float16) compute in the exported dtype.
+    leaves = [w.astype(a.dtype) for w, a in zip(leaves, jax.tree.leaves(var_avals))]
     self._variables = jax.device_put(jax.tree.unflatten(jax.tree.structure(var_avals), leaves))
     self._forward_jit = jax.jit(self._forward.call)
     self._stream_jit = jax.jit(self._stream.call) if self._stream else None

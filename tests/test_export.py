@@ -162,3 +162,21 @@ def test_bad_model_file(tmp_path):
   (tmp_path / "m.jaxdiar").write_bytes(b"nope")
   with pytest.raises(runtime.ModelFileError, match="not a .jaxdiar"):
     runtime.load(tmp_path / "m.jaxdiar")
+
+
+def test_float16_storage_halves_the_file_and_keeps_the_outputs(exported, tmp_path):
+  path, workdir = exported
+  half = tmp_path / "half.jaxdiar"
+  assert export.main(["--workdir", str(workdir), "--float16", "--out", str(half)]) == 0
+  copy = tmp_path / "copy.jaxdiar"
+  assert export.main(["--model", str(path), "--float16", "--out", str(copy)]) == 0
+  full_model, half_model, copy_model = runtime.load(path), runtime.load(half), runtime.load(copy)
+  assert half.stat().st_size < 0.6 * path.stat().st_size
+  for a, b in zip(jax.tree.leaves(full_model.variables), jax.tree.leaves(half_model.variables)):
+    assert b.dtype == a.dtype                       # computed in the exported dtype
+    np.testing.assert_allclose(b, a.astype(np.float16).astype(a.dtype), rtol=0, atol=0)
+  assert copy_model.fingerprint == half_model.fingerprint       # the same stored weights
+  audio = (0.1 * np.random.default_rng(0).standard_normal((1, 8, 16000))).astype(np.float32)
+  ref, out = full_model(audio), half_model(audio)
+  for k in ref:
+    np.testing.assert_allclose(np.asarray(out[k]), np.asarray(ref[k]), atol=2e-2)
