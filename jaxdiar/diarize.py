@@ -816,10 +816,15 @@ def main(argv=None) -> int:
   def model_for(path) -> runtime.ExportedModel:
     name = args.model
     if name is None:
-      name = bundled.choose(audio_lib.info(path)[1])
+      channels = audio_lib.info(path)[1]
+      name = bundled.choose(channels)
       if name not in models:
         print(f"jaxdiar.diarize: no --model given: using the bundled '{name}' model "
               f"({bundled.path(name)})", file=sys.stderr)
+      if name == "mono" and channels > 1:     # said for each such file: what was dropped
+        print(f"jaxdiar.diarize: {path}: {channels} channels: the bundled 'mono' model reads "
+              f"channel 0 only (no bundled model takes {channels} channels; the array model "
+              f"needs {bundled.ARRAY_CHANNELS})", file=sys.stderr)
     if name not in models:
       models[name] = runtime.load(bundled.path(name) if args.model is None else name)
     return models[name]

@@ -115,3 +115,13 @@ def test_stream_stopped_by_sigint_writes_its_output(exported, meeting, tmp_path)
   assert lines and all(line.split()[1] == meeting.stem for line in lines)
   duration = sf.info(meeting).duration
   assert max(float(l.split()[3]) + float(l.split()[4]) for l in lines) < duration - 1.0
+
+
+def test_channels_dropped_are_said(tmp_path, capsys):
+  """A 4-channel file with no --model: the mono model on channel 0, and the notice says so."""
+  wav = tmp_path / "four.wav"
+  rng = np.random.default_rng(0)
+  sf.write(wav, (0.1 * rng.standard_normal((16000 * 3, 4))).astype(np.float32), 16000)
+  diarize.main([str(wav), "--out", str(tmp_path / "o.rttm")])
+  err = capsys.readouterr().err
+  assert "4 channels: the bundled 'mono' model reads channel 0 only" in err
