@@ -52,3 +52,11 @@ def exported(trained_smoke, tmp_path_factory):
   out = tmp_path_factory.mktemp("export") / "smoke.jaxdiar"
   assert export.main(["--workdir", str(workdir), "--out", str(out)]) == 0
   return out, workdir
+
+
+@pytest.fixture(scope="session")
+def meeting(trained_smoke):
+  """The first dev meeting of the smoke corpus (8 channels, 1 minute)."""
+  config, _ = trained_smoke
+  dev = sorted(pathlib.Path(config.data.data_dir).glob("simulated-*/dev"))[0]
+  return dev / "meeting00000.wav"

@@ -19,13 +19,6 @@ from jaxdiar import rttm
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def meeting(trained_smoke):
-  config, _ = trained_smoke
-  dev = sorted(pathlib.Path(config.data.data_dir).glob("simulated-*/dev"))[0]
-  return dev / "meeting00000.wav"
-
-
 def test_safe_and_unique_uris():
   assert rttm.safe_uri("réunion 1") == "réunion_1"
   assert rttm.safe_uri("a\tb  c") == "a_b__c"

@@ -56,13 +56,6 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def meeting(trained_smoke):
-  config, _ = trained_smoke
-  dev = sorted(pathlib.Path(config.data.data_dir).glob("simulated-*/dev"))[0]
-  return dev / "meeting00000.wav"
-
-
-@pytest.fixture(scope="module")
 def server(exported, tmp_path_factory):
   path, _ = exported
   s = Server(path, tmp_path_factory.mktemp("serve"), "--workers", "2", "--queue", "8")

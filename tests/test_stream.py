@@ -16,13 +16,6 @@ from jaxdiar import stream
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def meeting(trained_smoke):
-  config, _ = trained_smoke
-  dev = sorted(pathlib.Path(config.data.data_dir).glob("simulated-*/dev"))[0]
-  return dev / "meeting00000.wav"
-
-
 def test_assignment_is_incremental_with_cannot_link(exported):
   model = runtime.load(exported[0])
   s = stream.Streamer(model, step_seconds=0.5, cluster_threshold=0.5, anchor_seconds=0.0)

@@ -30,7 +30,6 @@ bytes. `<uri>.wav`, `<uri>.rttm`, `<uri>.json` and `corpus.json` (the manifest) 
 import argparse
 import hashlib
 import json
-import math
 import pathlib
 import sys
 import time
