@@ -127,6 +127,13 @@ def create_app(settings: Settings):
   def error(status: int, message: str, **headers):
     return responses.JSONResponse({"error": message}, status_code=status, headers=headers)
 
+  @app.exception_handler(fastapi.exceptions.RequestValidationError)
+  async def invalid(request, exc):
+    """A parameter of the wrong type: the service's one error shape, not FastAPI's."""
+    parts = [f"{'.'.join(str(x) for x in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}"
+             for e in exc.errors()]
+    return error(422, "; ".join(parts) or "invalid request")
+
   @app.middleware("http")
   async def authorize(request, call_next):
     if settings.token and request.url.path != "/healthz":
