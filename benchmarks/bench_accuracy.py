@@ -143,7 +143,7 @@ def srp_phat(folder, meetings, refs, *, geometry, block_frames: int = 16,
         frame_label = np.where(speech, np.asarray(labels)[nearest], -1)
       turns = []
       for label in np.unique(frame_label[frame_label >= 0]):
-        for s, e in diarize_lib._runs(frame_label == label):
+        for s, e in diarize_lib.runs(frame_label == label):
           turns.append(rttm.Turn(uri, s * fs, e * fs, f"doa{label:02d}"))
       hyp[uri] = sorted(turns)
   return hyps

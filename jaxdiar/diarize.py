@@ -267,7 +267,7 @@ def binarize(prob: np.ndarray, onset: float, offset: float, min_speech: int,
   for t, p in enumerate(prob):
     on = p > onset if not on else p >= offset
     active[t] = on
-  return _fill_and_drop(active, min_speech, min_silence, open_end)
+  return fill_and_drop(active, min_speech, min_silence, open_end)
 
 
 def min_durations(o: dict, fs: float) -> tuple[int, int]:
@@ -293,16 +293,16 @@ def top_speakers(score: np.ndarray, n: np.ndarray) -> np.ndarray:
   return rank < n[:, None]
 
 
-def _fill_and_drop(active: np.ndarray, min_speech: int, min_silence: int,
+def fill_and_drop(active: np.ndarray, min_speech: int, min_silence: int,
                    open_end: bool = False) -> np.ndarray:
   """Fill gaps shorter than min_silence, then drop segments shorter than min_speech (but with
   `open_end` not one that runs into the last frame)."""
   active = active.copy()
-  segments = _runs(active)
+  segments = runs(active)
   for (s0, e0), (s1, _) in zip(segments, segments[1:]):
     if s1 - e0 < min_silence:
       active[e0:s1] = True
-  for s, e in _runs(active):
+  for s, e in runs(active):
     if e - s < min_speech and not (open_end and e == len(active)):
       active[s:e] = False
   return active
@@ -329,7 +329,8 @@ def gate_speech(active: np.ndarray, score: np.ndarray, speech: np.ndarray, fs: f
   return active
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+  """(start, end) of each run of True in a [T] mask, end exclusive."""
   edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
   return list(zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]))
 
@@ -660,7 +661,7 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
   if o["stitch"] == "count" and k:
     active = top_speakers(score, talker_count(count, speech, osd, k, o))
     for spk in range(k):
-      active[:, spk] = _fill_and_drop(active[:, spk], min_speech, min_silence)
+      active[:, spk] = fill_and_drop(active[:, spk], min_speech, min_silence)
   else:
     active = binarize_each(score, o, fs)
   # Who each final speaker is: the clusters it comes from (a split speaker's halves share
@@ -681,7 +682,7 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
     active = resegment_lib.apply(active, score, osd, inf.response, o["resegment"],
                                  o["resegment_threshold"])
     for spk in range(active.shape[1]):
-      active[:, spk] = _fill_and_drop(active[:, spk], min_speech, min_silence)
+      active[:, spk] = fill_and_drop(active[:, spk], min_speech, min_silence)
     return active
 
   active = resegmented(first, score)
@@ -700,7 +701,7 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
                          fill=o["speech_fill"], pad=o["speech_pad"])
   turns = []
   for spk in range(active.shape[1]):
-    for a, b in _runs(active[:, spk]):
+    for a, b in runs(active[:, spk]):
       turns.append(rttm.Turn(inf.uri, a * fs, min(b * fs, inf.num_samples / inf.sample_rate),
                              f"spk{spk:02d}"))
   centroids = None

@@ -51,6 +51,13 @@ _CHUNK_BYTES = 15_000_000
 # ------------------------------------------------------------------------ simulation
 
 
+def save_meeting(path, audio: np.ndarray, activity: np.ndarray, speakers) -> None:
+  """One pool meeting (what `DevicePool.refresh` reads): int16 audio [C, N], frame activity
+  [T, K] and the K talkers' names, written under a temporary name then renamed."""
+  with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
+    np.savez(f, audio=audio, activity=activity, speakers=np.array(speakers))
+
+
 def _simulate_worker(args) -> int:
   from jaxdiar.data import corpus as corpus_lib        # the simulator stack, in workers only
   from jaxdiar.data import simulate as sim_lib
@@ -68,9 +75,7 @@ def _simulate_worker(args) -> int:
     names = [s["name"] for s in scene["speakers"]]
     activity = corpus_lib.frame_activity(turns, names, 1 + audio.shape[1] // hop, hop,
                                          sample_rate)
-    path = out / f"meeting{index:06d}.npz"
-    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
-      np.savez(f, audio=audio, activity=activity, speakers=np.array(names))
+    save_meeting(out / f"meeting{index:06d}.npz", audio, activity, names)
     made += 1
     index += workers
   return made
@@ -137,9 +142,8 @@ def import_corpus(corpus, out, *, channels: int, meeting_seconds: float, max_spe
           activity = activity[np.minimum(source, frames - 1)]
           piece = np.tile(piece, (1, repeats))[:, :length]
         for c in range(copies):
-          path = out / f"meeting-{meeting.uri}-{r:02d}{k:03d}-{c:02d}.npz"
-          with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, audio=audio_lib.to_int16(piece), activity=activity, speakers=names)
+          save_meeting(out / f"meeting-{meeting.uri}-{r:02d}{k:03d}-{c:02d}.npz",
+                       audio_lib.to_int16(piece), activity, names)
           written += 1
   if skipped:
     print(f"jaxdiar.online import: skipped {skipped} pieces with more than {max_speakers} "

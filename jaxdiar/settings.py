@@ -122,12 +122,13 @@ def search_space() -> dict:
   return {s.name: s.search for s in INFERENCE if s.search}
 
 
-def validate(values: dict, extra=()) -> dict:
+def validate(values: dict, extra=(), what: str = "decoding setting") -> dict:
   """`values` checked against the table (`extra`: more names the caller takes itself, e.g.
-  the live stream's own); raises ValueError naming an unknown key or a bad value."""
+  the live stream's own, `what` they are called); raises ValueError naming an unknown key or
+  a bad value."""
   unknown = sorted(set(values) - set(BY_NAME) - set(extra))
   if unknown:
-    raise ValueError(f"unknown decoding setting(s) {', '.join(unknown)}; known: "
+    raise ValueError(f"unknown {what}(s) {', '.join(unknown)}; known: "
                      f"{', '.join(sorted(set(BY_NAME) | set(extra)))}")
   for key, value in values.items():
     if key in BY_NAME:

@@ -703,15 +703,12 @@ def _settings(items, model) -> dict:
   out = {}
   for item in items:
     key, sep, value = item.partition("=")
-    if key not in settings_lib.BY_NAME and key not in TUNABLE:
-      raise ValueError(f"--set {item}: unknown setting; known: "
-                       f"{', '.join(sorted(set(settings_lib.BY_NAME) | TUNABLE))}")
     try:
       out[key] = json.loads(value)
     except json.JSONDecodeError:
       raise ValueError(f"--set {item}: expected KEY=JSON") from None
     try:
-      settings_lib.validate({key: out[key]}, extra=TUNABLE)
+      settings_lib.validate({key: out[key]}, extra=TUNABLE, what="setting")
     except ValueError as e:
       raise ValueError(f"--set {item}: {e}") from None
   return out

@@ -167,9 +167,9 @@ def main(argv=None) -> int:
   if read is None:
     return 2
   waves, params = read
-  from jaxdiar.diarize import _runs           # the frame runs of a mask, as diarize reads them
+  from jaxdiar.diarize import runs           # the frame runs of a mask, as diarize reads them
   for f, wav in zip(args.files, waves):
-    for a, b in _runs(speech_probability(wav, params) >= args.threshold):
+    for a, b in runs(speech_probability(wav, params) >= args.threshold):
       print(f"{f} {a * FRAME_SECONDS:.3f} {b * FRAME_SECONDS:.3f}")
   return 0
 

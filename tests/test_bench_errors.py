@@ -46,7 +46,7 @@ def test_frame_der_matches_pyannote_on_frame_aligned_turns():
     hyp = np.concatenate([hyp, (rng.random((600, 1)) < 0.05)], axis=1)  # an extra speaker
     to_turns = lambda act, who: [rttm.Turn("m", a * FS, b * FS, f"{who}{k}")
                                  for k in range(act.shape[1])
-                                 for a, b in diarize._runs(act[:, k])]
+                                 for a, b in diarize.runs(act[:, k])]
     expected = evaluate.score({"m": to_turns(ref, "r")}, {"m": to_turns(hyp, "h")},
                               collar=0.0)["total"]["der"]
     assert abs(bench_errors.breakdown([(ref, hyp)])["der"] - 100 * expected) < 1e-3

@@ -74,7 +74,7 @@ def test_frames_to_segments_to_frames(active, hop_rate):
   fs = hop / rate
   speakers = [f"spk{k:02d}" for k in range(active.shape[1])]
   turns = [rttm.Turn("u", a * fs, b * fs, speakers[k])
-           for k in range(active.shape[1]) for a, b in diarize._runs(active[:, k])]
+           for k in range(active.shape[1]) for a, b in diarize.runs(active[:, k])]
   back = corpus.frame_activity(turns, speakers, len(active), hop, rate)
   np.testing.assert_array_equal(back, active.astype(np.uint8))
 
@@ -87,7 +87,7 @@ PROB = st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=200).map(
 def test_binarize_guarantees(prob, onset, gap, min_speech, min_silence):
   offset = onset * (1 - gap)
   active = diarize.binarize(prob, onset, offset, min_speech, min_silence)
-  runs = diarize._runs(active)
+  runs = diarize.runs(active)
   assert all(b - a >= min_speech for a, b in runs)                   # no short segment
   assert all(c - b >= min_silence for (_, b), (c, _) in zip(runs, runs[1:]))   # no short gap
   raw = diarize.binarize(prob, onset, offset, 0, 0)

@@ -138,8 +138,8 @@ def test_cli_detects_and_refuses_bad_inputs(tmp_path, capsys):
   assert vad.main(["detect", str(wav), "--threshold", repr(threshold)]) == 0
   lines = capsys.readouterr().out.splitlines()
   p = prob >= threshold
-  assert 1 <= len(lines) == len(diarize._runs(p))
-  for line, (a, b) in zip(lines, diarize._runs(p)):
+  assert 1 <= len(lines) == len(diarize.runs(p))
+  for line, (a, b) in zip(lines, diarize.runs(p)):
     name, start, end = line.split()
     assert name == str(wav) and float(start) == pytest.approx(a * 0.032, abs=1e-3)
     assert float(end) == pytest.approx(b * 0.032, abs=1e-3)

@@ -42,6 +42,7 @@ import soundfile as sf
 import soxr
 
 from jaxdiar import atomic
+from jaxdiar import diarize as diarize_lib
 from jaxdiar import rttm
 from jaxdiar.data import audio as audio_lib
 
@@ -141,23 +142,16 @@ def _perturb(x: np.ndarray, rng, speed, pitch) -> np.ndarray:
 def _active(x: np.ndarray, floor_db: float = -35.0, bridge: float = 0.3,
             shortest: float = 0.1) -> np.ndarray:
   """[len(x) // 160] bool: 10 ms frames of the dry track within `floor_db` of its loudest
-  frames (of those it holds any material in); gaps under `bridge` s filled, bursts under `shortest` s dropped."""
+  frames (of those it holds any material in); gaps under `bridge` s filled, bursts under
+  `shortest` s dropped."""
   frames = len(x) // 160
   e = 10 * np.log10(np.mean(x[:frames * 160].reshape(frames, 160) ** 2, axis=1) + 1e-10)
   placed = e > -90.0                        # frames the track holds speech material in
   if not placed.any():
     return np.zeros(frames, bool)
   on = placed & (e > np.percentile(e[placed], 95) + floor_db)
-  edges = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
-  runs = list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
-  for (_, e0), (s1, _) in zip(runs, runs[1:]):
-    if s1 - e0 < bridge * 100:
-      on[e0:s1] = True
-  edges = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
-  for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
-    if e - s < shortest * 100:
-      on[s:e] = False
-  return on
+  return diarize_lib.fill_and_drop(on, min_speech=int(round(shortest * 100)),
+                                   min_silence=int(round(bridge * 100)))
 
 
 # ------------------------------------------------------------------------ conversation
@@ -355,9 +349,7 @@ def meeting(speech: dict, set_name: str, seed: int, index: int, geometry,
     ramp = np.minimum(1.0, np.minimum(np.arange(m), np.arange(m)[::-1]) / 80.0)
     tracks[k, spot[k], a:a + m] += piece * ramp
   for k in range(k_count):
-    on = _active(tracks[k].sum(axis=0))
-    edges = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
-    for b, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+    for b, e in diarize_lib.runs(_active(tracks[k].sum(axis=0))):
       reference.append(rttm.Turn(uri, b / 100, min(e / 100, seconds), chosen[k]))
 
   babble = bool(rng.random() < s["babble"]) and len(others) >= 2
@@ -391,7 +383,7 @@ def meeting(speech: dict, set_name: str, seed: int, index: int, geometry,
   if s["rates"]:
     rate = int(s["rates"][index % len(s["rates"])])
     mix = soxr.resample(mix.T, SAMPLE_RATE, rate).T
-  speech_seconds, overlap = _overlap(reference, seconds)
+  overlap = _overlap(reference, seconds)
   scene = dict(uri=uri, set=set_name, seed=seed, index=index, version=VERSION, seconds=seconds,
                sample_rate=rate, speakers=chosen, room=dims.tolist(), rt60=rt60,
                snr_db=snr, babble=babble, band=band, gains_db=gains.tolist(),
@@ -399,17 +391,16 @@ def meeting(speech: dict, set_name: str, seed: int, index: int, geometry,
                talk_seconds={chosen[k]: round(float(sum(t.duration for t in reference
                                                         if t.speaker == chosen[k])), 2)
                              for k in range(k_count)},
-               overlap_ratio=overlap, settings={k: v for k, v in s.items()})
+               overlap_ratio=overlap, settings=dict(s))
   return audio_lib.to_int16(mix.astype(np.float32)), rate, sorted(reference), scene
 
 
-def _overlap(turns, seconds: float) -> tuple[float, float]:
-  """(speech seconds, share of it with two or more talkers) on a 10 ms grid."""
+def _overlap(turns, seconds: float) -> float:
+  """Share of the speech with two or more talkers, on a 10 ms grid."""
   count = np.zeros(int(seconds * 100) + 1, int)
   for t in turns:
     count[int(t.onset * 100):int(t.offset * 100)] += 1
-  speech = float(np.sum(count >= 1)) / 100
-  return speech, float(np.sum(count >= 2) / max(np.sum(count >= 1), 1))
+  return float(np.sum(count >= 2) / max(np.sum(count >= 1), 1))
 
 
 def make(speech_dir, set_name: str, out, *, num_meetings: int = 16, seed: int,
@@ -460,6 +451,7 @@ def pool(speech_dir, out, *, seconds: float, seed: int, geometry, meeting_second
   frame activity, talker names), each drawn with its own `randomised` settings (at most
   `max_speakers` talkers, `meeting_seconds` long), until `seconds` have passed. Indices
   start, start + step, ... (one writer per index class); returns how many were written."""
+  from jaxdiar import online                       # the pool's format (flax: only here)
   from jaxdiar.data import corpus as corpus_lib
   speech = voices(speech_dir)
   out = pathlib.Path(out)
@@ -475,8 +467,7 @@ def pool(speech_dir, out, *, seconds: float, seed: int, geometry, meeting_second
       audio, rate, turns, scene = meeting(speech, "pool", seed, index, geometry, settings)
       frames = 1 + audio.shape[1] // hop
       activity = corpus_lib.frame_activity(turns, scene["speakers"], frames, hop, rate)
-      with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, audio=audio, activity=activity, speakers=np.array(scene["speakers"]))
+      online.save_meeting(path, audio, activity, scene["speakers"])
       made += 1
     index += step
   return made
