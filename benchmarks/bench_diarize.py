@@ -60,7 +60,7 @@ def breakdown(model_path, minutes: float, tmp: pathlib.Path) -> dict:
   t = time.perf_counter()
   starts = diarize._window_starts(frames, window, step, hop)     # the windows infer reads
   for s in starts:
-    diarize._read_block(wav, rate, model.sample_rate, s, window)
+    diarize.read_block(wav, rate, model.sample_rate, s, window)
   read = time.perf_counter() - t
   t = time.perf_counter()
   diarize.infer(wav, model, progress=False, spatial=False)

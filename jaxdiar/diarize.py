@@ -7,7 +7,6 @@ INPUT is a (multi-channel) audio file or an AMI-style folder of per-channel file
 only `jaxdiar.runtime` (no flax, no model code).
 """
 
-import argparse
 import dataclasses
 import logging
 import pathlib
@@ -20,8 +19,6 @@ import scipy.optimize
 import scipy.spatial.distance
 import tqdm
 
-from jaxdiar import atomic
-from jaxdiar import bundled
 from jaxdiar import resegment as resegment_lib
 from jaxdiar import rttm
 from jaxdiar import runtime
@@ -49,6 +46,7 @@ class Result:
   frame_seconds: float
   centroids: np.ndarray | None = None   # [K, E] unit mean embedding of each global speaker
   active: np.ndarray | None = None      # [T, K] the decision the turns are read from
+  voice: np.ndarray | None = None       # [K, 256] unit mean d-vector of each (where computed)
 
 
 def _window_starts(num_samples: int, window: int, step: int, hop: int = 1) -> list[int]:
@@ -62,7 +60,7 @@ def _window_starts(num_samples: int, window: int, step: int, hop: int = 1) -> li
   return starts
 
 
-def _read_block(path, rate: int, target_rate: int, start: int, length: int) -> np.ndarray:
+def read_block(path, rate: int, target_rate: int, start: int, length: int) -> np.ndarray:
   """[C, length] at target_rate from sample `start` (target-rate samples), zero-padded."""
   if rate == target_rate:
     block = audio_lib.read(path, target_rate, start, start + length)
@@ -452,14 +450,25 @@ def voice_segments(audio: np.ndarray, vad: np.ndarray, hop: int, onset: float,
   return out
 
 
-def check_input(path, model: runtime.ExportedModel, replicate_channels: bool = False):
+def check_input(path, model: runtime.ExportedModel, replicate_channels: bool = False,
+                channel: int | None = None):
   """(sample rate, channels, frames, tile) of a recording the model can take, read from its
-  header: tile 1 = as is, 0 = first channel only, n = a mono file copied to n channels.
-  Raises InputError / AudioError with a clear message."""
+  header: tile 1 = as is, 0 = one channel only (`channel`, default the first), n = one
+  channel copied to n channels. Raises InputError / AudioError with a clear message."""
   meta = model.meta
   rate, channels, frames = audio_lib.info(path)
   if frames == 0:
     raise InputError(f"{path}: empty recording")
+  if channel is not None:
+    if isinstance(channel, bool) or int(channel) != channel or not 0 <= channel < channels:
+      raise InputError(f"{path}: channel {channel!r} does not exist ({channels} channel(s), "
+                       f"numbered from 0)")
+    if model.num_channels == 1:
+      return rate, channels, frames, 0
+    if not replicate_channels:
+      raise InputError(f"{path}: one channel chosen, the model expects {model.num_channels} "
+                       "(use a one-channel model, or --replicate-channels)")
+    return rate, channels, frames, model.num_channels
   tile = 1
   if channels != model.num_channels:
     if model.needs_array and not (replicate_channels and channels == 1):
@@ -475,7 +484,8 @@ def check_input(path, model: runtime.ExportedModel, replicate_channels: bool = F
 def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
           replicate_channels: bool = False, progress: bool = True,
           spatial: bool = True, step_seconds: float | None = None,
-          voice: bool = False, detect_speech: bool = False) -> Inference:
+          voice: bool = False, detect_speech: bool = False,
+          channel: int | None = None) -> Inference:
   """Run the model over sliding windows of one recording (read in blocks).
 
   With `spatial` and a multi-channel recording, each local speaker also gets its SRP-PHAT
@@ -483,13 +493,18 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   `voice`, each local speaker gets a d-vector of the pretrained voice encoder
   (`jaxdiar.voice`) from its audio in the window (`voice_segments`, first channel). With
   `detect_speech`, the pretrained speech detector (`jaxdiar.vad`) scores the first channel.
+  `channel`: read that channel only (a one-channel model, or copied with `replicate_channels`);
+  it is then also the channel of the d-vectors and the speech detector.
   Raises InputError / AudioError with a clear message.
   """
   meta, inf = model.meta, model.meta["inference"]
   sr, hop = model.sample_rate, model.hop
   path = pathlib.Path(path)
   uri = uri or path.stem
-  rate, channels, frames, tile = check_input(path, model, replicate_channels)
+  rate, channels, frames, tile = check_input(path, model, replicate_channels, channel)
+  read_channel = channel or 0       # the channel the speech detector reads
+  if channel is not None:
+    channels = 1
   num_samples = int(round(frames * sr / rate))
   window = int(round(inf["window_seconds"] * sr))
   # Whole hops: a window's frames are then frames of the recording (window_frames exact).
@@ -555,7 +570,9 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
                  disable=not progress) as bar:    # closed (a clean line) on errors too
     for b0 in range(0, len(starts), batch):
       group = starts[b0:b0 + batch]
-      raw = [_read_block(path, rate, sr, s, window) for s in group]
+      raw = [read_block(path, rate, sr, s, window) for s in group]
+      if channel is not None:
+        raw = [x[channel:channel + 1] for x in raw]
       if tile == 0:
         blocks = [x[:1] for x in raw]
       else:
@@ -575,7 +592,7 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   if detect_speech:       # its own pass over the first channel, in blocks (state carried)
     size = vad_lib.SEGMENT * vad_lib.CHUNK
     speech = np.concatenate([
-        detector.push(_read_block(path, rate, sr, s, min(size, num_samples - s))[0],
+        detector.push(read_block(path, rate, sr, s, min(size, num_samples - s))[read_channel],
                       final=s + size >= num_samples)
         for s in range(0, num_samples, size)]).astype(np.float16)
   return Inference(uri, np.array(starts) // hop, np.concatenate(vads), np.concatenate(osds),
@@ -699,21 +716,45 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
                        "probabilities: infer(..., detect_speech=True)")
     active = gate_speech(active, score, inf.speech, fs, gate=o["speech_gate"],
                          fill=o["speech_fill"], pad=o["speech_pad"])
+  turns = turns_of(active, fs, inf.uri, inf.num_samples / inf.sample_rate)
+  centroids = voices = None
+  if k:                       # each speaker's embedding (the model's, what enrolment compares;
+                              # the d-vectors where computed): its local speakers', by frames heard
+    weight = heard[windows, slots].astype(np.float64)
+    centroids = _centroids(inf.emb[windows, slots], weight, labels, parents)
+    if inf.voice is not None:
+      voices = _centroids(inf.voice[windows, slots], weight, labels, parents)
+  return Result(turns, score, osd, fs, centroids, active, voices)
+
+
+def _centroids(x: np.ndarray, weight: np.ndarray, labels: np.ndarray, parents: list) -> np.ndarray:
+  """[len(parents), E] unit weighted mean of the unit vectors `x` of each group of clusters."""
+  x = x.astype(np.float64)
+  x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-9
+  out = np.stack([np.sum(x[np.isin(labels, group)] * weight[np.isin(labels, group), None],
+                         axis=0) for group in parents])
+  return out / (np.linalg.norm(out, axis=1, keepdims=True) + 1e-9)
+
+
+def turns_of(active: np.ndarray, fs: float, uri: str, duration: float) -> list[rttm.Turn]:
+  """The turns of a [T, K] decision (speaker k labelled `spk{k:02d}`), in time order."""
   turns = []
   for spk in range(active.shape[1]):
     for a, b in runs(active[:, spk]):
-      turns.append(rttm.Turn(inf.uri, a * fs, min(b * fs, inf.num_samples / inf.sample_rate),
-                             f"spk{spk:02d}"))
-  centroids = None
-  if k:                       # each speaker's embedding (the model's, what enrolment compares):
-                              # its local speakers', by frames heard
-    x = inf.emb[windows, slots].astype(np.float64)
-    x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-9
-    weight = heard[windows, slots].astype(np.float64)
-    centroids = np.stack([np.sum(x[np.isin(labels, group)] * weight[np.isin(labels, group), None],
-                                 axis=0) for group in parents])
-    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-9
-  return Result(sorted(turns), score, osd, fs, centroids, active)
+      turns.append(rttm.Turn(uri, a * fs, min(b * fs, duration), f"spk{spk:02d}"))
+  return sorted(turns)
+
+
+def exclusive_active(active: np.ndarray, score: np.ndarray) -> np.ndarray:
+  """[T, K] with at most one speaker a frame: where several are marked, the one with the
+  highest stitched score (the union of speech is unchanged)."""
+  if not active.shape[1]:
+    return active.copy()
+  masked = np.where(active, score, -np.inf)
+  out = np.zeros_like(active)
+  talking = active.any(axis=1)
+  out[np.flatnonzero(talking), np.argmax(masked[talking], axis=1)] = True
+  return out
 
 
 # Decoding settings that model files exported before they existed do not carry: the old
@@ -754,120 +795,33 @@ def check_counts(num_speakers=None, min_speakers=None, max_speakers=None) -> Non
                      f"({min_speakers}..{max_speakers})")
 
 
+def decoding_settings(model: runtime.ExportedModel, options: dict) -> dict:
+  """The decoding settings a run uses: the model's, overridden by `options` (validated)."""
+  settings_lib.validate(options)
+  return {**DEFAULT_DECODE, **model.meta["inference"], **options}
+
+
 def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,
             num_speakers: int | None = None, min_speakers: int | None = None,
             max_speakers: int | None = None, replicate_channels: bool = False,
-            progress: bool = True, **options) -> Result:
+            progress: bool = True, channel: int | None = None, **options) -> Result:
   """Diarize one recording (`infer` then `decode`; `options` override the model's inference
   settings). Raises InputError / AudioError with a clear message."""
   check_counts(num_speakers, min_speakers, max_speakers)
-  settings_lib.validate(options)
-  o = {**DEFAULT_DECODE, **model.meta["inference"], **options}
+  o = decoding_settings(model, options)
   inference = infer(path, model, uri=uri, replicate_channels=replicate_channels,
                     progress=progress,
                     spatial=(o["spatial_weight"] > 0 or bool(o["resegment"])
                              or o["split_cos"] is not None),
-                    step_seconds=o["step_seconds"], **needs(o))
+                    step_seconds=o["step_seconds"], channel=channel, **needs(o))
   return decode(inference, o, num_speakers=num_speakers, min_speakers=min_speakers,
                 max_speakers=max_speakers)
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(prog="python -m jaxdiar.diarize", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("inputs", nargs="+", help="audio files or per-channel folders")
-  p.add_argument("--model", default=None,
-                 help="a .jaxdiar file (python -m jaxdiar.export); default: the bundled model "
-                      "that fits the input (8 channels: 'array8', otherwise 'mono')")
-  p.add_argument("--out", required=True, help="RTTM to write (all inputs)")
-  p.add_argument("--num-speakers", type=int, default=None)
-  p.add_argument("--min-speakers", type=int, default=None)
-  p.add_argument("--max-speakers", type=int, default=None,
-                 help=f"at most this many speakers (default: an estimated count stops at "
-                      f"{MAX_SPEAKERS}, with a warning)")
-  p.add_argument("--replicate-channels", action="store_true",
-                 help="run a mono recording through a multi-channel model by copying it to "
-                      "every channel (the spatial features then carry nothing)")
-  p.add_argument("--speakers", default=None,
-                 help="enrolled-speaker bank (python -m jaxdiar.enroll): name the speakers")
-  p.add_argument("--name-threshold", type=float, default=None,
-                 help="cosine similarity a speaker needs to take a name (default: the bank's)")
-  p.add_argument("--plot", default=None, help="PNG of the first input's result")
-  p.add_argument("--ref", default=None, help="reference RTTM for --plot")
-  args = p.parse_args(argv)
-  try:                                     # what can be checked before any audio is read
-    for out in (args.out, args.plot):
-      if out:
-        atomic.check_output(out)
-    check_counts(args.num_speakers, args.min_speakers, args.max_speakers)
-    if args.speakers and not pathlib.Path(args.speakers).is_file():
-      raise InputError(f"{args.speakers}: no such speaker bank")
-  except (atomic.OutputError, InputError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  uris = rttm.unique_uris(pathlib.Path(path).stem for path in args.inputs)
-  for path, uri in zip(args.inputs, uris):
-    if uri != pathlib.Path(path).stem:
-      print(f"jaxdiar.diarize: {path}: written under the uri '{uri}'"
-            + (" (RTTM fields hold no spaces)" if rttm.safe_uri(pathlib.Path(path).stem) == uri
-               else " (another input has its name)"), file=sys.stderr)
-  models: dict[str, runtime.ExportedModel] = {}
-  banks: dict[str, dict] = {}
-
-  def model_for(path) -> runtime.ExportedModel:
-    name = args.model
-    if name is None:
-      channels = audio_lib.info(path)[1]
-      name = bundled.choose(channels)
-      if name not in models:
-        print(f"jaxdiar.diarize: no --model given: using the bundled '{name}' model "
-              f"({bundled.path(name)})", file=sys.stderr)
-      if name == "mono" and channels > 1:     # said for each such file: what was dropped
-        print(f"jaxdiar.diarize: {path}: {channels} channels: the bundled 'mono' model reads "
-              f"channel 0 only (no bundled model takes {channels} channels; the array model "
-              f"needs {bundled.ARRAY_CHANNELS})", file=sys.stderr)
-    if name not in models:
-      models[name] = runtime.load(bundled.path(name) if args.model is None else name)
-    return models[name]
-
-  errors = (InputError, runtime.ModelFileError, audio_lib.AudioError, FileNotFoundError)
-  if args.speakers:
-    from jaxdiar import enroll    # imports this module: loaded only when naming
-    errors += (enroll.BankError,)
-  turns, results, failed = [], [], []
-  for path, uri in zip(args.inputs, uris):
-    try:
-      model = model_for(path)
-      if args.speakers and model.fingerprint not in banks:   # checked before the audio
-        banks[model.fingerprint] = enroll.load_bank(args.speakers, model)
-      result = diarize(path, model, uri=uri, num_speakers=args.num_speakers,
-                       min_speakers=args.min_speakers, max_speakers=args.max_speakers,
-                       replicate_channels=args.replicate_channels)
-      named = result.turns
-      if args.speakers:
-        named = enroll.name_turns(result.turns, result, banks[model.fingerprint],
-                                  args.name_threshold)
-    except errors as e:
-      # One input: its error is the answer. Several: the others are still diarized.
-      print(f"error: {e}" if len(args.inputs) == 1 else f"error: {path}: skipped: {e}",
-            file=sys.stderr)
-      failed.append(path)
-      continue
-    if not result.turns:
-      print(f"jaxdiar.diarize: {path}: no speech found", file=sys.stderr)
-    turns += named
-    results.append((path, result))
-  if not results:
-    return 2
-  rttm.write_rttm(args.out, turns)     # written once, at the end, then renamed
-  print(f"wrote {len(turns)} turns for {len(results)} recording(s) to {args.out}"
-        + (f"; {len(failed)} failed: {', '.join(map(str, failed))}" if failed else ""))
-  if args.plot:
-    from jaxdiar import plots   # matplotlib only when asked
-    path, result = results[0]
-    ref = rttm.read_rttm(args.ref).get(pathlib.Path(path).stem, []) if args.ref else None
-    plots.diarization_figure(path, result, model_for(path).sample_rate, ref, args.plot)
-  return 1 if failed else 0
+  """The command line (`jaxdiar.cli.diarize`, a thin user of `jaxdiar.pipeline`)."""
+  from jaxdiar.cli import diarize as cli     # the CLI builds on this module: loaded when run
+  return cli.main(argv)
 
 
 if __name__ == "__main__":

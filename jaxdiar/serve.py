@@ -4,8 +4,10 @@ An HTTP service for an exported model (FastAPI on uvicorn, the ecosystem's ASGI 
 
   POST /v1/diarize   audio as the raw body or a multipart `file` field; query (or form)
                      fields num_speakers, min_speakers, max_speakers, uri, speakers
-                     (true: name clusters from the --speakers bank). JSON answer (uri,
-                     duration, speakers, segments, overlap), or RTTM with Accept: text/plain.
+                     (true: name clusters from the --speakers bank), exclusive (true: one
+                     talker at a time). JSON answer (uri, duration, speakers, segments,
+                     overlap, model, settings: the CLI's JSON), or RTTM with
+                     Accept: text/plain.
   GET  /healthz      liveness and queue depth.
   GET  /v1/model     the exported model's metadata.
   GET  /docs         OpenAPI documentation.
@@ -34,6 +36,8 @@ import numpy as np
 
 from jaxdiar import bundled
 from jaxdiar import diarize as diarize_lib
+from jaxdiar import formats
+from jaxdiar import pipeline as pipeline_lib
 from jaxdiar import rttm
 from jaxdiar import runtime
 from jaxdiar.data import audio as audio_lib
@@ -53,40 +57,14 @@ class Settings:
   speakers: str | None = None       # an enrolled-speaker bank (python -m jaxdiar.enroll)
 
 
-def overlap_regions(turns) -> list[tuple[float, float]]:
-  """Time regions where two or more turns are active."""
-  events = sorted([(t.onset, 1) for t in turns] + [(t.offset, -1) for t in turns])
-  regions, active, start = [], 0, None
-  for time, delta in events:
-    active += delta
-    if active >= 2 and start is None:
-      start = time
-    elif active < 2 and start is not None:
-      if time > start:
-        regions.append((start, time))
-      start = None
-  return regions
-
-
-def result_json(uri: str, duration: float, turns) -> dict:
-  return dict(uri=uri, duration=duration,
-              speakers=sorted({t.speaker for t in turns}),
-              segments=[dict(start=round(t.onset, 3), end=round(t.offset, 3), speaker=t.speaker)
-                        for t in turns],
-              overlap=[dict(start=round(a, 3), end=round(b, 3))
-                       for a, b in overlap_regions(turns)])
-
-
 class _Worker:
   """The loaded model, a bounded thread pool and its queue bound."""
 
   def __init__(self, settings: Settings):
     self.settings = settings
-    self.model = runtime.load(bundled.resolve(settings.model))
-    self.bank = None
-    if settings.speakers:
-      from jaxdiar import enroll     # only when a bank is served
-      self.bank = enroll.load_bank(settings.speakers, self.model)
+    self.pipeline = pipeline_lib.Pipeline(settings.model, speakers=settings.speakers)
+    self.model = self.pipeline.loaded_model
+    self.bank = self.pipeline.bank_for(self.model)     # None without --speakers
     self.pool = concurrent.futures.ThreadPoolExecutor(settings.workers,
                                                       thread_name_prefix="diarize")
     self.lock = threading.Lock()
@@ -169,7 +147,8 @@ def create_app(settings: Settings):
   @app.post("/v1/diarize", responses={200: {"content": {"text/plain": {}}}})
   async def diarize(request: fastapi.Request, num_speakers: int | None = None,
                     min_speakers: int | None = None, max_speakers: int | None = None,
-                    uri: str | None = None, speakers: bool = False):
+                    uri: str | None = None, speakers: bool = False,
+                    exclusive: bool = False):
     """Diarize one recording (raw body or multipart field `file`)."""
     body = await read_body(request)
     if body is None:
@@ -196,7 +175,9 @@ def create_app(settings: Settings):
     except diarize_lib.InputError as e:
       return error(422, str(e))
     uri = rttm.safe_uri(fields.get("uri", uri) or (pathlib.Path(name).stem if name else "upload"))
-    name_speakers = speakers or fields.get("speakers", "").lower() in ("1", "true", "yes")
+    truthy = lambda key: fields.get(key, "").lower() in ("1", "true", "yes")
+    name_speakers = speakers or truthy("speakers")
+    exclusive = exclusive or truthy("exclusive")
     if name_speakers and worker.bank is None:
       return error(422, "speakers=true needs a server started with --speakers BANK")
     if not body:
@@ -222,12 +203,8 @@ def create_app(settings: Settings):
 
     def run():
       try:
-        result = diarize_lib.diarize(path, worker.model, uri=uri, progress=False, **counts)
-        turns = result.turns
-        if name_speakers:
-          from jaxdiar import enroll
-          turns = enroll.name_turns(turns, result, worker.bank)
-        return 200, (duration, turns)
+        return 200, worker.pipeline.run(path, uri=uri, exclusive=exclusive,
+                                        name_speakers=name_speakers, **counts)
       except audio_lib.AudioError as e:
         return 415, str(e).replace(str(path), uri)
       except diarize_lib.InputError as e:
@@ -243,10 +220,9 @@ def create_app(settings: Settings):
       return error(504, f"diarization took longer than {settings.timeout_s:g} s")
     if status != 200:
       return error(status, value)
-    duration, turns = value
     if "text/plain" in request.headers.get("accept", ""):
-      return responses.PlainTextResponse(rttm.format_rttm(turns))
-    return result_json(uri, duration, turns)
+      return responses.PlainTextResponse(formats.dumps(value.annotation, "rttm"))
+    return value.json()
 
   app.state.worker = worker
   return app

@@ -10,6 +10,7 @@ README / benchmarks/results, not here.
 """
 
 import dataclasses
+import json
 from typing import Any
 
 import ml_collections
@@ -134,6 +135,23 @@ def validate(values: dict, extra=(), what: str = "decoding setting") -> dict:
     if key in BY_NAME:
       BY_NAME[key].check(value)
   return values
+
+
+def parse_items(items, extra=(), what: str = "decoding setting") -> dict:
+  """Command-line `--set KEY=JSON` items -> {key: value}, each checked by `validate`;
+  raises ValueError naming the item at fault."""
+  out = {}
+  for item in items:
+    key, _, value = item.partition("=")
+    try:
+      out[key] = json.loads(value)
+    except json.JSONDecodeError:
+      raise ValueError(f"--set {item}: expected KEY=JSON") from None
+    try:
+      validate({key: out[key]}, extra=extra, what=what)
+    except ValueError as e:
+      raise ValueError(f"--set {item}: {e}") from None
+  return out
 
 
 def config_block() -> ml_collections.ConfigDict:

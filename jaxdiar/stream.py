@@ -659,7 +659,7 @@ def file_blocks(path, sample_rate: int, block: int, realtime: bool = False):
   total = int(round(frames * sample_rate / rate))
   t0 = time.perf_counter()
   for start in range(0, total, block):
-    x = diarize_lib._read_block(path, rate, sample_rate, start, min(block, total - start))
+    x = diarize_lib.read_block(path, rate, sample_rate, start, min(block, total - start))
     if realtime:
       wait = t0 + (start + x.shape[1]) / sample_rate - time.perf_counter()
       if wait > 0:
@@ -696,22 +696,6 @@ def pcm_blocks(stream, channels: int, rate: int, fmt: str, sample_rate: int, blo
 TUNABLE = {name for name in inspect.signature(Streamer).parameters
            if name.endswith("_seconds") and name not in ("step_seconds", "latency_seconds")
            } | {"provisional_threshold", "provisional_direction"}
-
-
-def _settings(items, model) -> dict:
-  """--set KEY=JSON items -> {key: value}; unknown keys raise ValueError."""
-  out = {}
-  for item in items:
-    key, sep, value = item.partition("=")
-    try:
-      out[key] = json.loads(value)
-    except json.JSONDecodeError:
-      raise ValueError(f"--set {item}: expected KEY=JSON") from None
-    try:
-      settings_lib.validate({key: out[key]}, extra=TUNABLE, what="setting")
-    except ValueError as e:
-      raise ValueError(f"--set {item}: {e}") from None
-  return out
 
 
 def main(argv=None) -> int:
@@ -773,7 +757,7 @@ def _run(args, stdin: bool) -> int:
     model = runtime.load(bundled.resolve(name))
     if not args.model:
       print(f"jaxdiar.stream: using the bundled '{name}' model", file=sys.stderr)
-    settings = _settings(args.set, model)
+    settings = settings_lib.parse_items(args.set, extra=TUNABLE, what="setting")
     if args.threshold is not None:
       settings["cluster_threshold"] = args.threshold
     streamer = Streamer(model, step_seconds=args.step, latency_seconds=args.latency,

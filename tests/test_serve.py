@@ -1,6 +1,7 @@
 """The HTTP service over real HTTP on 127.0.0.1: a server process per setting, httpx clients."""
 
 import concurrent.futures
+import json
 import os
 import pathlib
 import socket
@@ -86,6 +87,10 @@ def test_diarize_equals_the_cli_json_and_rttm(server, exported, meeting, tmp_pat
                  params={"uri": meeting.stem}, timeout=120)
   assert r.status_code == 200, r.text
   body = r.json()
+  as_json = tmp_path / "cli.json"         # the CLI's JSON is the service's, byte for byte
+  assert diarize.main([str(meeting), "--model", str(path), "--out", str(as_json)]) == 0
+  assert json.loads(as_json.read_text()) == body
+  assert body["model"] == str(path) and body["settings"]["onset"] > 0
   assert body["uri"] == meeting.stem
   assert body["duration"] == pytest.approx(sf.info(meeting).duration)
   lines = [line.split() for line in out.read_text().splitlines()]
@@ -181,10 +186,11 @@ def test_error_statuses(strict, server, meeting, tmp_path):
 
 
 def test_overlap_regions():
+  from jaxdiar import formats
   from jaxdiar.rttm import Turn
   turns = [Turn("u", 0, 2, "a"), Turn("u", 1, 3, "b"), Turn("u", 1.5, 1.8, "c"),
            Turn("u", 4, 5, "a"), Turn("u", 5, 6, "b")]
-  assert serve.overlap_regions(turns) == [(1, 2)]
+  assert formats.overlap_regions(formats.to_annotation(turns)) == [(1, 2)]
 
 
 def test_serve_refuses_a_bad_model_file(tmp_path):

@@ -43,9 +43,9 @@ def test_unknown_or_bad_settings_are_refused_naming_the_key():
   settings.validate({"speech_gate": None, "split_cos": 0.5, "resegment": [0.1, 0.2]})
   model = runtime.load(bundled.path("array8"))
   with pytest.raises(ValueError, match="cluster_treshold"):
-    stream._settings(["cluster_treshold=0.5"], model)
-  assert stream._settings(["hold_seconds=1", "onset=0.6"], model) == dict(hold_seconds=1,
-                                                                          onset=0.6)
+    settings.parse_items(["cluster_treshold=0.5"], extra=stream.TUNABLE, what="setting")
+  parsed = settings.parse_items(["hold_seconds=1", "onset=0.6"], extra=stream.TUNABLE)
+  assert parsed == dict(hold_seconds=1, onset=0.6)
   with pytest.raises(ValueError, match="nope"):
     diarize.diarize("unused.wav", model, nope=1)
 

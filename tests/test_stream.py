@@ -11,6 +11,7 @@ import soundfile as sf
 
 from jaxdiar import rttm
 from jaxdiar import runtime
+from jaxdiar import settings as settings_lib
 from jaxdiar import stream
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -99,10 +100,9 @@ def test_stream_errors(exported, tmp_path):
   model = runtime.load(exported[0])
   assert stream.TUNABLE == {"piece_seconds", "reset_seconds", "carry_seconds", "reliable_seconds",
                             "hold_seconds", "provisional_threshold", "provisional_direction"}
-  assert stream._settings(["carry_seconds=3.5", "onset=0.6"], model) == dict(carry_seconds=3.5,
-                                                                             onset=0.6)
-  assert stream._settings(["provisional_threshold=null"], model) == dict(
-      provisional_threshold=None)
+  parse = lambda items: settings_lib.parse_items(items, extra=stream.TUNABLE, what="setting")
+  assert parse(["carry_seconds=3.5", "onset=0.6"]) == dict(carry_seconds=3.5, onset=0.6)
+  assert parse(["provisional_threshold=null"]) == dict(provisional_threshold=None)
 
 
 def test_pcm_blocks_decode_and_resample():

@@ -35,6 +35,36 @@ def channel_files(folder) -> list[pathlib.Path]:
   return files
 
 
+# What comes before a channel index in per-channel file names: AMI's "NAME.Array1-01",
+# "NAME.CH1", "mic3", "chan_2", "channel-4".
+_CHANNEL_MARK = re.compile(r"(?i)(array\d+-|ch|chan|channel|mic)[._-]?$")
+
+
+def is_channel_folder(folder) -> bool:
+  """Whether a folder holds one recording as per-channel files: two or more audio files
+  whose names differ only by one number, written after a channel mark (AMI's
+  `NAME.Array1-01.wav` ... `-08.wav`, `NAME.CH1.wav` ...). Otherwise each file is a recording."""
+  files = [p for p in pathlib.Path(folder).iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS]
+  if len(files) < 2:
+    return False
+  parts = [re.split(r"(\d+)", p.stem) for p in files]
+  if len({len(x) for x in parts}) != 1:
+    return False
+  differ = [i for i in range(len(parts[0])) if len({x[i] for x in parts}) > 1]
+  if len(differ) != 1 or differ[0] % 2 == 0:          # one differing part, and a number
+    return False
+  i = differ[0]
+  if len({int(x[i]) for x in parts}) != len(parts):
+    return False
+  return bool(_CHANNEL_MARK.search("".join(parts[0][:i])))
+
+
+def recordings(folder, pattern: str = "*") -> list[pathlib.Path]:
+  """The audio files of a folder of recordings matching `pattern`, in natural order."""
+  return sorted((p for p in pathlib.Path(folder).glob(pattern)
+                 if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS), key=natural_key)
+
+
 def info(path) -> tuple[int, int, int]:
   """(sample_rate, channels, frames) of a file or per-channel folder."""
   path = pathlib.Path(path)
