@@ -10,7 +10,8 @@ An HTTP service for an exported model (FastAPI on uvicorn, the ecosystem's ASGI 
                      Accept: text/plain.
   GET  /healthz      liveness and queue depth.
   GET  /v1/model     the exported model's metadata.
-  GET  /docs         OpenAPI documentation.
+  GET  /docs         the endpoints (a page of the service's own, no CDN: works offline);
+  GET  /openapi.json the OpenAPI document (request bodies and answers described).
 
 The model is loaded and compiled once; each recording is diarized in a bounded pool of worker
 threads (the event loop stays responsive), behind a bounded queue (503 with Retry-After when
@@ -25,9 +26,12 @@ import argparse
 import asyncio
 import concurrent.futures
 import dataclasses
+import html
+import logging
 import os
 import pathlib
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -43,6 +47,7 @@ from jaxdiar import runtime
 from jaxdiar.data import audio as audio_lib
 
 TOKEN_ENV = "JAXDIAR_TOKEN"
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -55,6 +60,57 @@ class Settings:
   timeout_s: float = 600.0
   token: str | None = None
   speakers: str | None = None       # an enrolled-speaker bank (python -m jaxdiar.enroll)
+
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+# The request body, which the handler reads itself (raw audio or a multipart `file`).
+DIARIZE_BODY = {"requestBody": {"required": True, "content": {
+    "audio/wav": _BINARY, "audio/flac": _BINARY, "audio/ogg": _BINARY,
+    "application/octet-stream": _BINARY,
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": "the recording"},
+        "num_speakers": {"type": "integer"}, "min_speakers": {"type": "integer"},
+        "max_speakers": {"type": "integer"}, "uri": {"type": "string"},
+        "speakers": {"type": "boolean"}, "exclusive": {"type": "boolean"}}}}}}}
+_ERROR = {"content": {"application/json": {"schema": {
+    "type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}}}}
+DIARIZE_RESPONSES = {
+    200: {"description": "the diarization: JSON (uri, duration, speakers, segments, overlap, "
+                         "model, settings), or RTTM with Accept: text/plain",
+          "content": {"application/json": {"schema": {"type": "object", "properties": {
+              "uri": {"type": "string"}, "duration": {"type": "number"},
+              "speakers": {"type": "array", "items": {"type": "string"}},
+              "segments": {"type": "array", "items": {"type": "object", "properties": {
+                  "start": {"type": "number"}, "end": {"type": "number"},
+                  "speaker": {"type": "string"}}}},
+              "overlap": {"type": "array", "items": {"type": "object", "properties": {
+                  "start": {"type": "number"}, "end": {"type": "number"}}}},
+              "model": {"type": "string"}, "settings": {"type": "object"}}}},
+                      "text/plain": {"schema": {"type": "string"}}}},
+    **{code: {"description": what, **_ERROR} for code, what in (
+        (400, "no file field, or the client went away"), (401, "missing or wrong token"),
+        (413, "upload or recording too large"), (415, "not audio"),
+        (422, "a recording or parameter the model cannot take"),
+        (503, "queue full (Retry-After)"), (504, "time limit reached"))}}
+
+
+def docs_page(openapi: dict) -> str:
+  """An HTML page of the service's endpoints, with no external scripts (works offline)."""
+  rows = []
+  for path, methods in openapi.get("paths", {}).items():
+    for method, op in methods.items():
+      params = ", ".join(p["name"] for p in op.get("parameters", []))
+      body = ", ".join(op.get("requestBody", {}).get("content", {}))
+      rows.append(f"<tr><td><code>{method.upper()} {html.escape(path)}</code></td>"
+                  f"<td>{html.escape(op.get('summary', ''))}</td>"
+                  f"<td>{html.escape(params)}</td><td>{html.escape(body)}</td></tr>")
+  return ("<!doctype html><html><head><meta charset='utf-8'><title>jaxdiar service</title>"
+          "</head><body><h1>jaxdiar service</h1>"
+          f"<p>{html.escape(openapi.get('info', {}).get('description', ''))} The full "
+          "description: <a href='/openapi.json'>/openapi.json</a>.</p>"
+          "<table border='1' cellpadding='4'><tr><th>endpoint</th><th>what</th>"
+          "<th>query parameters</th><th>body</th></tr>" + "".join(rows) + "</table>"
+          "</body></html>")
 
 
 class _Worker:
@@ -98,7 +154,9 @@ def create_app(settings: Settings):
   import starlette.requests
 
   worker = _Worker(settings)
-  app = fastapi.FastAPI(title="jaxdiar", version="1",
+  # FastAPI's /docs and /redoc load their scripts from a CDN (blank without internet): this
+  # service serves its own page instead, written from the OpenAPI document.
+  app = fastapi.FastAPI(title="jaxdiar", version="1", docs_url=None, redoc_url=None,
                         description="Multi-channel speaker diarization (jaxdiar).")
   limit = int(settings.max_upload_mb * 1024 * 1024)
 
@@ -131,8 +189,13 @@ def create_app(settings: Settings):
                 can_stream=worker.model.can_stream, speakers_bank=settings.speakers,
                 meta=meta)
 
+  @app.get("/docs", response_class=responses.HTMLResponse, include_in_schema=False)
+  def docs():
+    return docs_page(app.openapi())
+
   async def read_body(request) -> bytes | None:
-    """The request body, or None as soon as it exceeds the upload limit."""
+    """The request body, or None as soon as it exceeds the upload limit. A client that
+    goes away mid-upload raises ClientDisconnect (one log line, see `diarize`)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
       return None
@@ -144,13 +207,18 @@ def create_app(settings: Settings):
       chunks.append(chunk)
     return b"".join(chunks)
 
-  @app.post("/v1/diarize", responses={200: {"content": {"text/plain": {}}}})
+  @app.post("/v1/diarize", responses=DIARIZE_RESPONSES, openapi_extra=DIARIZE_BODY)
   async def diarize(request: fastapi.Request, num_speakers: int | None = None,
                     min_speakers: int | None = None, max_speakers: int | None = None,
                     uri: str | None = None, speakers: bool = False,
                     exclusive: bool = False):
     """Diarize one recording (raw body or multipart field `file`)."""
-    body = await read_body(request)
+    try:
+      body = await read_body(request)
+    except starlette.requests.ClientDisconnect:
+      log.warning("client %s went away during its upload",
+                  request.client.host if request.client else "?")
+      return error(400, "client disconnected during the upload")
     if body is None:
       return error(413, f"upload larger than {settings.max_upload_mb:g} MB")
     fields, name = {}, None
@@ -186,6 +254,8 @@ def create_app(settings: Settings):
     path = pathlib.Path(folder) / ("upload" + (pathlib.Path(name).suffix if name else ""))
     path.write_bytes(body)
     try:                       # what the header says is checked before queueing
+      if audio_lib.needs_decoding(path):
+        path = audio_lib.decode_to_wav(path, path.with_name("decoded.wav"))
       rate, _, frames = audio_lib.info(path)
       duration = frames / rate
       if duration > settings.max_duration_s:
@@ -252,15 +322,25 @@ def main(argv=None) -> int:
                       max_duration_s=args.max_duration_s, workers=args.workers,
                       queue=args.queue, timeout_s=args.timeout_s, token=args.token,
                       speakers=args.speakers)
+  try:                  # the port is taken before the model is loaded, and held meanwhile
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+  except OSError as e:
+    print(f"error: cannot listen on {args.host}:{args.port} ({e.strerror or e}); is another "
+          "server there? choose another --port", file=sys.stderr)
+    return 2
   try:
     app = create_app(settings)
   except (runtime.ModelFileError, FileNotFoundError, ValueError) as e:
+    sock.close()
     print(f"error: {e}", file=sys.stderr)
     return 2
   import uvicorn
+  logging.basicConfig(format="jaxdiar.serve: %(message)s")
   print(f"jaxdiar.serve: {settings.model} on http://{args.host}:{args.port} "
         f"({args.workers} worker(s), queue {args.queue})", file=sys.stderr, flush=True)
-  uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+  uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
   return 0
 
 

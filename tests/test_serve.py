@@ -10,6 +10,8 @@ import sys
 import time
 
 import httpx
+import hypothesis
+import hypothesis.strategies as st
 import numpy as np
 import pytest
 import soundfile as sf
@@ -91,6 +93,12 @@ def test_diarize_equals_the_cli_json_and_rttm(server, exported, meeting, tmp_pat
   assert diarize.main([str(meeting), "--model", str(path), "--out", str(as_json)]) == 0
   assert json.loads(as_json.read_text()) == body
   assert body["model"] == str(path) and body["settings"]["onset"] > 0
+  one = httpx.post(server.url + "/v1/diarize", content=meeting.read_bytes(),
+                   params={"uri": meeting.stem, "exclusive": "true"}, timeout=120).json()
+  as_json = tmp_path / "one.json"
+  assert diarize.main([str(meeting), "--model", str(path), "--out", str(as_json),
+                       "--exclusive"]) == 0
+  assert json.loads(as_json.read_text()) == one and not one["overlap"]
   assert body["uri"] == meeting.stem
   assert body["duration"] == pytest.approx(sf.info(meeting).duration)
   lines = [line.split() for line in out.read_text().splitlines()]
@@ -139,6 +147,32 @@ def test_client_that_disconnects_mid_upload_leaves_the_server_healthy(server, me
   time.sleep(0.5)
   assert httpx.get(server.url + "/healthz").json()["pending"] == 0
   assert not server.leftovers()
+  server.log.flush()
+  log = (server.tmp / "server.log").read_text()
+  assert "Traceback" not in log and log.count("went away during its upload") == 1, log
+
+
+def test_docs_offline_and_the_body_described(server):
+  page = httpx.get(server.url + "/docs")
+  assert page.status_code == 200 and "/v1/diarize" in page.text
+  assert "<script" not in page.text and "cdn" not in page.text.lower()
+  post = httpx.get(server.url + "/openapi.json").json()["paths"]["/v1/diarize"]["post"]
+  content = post["requestBody"]["content"]
+  assert "file" in content["multipart/form-data"]["schema"]["properties"]
+  assert "audio/wav" in content
+  assert {"200", "413", "422"} <= set(post["responses"])
+
+
+def test_port_in_use_is_refused_before_the_model_loads(tmp_path):
+  with socket.socket() as taken:
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    run = subprocess.run([sys.executable, "-m", "jaxdiar.serve", "--model",
+                          str(tmp_path / "never-read.jaxdiar"), "--port", str(port)],
+                         capture_output=True, text=True, timeout=120)
+  assert run.returncode == 2
+  assert f"cannot listen on 127.0.0.1:{port}" in run.stderr and "never-read" not in run.stderr
 
 
 def _wav(path, seconds, channels, rate=16000, subtype="PCM_16", value=None):
@@ -196,3 +230,28 @@ def test_overlap_regions():
 def test_serve_refuses_a_bad_model_file(tmp_path):
   (tmp_path / "m.jaxdiar").write_bytes(b"nope")
   assert serve.main(["--model", str(tmp_path / "m.jaxdiar")]) == 2
+
+
+PARAM = st.one_of(st.none(), st.integers(-5, 10**12), st.text(max_size=12),
+                  st.sampled_from(["1", "true", "yes", "0", "-1", "1e3", "nan", "", " "]))
+
+
+@hypothesis.settings(max_examples=40, deadline=None,
+                     suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+@hypothesis.given(num=PARAM, low=PARAM, high=PARAM, uri=PARAM, speakers=PARAM, exclusive=PARAM,
+                  multipart=st.booleans(),
+                  body=st.sampled_from([b"", b"RIFF", b"not audio at all", b"\0" * 64]))
+def test_service_parameters_never_give_a_500(server, num, low, high, uri, speakers, exclusive,
+                                             multipart, body):
+  """Any value of any query or form field, with bodies that are not a diarizable recording:
+  a 4xx in the one error shape, never a 500 or a hang."""
+  fields = {k: str(v) for k, v in dict(num_speakers=num, min_speakers=low, max_speakers=high,
+                                       uri=uri, speakers=speakers,
+                                       exclusive=exclusive).items() if v is not None}
+  if multipart:
+    r = httpx.post(server.url + "/v1/diarize", data=fields, files={"file": ("x.wav", body)},
+                   timeout=60)
+  else:
+    r = httpx.post(server.url + "/v1/diarize", params=fields, content=body, timeout=60)
+  assert 400 <= r.status_code < 500, (r.status_code, r.text)
+  assert set(r.json()) == {"error"}
