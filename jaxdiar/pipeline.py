@@ -20,6 +20,7 @@ import pathlib
 import shutil
 import sys
 import tempfile
+import time
 from typing import Callable
 
 import numpy as np
@@ -28,10 +29,13 @@ from pyannote.core import Annotation
 
 from jaxdiar import bundled
 from jaxdiar import diarize as diarize_lib
+from jaxdiar import enroll
 from jaxdiar import formats
 from jaxdiar import rttm
 from jaxdiar import runtime
+from jaxdiar import settings as settings_lib
 from jaxdiar import transcript as transcript_lib
+from jaxdiar import vad as vad_lib
 from jaxdiar.data import audio as audio_lib
 
 log = logging.getLogger(__name__)
@@ -51,7 +55,7 @@ class Diarization:
   annotation: Annotation
   model: str                         # the bundled name or the file
   settings: dict                     # the decoding settings used
-  embeddings: dict[str, np.ndarray]  # label -> unit vector the clustering used
+  embeddings: dict[str, np.ndarray]  # label -> unit model embedding (enrolment compares it)
   voice: dict[str, np.ndarray]       # label -> unit d-vector, where the voice encoder ran
   result: diarize_lib.Result | None = None   # frame-level scores (None with split_channels)
 
@@ -90,7 +94,6 @@ class Pipeline:
                progress: bool = False, notify: Callable[[str], None] | None = None):
     self.model = None if model is None else str(model)
     self.settings = dict(settings or {})
-    from jaxdiar import settings as settings_lib
     settings_lib.validate(self.settings)
     if speakers is not None and not pathlib.Path(speakers).is_file():
       raise diarize_lib.InputError(f"{speakers}: no such speaker bank")
@@ -101,7 +104,7 @@ class Pipeline:
     self._models: dict[str, runtime.ExportedModel] = {}
     self._banks: dict[str, dict] = {}
     if self.model is not None:              # a named model is read (and checked) at once
-      self._models[self.model] = runtime.load(bundled.resolve(self.model))
+      self._models[self.model] = runtime.load(self.model)
 
   @property
   def loaded_model(self) -> runtime.ExportedModel | None:
@@ -123,14 +126,13 @@ class Pipeline:
     if name not in self._models:
       if self.model is None:
         self.notify(f"no model given: using the bundled '{name}' model ({bundled.path(name)})")
-      self._models[name] = runtime.load(bundled.resolve(name))
+      self._models[name] = runtime.load(name)
     return name, self._models[name]
 
   def bank_for(self, model: runtime.ExportedModel) -> dict | None:
     if self.speakers is None:
       return None
     if model.fingerprint not in self._banks:
-      from jaxdiar import enroll
       self._banks[model.fingerprint] = enroll.load_bank(self.speakers, model)
     return self._banks[model.fingerprint]
 
@@ -178,17 +180,25 @@ class Pipeline:
                     f"{bundled.ARRAY_CHANNELS})")
       bank = self.bank_for(model) if name_speakers else None    # read before the audio
       o = diarize_lib.decoding_settings(model, self.settings)
-      result = diarize_lib.diarize(path, model, uri=uri, num_speakers=num_speakers,
-                                   min_speakers=min_speakers, max_speakers=max_speakers,
-                                   replicate_channels=replicate_channels,
-                                   progress=self.progress, channel=channel, **self.settings)
+      inference = diarize_lib.infer(path, model, uri=uri, replicate_channels=replicate_channels,
+                                    progress=self.progress, channel=channel,
+                                    **diarize_lib.infer_options(o))
+    start = time.perf_counter()
+    if self.progress:             # the windows had their bar; the decoding says what it does
+      self.notify(f"{uri}: decoding {inference.total_frames} frames of "
+                  f"{inference.vad.shape[0]} windows (clustering, stitching, "
+                  f"{'spatial stages, ' if inference.response is not None else ''}turns)")
+    result = diarize_lib.decode(inference, o, num_speakers=num_speakers,
+                                min_speakers=min_speakers, max_speakers=max_speakers)
+    if self.progress:
+      self.notify(f"{uri}: decoded in {time.perf_counter() - start:.1f} s: "
+                  f"{len({t.speaker for t in result.turns})} speaker(s)")
     turns = result.turns
     if exclusive and result.active is not None:
       turns = diarize_lib.turns_of(diarize_lib.exclusive_active(result.active, result.speech),
                                    result.frame_seconds, uri, duration)
     labels = {f"spk{k:02d}": f"spk{k:02d}" for k in range(result.speech.shape[1])}
     if bank is not None:
-      from jaxdiar import enroll
       names = enroll.assign_names(result.centroids, bank, self.name_threshold)
       labels.update({f"spk{k:02d}": n for k, n in names.items()})
     turns = [rttm.Turn(t.uri, t.onset, t.offset, labels[t.speaker]) for t in turns]
@@ -196,14 +206,11 @@ class Pipeline:
     vectors = lambda x: ({} if x is None else
                          {labels[f"spk{k:02d}"]: v.astype(np.float32) for k, v in enumerate(x)
                           if labels[f"spk{k:02d}"] in heard})
-    return Diarization(uri, duration, formats.to_annotation(turns, uri),
-                       model_name if self.model is None or model_name in bundled.MODELS
-                       else str(model_name),
-                       o, vectors(result.centroids), vectors(result.voice), result)
+    return Diarization(uri, duration, formats.to_annotation(turns, uri), model_name, o,
+                       vectors(result.centroids), vectors(result.voice), result)
 
   def _split_channels(self, path, uri: str, duration: float) -> Diarization:
     """Each channel one talker (`spk{channel:02d}`): the speech detector's speech on it."""
-    from jaxdiar import vad as vad_lib
     rate, channels, frames = audio_lib.info(path)
     fs = vad_lib.FRAME_SECONDS
     sr = vad_lib.SAMPLE_RATE
@@ -242,8 +249,9 @@ class Pipeline:
 
 @contextlib.contextmanager
 def audio_input(file):
-  """(path, name) of a recording given as a path, an in-memory waveform (written to a
-  temporary float wav, removed afterwards) or {"audio": path, "uri": name}."""
+  """(path, name) of a recording given as a path (m4a, mp4, aac ... decoded to a temporary
+  wav), an in-memory waveform (written to a temporary float wav) or {"audio": path, "uri":
+  name}; temporary files are removed afterwards."""
   if isinstance(file, dict):
     if "waveform" in file:
       waveform = np.asarray(file["waveform"], np.float32)
@@ -274,6 +282,13 @@ def audio_input(file):
     yield path, str(file.get("uri") or path.stem)
     return
   path = pathlib.Path(file)
+  if audio_lib.needs_decoding(path) and path.is_file():
+    folder = tempfile.mkdtemp(prefix="jaxdiar-")
+    try:
+      yield audio_lib.decode_to_wav(path, pathlib.Path(folder) / "decoded.wav"), path.stem
+    finally:
+      shutil.rmtree(folder, ignore_errors=True)
+    return
   yield path, path.stem
 
 

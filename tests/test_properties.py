@@ -95,3 +95,55 @@ def test_binarize_guarantees(prob, onset, gap, min_speech, min_silence):
   assert not np.any(raw[prob < offset])                    # below offset: never active
   louder = diarize.binarize(np.minimum(prob + 0.1, 1.0), onset, offset, min_speech, min_silence)
   assert np.all(louder[active])                            # monotone in the probabilities
+
+
+def _wav_header(channels: int, rate: int, bits: int, fmt: int, data_size: int) -> bytes:
+  block = max(channels * bits // 8, 0) & 0xFFFF
+  fmt_chunk = (b"fmt " + (16).to_bytes(4, "little") + fmt.to_bytes(2, "little")
+               + channels.to_bytes(2, "little") + rate.to_bytes(4, "little")
+               + (rate * block & 0xFFFFFFFF).to_bytes(4, "little")
+               + block.to_bytes(2, "little") + bits.to_bytes(2, "little"))
+  return (b"RIFF" + (36 + data_size & 0xFFFFFFFF).to_bytes(4, "little") + b"WAVE" + fmt_chunk
+          + b"data" + (data_size & 0xFFFFFFFF).to_bytes(4, "little"))
+
+
+@settings(max_examples=80, deadline=None)
+@given(channels=st.integers(0, 70000 & 0xFFFF), rate=st.integers(0, 2**32 - 1),
+       bits=st.sampled_from([0, 1, 8, 16, 24, 32, 64, 7]), fmt=st.sampled_from([0, 1, 3, 2, 7]),
+       declared=st.integers(0, 2**32 - 1), payload=st.binary(max_size=4096),
+       cut=st.integers(0, 60), suffix=st.sampled_from([".wav", ".flac", ".ogg", ".m4a", ""]))
+def test_the_audio_entry_point_fails_only_with_its_own_errors(channels, rate, bits, fmt,
+                                                              declared, payload, cut, suffix):
+  """Random wav headers (channel counts, rates, sample formats, declared sizes), truncated
+  files and arbitrary bytes: reading says AudioError / InputError, never anything else."""
+  from jaxdiar import pipeline
+  from jaxdiar.data import audio as audio_lib
+  data = _wav_header(channels, rate, bits, fmt, declared) + payload
+  with tempfile.TemporaryDirectory() as folder:
+    path = pathlib.Path(folder) / f"x{suffix}"
+    path.write_bytes(data[:len(data) - cut] if cut < len(data) else b"")
+    try:
+      with pipeline.audio_input(path) as (source, _):
+        rate_, channels_, frames = audio_lib.info(source)
+        if frames:
+          block = audio_lib.read(source, 16000, 0, min(frames, 4096))
+          assert block.shape[0] == channels_ and np.all(np.isfinite(block))
+    except (audio_lib.AudioError, diarize.InputError):
+      pass
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=1,
+                max_size=64))
+def test_non_finite_samples_are_refused(values):
+  from jaxdiar.data import audio as audio_lib
+  import soundfile as sf
+  with tempfile.TemporaryDirectory() as folder:
+    path = pathlib.Path(folder) / "x.wav"
+    samples = np.array(values, np.float32)
+    sf.write(path, samples, 16000, subtype="FLOAT")
+    if np.all(np.isfinite(samples)):
+      assert audio_lib.read(path, 16000).shape == (1, len(samples))
+    else:
+      with pytest.raises(audio_lib.AudioError, match="NaN or infinite"):
+        audio_lib.read(path, 16000)

@@ -118,3 +118,32 @@ def test_channels_dropped_are_said(tmp_path, capsys):
   diarize.main([str(wav), "--out", str(tmp_path / "o.rttm")])
   err = capsys.readouterr().err
   assert "4 channels: the bundled 'mono' model reads channel 0 only" in err
+
+
+def _m4a(path, seconds=4.0, rate=16000):
+  """An AAC .m4a of a chirp-like signal, written with PyAV."""
+  av = pytest.importorskip("av")
+  t = np.arange(int(seconds * rate)) / rate
+  audio = (0.3 * np.sin(2 * np.pi * (200 + 100 * t) * t)).astype(np.float32)
+  with av.open(str(path), "w", format="mp4") as out:
+    stream = out.add_stream("aac", rate=rate, layout="mono")
+    for i in range(0, len(audio), 1024):
+      frame = av.AudioFrame.from_ndarray(audio[None, i:i + 1024], format="flt", layout="mono")
+      frame.rate = rate
+      for packet in stream.encode(frame):
+        out.mux(packet)
+    for packet in stream.encode(None):
+      out.mux(packet)
+  return audio
+
+
+def test_m4a_is_decoded_or_refused_with_what_to_install(tmp_path, monkeypatch, capsys):
+  from jaxdiar.data import audio as audio_lib
+  source = _m4a(tmp_path / "call.m4a")
+  wav = audio_lib.decode_to_wav(tmp_path / "call.m4a", tmp_path / "call.wav")
+  decoded, rate = sf.read(wav, dtype="float32")
+  assert rate == 16000 and abs(len(decoded) - len(source)) <= 2048   # AAC priming/padding
+  assert diarize.main([str(tmp_path / "call.m4a"), "--out", str(tmp_path / "o.rttm")]) == 0
+  monkeypatch.setitem(sys.modules, "av", None)          # PyAV not installed
+  assert diarize.main([str(tmp_path / "call.m4a"), "--out", str(tmp_path / "o.rttm")]) == 2
+  assert "pip install av" in capsys.readouterr().err

@@ -15,6 +15,9 @@ import soxr
 from jaxdiar import atomic
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+# Compressed formats of phones and video calls, decoded through PyAV (FFmpeg) when it is
+# installed (`pip install av`, or the `media` extra) into a temporary wav.
+DECODED_EXTENSIONS = (".m4a", ".mp4", ".aac", ".mp3", ".webm", ".mkv", ".mov", ".opus")
 
 
 class AudioError(ValueError):
@@ -61,8 +64,47 @@ def is_channel_folder(folder) -> bool:
 
 def recordings(folder, pattern: str = "*") -> list[pathlib.Path]:
   """The audio files of a folder of recordings matching `pattern`, in natural order."""
-  return sorted((p for p in pathlib.Path(folder).glob(pattern)
-                 if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS), key=natural_key)
+  return sorted((p for p in pathlib.Path(folder).glob(pattern) if p.is_file()
+                 and p.suffix.lower() in AUDIO_EXTENSIONS + DECODED_EXTENSIONS),
+                key=natural_key)
+
+
+def needs_decoding(path) -> bool:
+  return pathlib.Path(path).suffix.lower() in DECODED_EXTENSIONS
+
+
+def decode_to_wav(path, out) -> pathlib.Path:
+  """The first audio stream of a compressed file (m4a, mp4, aac, ...) written to the float
+  wav `out`, frame by frame (memory does not grow with the length). Raises AudioError,
+  naming the package to install when PyAV is absent."""
+  try:
+    import av
+  except ImportError:
+    raise AudioError(f"{path}: {pathlib.Path(path).suffix} needs a decoder: pip install av "
+                     "(PyAV), or convert it to wav/flac first") from None
+  out = pathlib.Path(out)
+  try:
+    with av.open(str(path)) as container:
+      if not container.streams.audio:
+        raise AudioError(f"{path}: no audio stream")
+      stream = container.streams.audio[0]
+      channels = stream.codec_context.channels if stream.codec_context else None
+      if not channels or not stream.rate or stream.layout is None:
+        raise AudioError(f"{path}: an audio stream without channels or sample rate")
+      resampler = av.AudioResampler(format="flt", layout=stream.layout, rate=stream.rate)
+      with sf.SoundFile(out, "w", samplerate=stream.rate, channels=channels,
+                        subtype="FLOAT") as f:
+        for frame in container.decode(stream):
+          for piece in resampler.resample(frame):
+            f.write(piece.to_ndarray().reshape(-1, channels))
+        for piece in resampler.resample(None):
+          f.write(piece.to_ndarray().reshape(-1, channels))
+  except AudioError:
+    raise
+  except (av.FFmpegError, sf.LibsndfileError, OSError, ValueError, RuntimeError, TypeError,
+          AttributeError) as e:              # what a damaged container can make either raise
+    raise AudioError(f"{path}: cannot decode ({e})") from e
+  return out
 
 
 def info(path) -> tuple[int, int, int]:
