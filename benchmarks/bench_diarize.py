@@ -2,6 +2,7 @@
 
 python -m benchmarks.bench_diarize [--minutes 1,10,60] [--model FILE]
 python -m benchmarks.bench_diarize --breakdown [--minutes 10] [--model array8]
+python -m benchmarks.bench_diarize --meetings 120 [--bundled array8,mono]
 
 The recordings are generated here (a temporary folder): 8-channel noise with bursts, written
 in blocks. Each length runs `jaxdiar.diarize.diarize` in a fresh process; peak memory is
@@ -12,6 +13,13 @@ exported (clustering then sees arbitrary embeddings; the time and memory are wha
 --breakdown: where the time goes, compile excluded, in this process (default model: the
 bundled array8): reading the windows, features + network, the talker directions (SRP-PHAT)
 and decoding, each timed apart, and the real-time factor of the whole.
+
+--meetings MINUTES: the bundled models as a user runs them, on a recording of many voices:
+the dev meetings and the shift suite's meetings (`fit`, then the suite's sets; cached under
+~/.cache/jaxdiar, simulated on first use) end to end until MINUTES, 8 channels for array8 and
+channel 0 for mono. Each model runs in a fresh process (`infer` + `decode` with the model's
+own settings, its estimated speaker count capped at diarize.MAX_SPEAKERS); reported: every
+stage's seconds (`diarize.Stages`), the real-time factor and the peak RSS (VmHWM).
 """
 
 import argparse
@@ -78,12 +86,88 @@ def breakdown(model_path, minutes: float, tmp: pathlib.Path) -> dict:
               rtf=(full + decode) / seconds)
 
 
+LONG_RUN = """
+import json, sys, time
+from jaxdiar import bundled, diarize, runtime
+model = runtime.load(bundled.resolve(sys.argv[1]))
+o = diarize.decoding_settings(model, {})
+stages = diarize.Stages()
+inference = diarize.infer(sys.argv[2], model, progress=False, stages=stages,
+                          **diarize.infer_options(o))
+result = diarize.decode(inference, o, stages=stages)
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
+print(json.dumps(dict(stages=stages.seconds, turns=len(result.turns),
+                      speakers=len({t.speaker for t in result.turns}),
+                      rss=int(hwm.split()[1]))))
+"""
+
+
+def meetings_recording(path, minutes: float, channels: int) -> dict:
+  """Dev and shift-suite meetings end to end (16 kHz, 16-bit) until `minutes`, written in
+  blocks; `channels` 1 keeps channel 0. Returns what went in."""
+  from jaxdiar import devmeetings
+  from jaxdiar.data import audio as audio_lib
+  from jaxdiar.data import shift
+  speech = "../shared/data/speech/libri-test-other"
+  geometry = default.circular_array()
+  sources = [devmeetings.cached(speech, num_meetings=16, seed=2026, geometry=geometry)]
+  sources += [shift.cached(speech, name, num_meetings=32 if name == shift.FIT else 16,
+                           seed=3100 if name == shift.FIT else 4100, geometry=geometry)
+              for name in (shift.FIT,) + shift.SUITE]
+  target, written, used = int(minutes * 60 * 16000), 0, []
+  with sf.SoundFile(path, "w", 16000, channels, subtype="PCM_16") as f:
+    for folder, meetings in sources:
+      for m in meetings:
+        if written >= target:
+          break
+        x = audio_lib.read(folder / f"{m['uri']}.wav", 16000)[:channels, :target - written]
+        f.write(audio_lib.to_int16(x).T)
+        written += x.shape[1]
+        used.append(f"{folder.name}/{m['uri']}")
+  return dict(seconds=written / 16000, meetings=len(used), first=used[0], last=used[-1])
+
+
+def long_meetings(minutes: float, names, tmp: pathlib.Path) -> list[dict]:
+  rows = []
+  for name in names:
+    channels = 8 if name == "array8" else 1
+    wav = tmp / f"meetings-{minutes:g}min-{channels}ch.wav"
+    made = meetings_recording(wav, minutes, channels)
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", LONG_RUN, name, str(wav)],
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    wav.unlink()
+    if done.returncode:
+      raise RuntimeError(done.stderr[-3000:])
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    # `voice` and `directions` are parts of `windows`, timed apart.
+    total = sum(v for k, v in out["stages"].items() if k not in ("voice", "directions"))
+    rows.append(dict(model=name, channels=channels, minutes=made["seconds"] / 60,
+                     meetings=made["meetings"], seconds=total, rtf=total / made["seconds"],
+                     process_s=wall, peak_rss_mib=out["rss"] / 1024, turns=out["turns"],
+                     speakers=out["speakers"],
+                     stages={k: round(v, 2) for k, v in out["stages"].items()}))
+    print(json.dumps(rows[-1]), flush=True)
+  return rows
+
+
 def main(argv=None):
   p = argparse.ArgumentParser()
   p.add_argument("--minutes", default="1,10,60")
   p.add_argument("--model", default=None)
   p.add_argument("--breakdown", action="store_true", help="time per stage (see above)")
+  p.add_argument("--meetings", type=float, default=None,
+                 help="minutes of dev + shift meetings end to end, bundled models (see above)")
+  p.add_argument("--bundled", default="array8,mono", help="with --meetings: which models")
   args = p.parse_args(argv)
+  if args.meetings:
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="jaxdiar-bench-"))
+    rows = long_meetings(args.meetings, args.bundled.split(","), tmp)
+    out = common.RESULTS / (f"diarize-meetings-{common.machine_name()}-"
+                            f"{datetime.date.today().isoformat()}.json")
+    print(f"-> {common.record('diarize_meetings', dict(rows=rows), out)}")
+    return
   if args.breakdown:
     from jaxdiar import bundled
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="jaxdiar-bench-"))

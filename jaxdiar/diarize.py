@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import pathlib
 import sys
+import time
 
 import numpy as np
 import scipy.cluster.hierarchy
@@ -36,6 +37,26 @@ MAX_SPEAKERS = 20
 
 class InputError(ValueError):
   """A recording the pipeline cannot diarize (message says why)."""
+
+
+class Stages:
+  """Seconds spent in each named stage of `infer` and `decode` (what benchmarks report):
+  `lap(name)` adds the time since the previous lap, `add(name, seconds)` a part timed apart."""
+
+  def __init__(self):
+    self.seconds: dict[str, float] = {}
+    self._last = time.perf_counter()
+
+  def lap(self, name: str) -> None:
+    now = time.perf_counter()
+    self.add(name, now - self._last)
+    self._last = now
+
+  def add(self, name: str, seconds: float) -> None:
+    self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+
+_UNTIMED = Stages()           # what an untimed run laps into (never read)
 
 
 @dataclasses.dataclass
@@ -485,7 +506,7 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
           replicate_channels: bool = False, progress: bool = True,
           spatial: bool = True, step_seconds: float | None = None,
           voice: bool = False, detect_speech: bool = False,
-          channel: int | None = None) -> Inference:
+          channel: int | None = None, stages: Stages | None = None) -> Inference:
   """Run the model over sliding windows of one recording (read in blocks).
 
   With `spatial` and a multi-channel recording, each local speaker also gets its SRP-PHAT
@@ -494,7 +515,8 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   (`jaxdiar.voice`) from its audio in the window (`voice_segments`, first channel). With
   `detect_speech`, the pretrained speech detector (`jaxdiar.vad`) scores the first channel.
   `channel`: read that channel only (a one-channel model, or copied with `replicate_channels`);
-  it is then also the channel of the d-vectors and the speech detector.
+  it is then also the channel of the d-vectors and the speech detector. `stages`: where the
+  time goes (`windows` in all, of which `voice` and `directions`; `speech_detector`).
   Raises InputError / AudioError with a clear message.
   """
   meta, inf = model.meta, model.meta["inference"]
@@ -544,10 +566,13 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
     vads.append(out["vad"][:n].astype(np.float16))
     osds.append(out["osd"][:n].astype(np.float16))
     embs.append(out["spk_emb"][:n].astype(np.float32))
+    t0 = time.perf_counter()
     if voice:
       segments = [seg for j in range(n) for seg in
                   voice_segments(raw[j][0], out["vad"][j], hop, VOICE_ONSET, sample_rate=sr)]
       voices.append(voice_lib.embed(segments, voice_params).reshape(n, -1, voice_lib.EMBEDDING_DIM))
+    stages.add("voice", time.perf_counter() - t0)
+    t0 = time.perf_counter()
     for j in range(n if steer is not None else 0):
       # Overlapping windows share frames: each frame's response is computed once (but the
       # `half` frames at a window's end, zero-padded there), kept from the first window
@@ -564,7 +589,10 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
       done = max(done, f0 + first + keep)
       r = np.concatenate([response[f0:f0 + first].astype(np.float32), new])
       dirs.append(local_directions(out["vad"][j][:len(r)], r).astype(np.float32))
+    stages.add("directions", time.perf_counter() - t0)
 
+  stages = stages or _UNTIMED
+  stages.lap("setup")
   pending = None
   with tqdm.tqdm(total=len(starts), desc=f"diarize {uri}", unit="window",
                  disable=not progress) as bar:    # closed (a clean line) on errors too
@@ -588,6 +616,7 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
     bar.update(len(pending[1]))
   if peak == 0.0:
     raise InputError(f"{path}: the audio is all zeros")
+  stages.lap("windows")
   speech = None
   if detect_speech:       # its own pass over the first channel, in blocks (state carried)
     size = vad_lib.SEGMENT * vad_lib.CHUNK
@@ -595,6 +624,7 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
         detector.push(read_block(path, rate, sr, s, min(size, num_samples - s))[read_channel],
                       final=s + size >= num_samples)
         for s in range(0, num_samples, size)]).astype(np.float16)
+  stages.lap("speech_detector")
   return Inference(uri, np.array(starts) // hop, np.concatenate(vads), np.concatenate(osds),
                    np.concatenate(embs), np.stack(dirs) if dirs else None,
                    total, num_samples, sr, hop, response,
@@ -602,7 +632,8 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
 
 
 def decode(inference: Inference, options: dict, *, num_speakers: int | None = None,
-           min_speakers: int | None = None, max_speakers: int | None = None) -> Result:
+           min_speakers: int | None = None, max_speakers: int | None = None,
+           stages: Stages | None = None) -> Result:
   """Cluster the local speakers of every window into global speakers, stitch, binarize.
 
   `options` are the model's inference settings (meta["inference"]), any of which a caller
@@ -614,8 +645,12 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
   On an array (frame responses in `inference`), unless the count is given: a speaker whose
   speech comes from two places is split (`split_cos`, `split_seconds`), the spatial
   resegmentation re-decides the frames (`resegment`), and two speakers marked together on
-  `merge_overlap` of the frames of one are merged, then the frames decided again.
+  `merge_overlap` of the frames of one are merged, then the frames decided again. The
+  speech detector's gate comes last. `stages`: the time of each (cluster, stitch, split,
+  resegment_merge, gate, turns).
   """
+  stages = stages or _UNTIMED
+  stages.lap("before_decode")
   o = {**DEFAULT_DECODE, **options}
   need = needs(o)
   inf = inference
@@ -644,6 +679,7 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
                    min_cluster_size=o["min_cluster_size"], heard=heard[windows, slots] * fs,
                    found_seconds=o["found_seconds"], found_total=o["found_total"])
   k = int(labels.max()) + 1 if len(labels) else 0
+  stages.lap("cluster")
   if num_speakers is None and max_speakers is None and k >= cap:
     log.warning("%s: the estimated speaker count reached the cap of %d (max_speakers); "
                 "give --max-speakers to allow more", inf.uri, cap)
@@ -684,6 +720,7 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
   # Who each final speaker is: the clusters it comes from (a split speaker's halves share
   # their cluster's embedding).
   parents = [[j] for j in range(k)]
+  stages.lap("stitch")
   count_free = num_speakers is None           # a given count is kept as it is
   room = max(0, cap - k)
   if o["split_cos"] is not None and inf.response is not None and k and count_free and room:
@@ -692,6 +729,7 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
                                                 min_frames=int(round(o["split_seconds"] / fs)),
                                                 max_new=room)
   first = active
+  stages.lap("split")
 
   def resegmented(active, score):
     if not (o["resegment"] and inf.response is not None and active.shape[1] > 1):
@@ -710,12 +748,14 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
       score = np.stack([score[:, g].max(axis=1) for g in groups], axis=1)
       parents = [sorted({j for i in g for j in parents[i]}) for g in groups]
       active = resegmented(first, score)
+  stages.lap("resegment_merge")
   if need["detect_speech"] and active.shape[1]:
     if inf.speech is None:
       raise ValueError("decoding settings speech_gate / speech_fill need the speech detector's "
                        "probabilities: infer(..., detect_speech=True)")
     active = gate_speech(active, score, inf.speech, fs, gate=o["speech_gate"],
                          fill=o["speech_fill"], pad=o["speech_pad"])
+  stages.lap("gate")
   turns = turns_of(active, fs, inf.uri, inf.num_samples / inf.sample_rate)
   centroids = voices = None
   if k:                       # each speaker's embedding (the model's, what enrolment compares;
@@ -724,6 +764,7 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
     centroids = _centroids(inf.emb[windows, slots], weight, labels, parents)
     if inf.voice is not None:
       voices = _centroids(inf.voice[windows, slots], weight, labels, parents)
+  stages.lap("turns")
   return Result(turns, score, osd, fs, centroids, active, voices)
 
 
@@ -801,6 +842,14 @@ def decoding_settings(model: runtime.ExportedModel, options: dict) -> dict:
   return {**DEFAULT_DECODE, **model.meta["inference"], **options}
 
 
+def infer_options(o: dict) -> dict:
+  """`infer`'s keyword arguments for the decoding settings `o`: the directions where a
+  spatial stage reads them, the window step, the d-vectors and speech detector if needed."""
+  return dict(spatial=(o["spatial_weight"] > 0 or bool(o["resegment"])
+                       or o["split_cos"] is not None),
+              step_seconds=o["step_seconds"], **needs(o))
+
+
 def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,
             num_speakers: int | None = None, min_speakers: int | None = None,
             max_speakers: int | None = None, replicate_channels: bool = False,
@@ -810,10 +859,7 @@ def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,
   check_counts(num_speakers, min_speakers, max_speakers)
   o = decoding_settings(model, options)
   inference = infer(path, model, uri=uri, replicate_channels=replicate_channels,
-                    progress=progress,
-                    spatial=(o["spatial_weight"] > 0 or bool(o["resegment"])
-                             or o["split_cos"] is not None),
-                    step_seconds=o["step_seconds"], channel=channel, **needs(o))
+                    progress=progress, channel=channel, **infer_options(o))
   return decode(inference, o, num_speakers=num_speakers, min_speakers=min_speakers,
                 max_speakers=max_speakers)
 

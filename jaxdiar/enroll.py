@@ -139,7 +139,7 @@ def main(argv=None) -> int:
     clips[name] = paths
   try:
     atomic.check_output(args.out)
-    model = runtime.load(bundled.resolve(args.model))
+    model = runtime.load(args.model)
     bank = enroll(model, clips)
   except (runtime.ModelFileError, diarize_lib.InputError, audio_lib.AudioError,
           FileNotFoundError, atomic.OutputError) as e:

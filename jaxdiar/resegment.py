@@ -30,6 +30,9 @@ import scipy.optimize
 import scipy.special
 
 SMOOTH_FRAMES = (5, 15, 45)
+# `apply` decides this many frames at a time (the features of a chunk, with the smoothing's
+# margin either side, not of the whole recording: 2 h with 19 speakers took 4.5 GB at once).
+CHUNK_FRAMES = 20000
 NUM_FEATURES = 2 * len(SMOOTH_FRAMES) + 7            # the first feature set
 SHARES = NUM_FEATURES + 3 * len(SMOOTH_FRAMES)       # with each speaker's share of the frame
 FEATURE_SETS = (NUM_FEATURES, SHARES)
@@ -74,12 +77,14 @@ def nnls(templates: np.ndarray, response: np.ndarray, *, max_exact: int = 10) ->
 
 
 def shares(active: np.ndarray, response: np.ndarray, sizes=SMOOTH_FRAMES,
-           templates: np.ndarray | None = None) -> list[np.ndarray]:
+           templates: np.ndarray | None = None,
+           refined: np.ndarray | None = None) -> list[np.ndarray]:
   """Each speaker's [T, K] share of every frame's response smoothed over each of `sizes`
   frames (see the module docstring): the templates are the speakers' mean responses where
   the first decision marks them alone, then where they dominate (frames weighted by the
   squared fraction of the 15-frame shares they take); or the given `templates` [K, G] as
-  they are (a live stream's, from the frames decided so far)."""
+  they are (a live stream's, from the frames decided so far); or `refined`, the templates
+  `share_templates` made from the whole recording (when this is part of it)."""
   t, k = active.shape
   response = np.asarray(response[:t], np.float32)
   flat = np.full((1, response.shape[1]), 1.0 / np.sqrt(response.shape[1]), np.float32)
@@ -87,20 +92,40 @@ def shares(active: np.ndarray, response: np.ndarray, sizes=SMOOTH_FRAMES,
             for n in sorted({15, *sizes})}
   if templates is not None:
     given = np.concatenate([np.asarray(templates, np.float32), flat])
-    return [nnls(given, smooth[n])[:, :k] for n in sizes]
+  else:
+    given = np.concatenate([refined if refined is not None
+                            else share_templates(active, response, smooth[15]), flat])
+  return [nnls(given, smooth[n])[:, :k] for n in sizes]
+
+
+def share_templates(active: np.ndarray, response: np.ndarray,
+                    smooth15: np.ndarray | None = None) -> np.ndarray:
+  """[K, G] the speakers' templates `shares` uses: their mean responses where the decision
+  marks them alone, refined once from the frames each dominates (`smooth15`: the response
+  smoothed over 15 frames, computed here if not given)."""
+  k = active.shape[1]
+  response = np.asarray(response[:len(active)], np.float32)
+  if smooth15 is None:
+    smooth15 = scipy.ndimage.uniform_filter1d(response, 15, axis=0, mode="nearest")
+  flat = np.full((1, response.shape[1]), 1.0 / np.sqrt(response.shape[1]), np.float32)
   weight = alone(active).astype(np.float32)
-  for refine in (True, False):
-    templates = (weight.T @ response) / np.maximum(weight.sum(axis=0), 1e-6)[:, None]
-    templates = np.concatenate([templates, flat])
-    if refine:
-      s = nnls(templates, smooth[15])[:, :k]
-      weight = active * (s / np.maximum(s.sum(axis=1, keepdims=True), 1e-6)) ** 2
-  return [nnls(templates, smooth[n])[:, :k] for n in sizes]
+  templates = (weight.T @ response) / np.maximum(weight.sum(axis=0), 1e-6)[:, None]
+  s = nnls(np.concatenate([templates, flat]), smooth15)[:, :k]
+  weight = active * (s / np.maximum(s.sum(axis=1, keepdims=True), 1e-6)) ** 2
+  return (weight.T @ response) / np.maximum(weight.sum(axis=0), 1e-6)[:, None]
+
+
+def direction_templates(active: np.ndarray, response: np.ndarray) -> np.ndarray:
+  """[K, G] each speaker's mean response over the frames the decision marks it alone."""
+  only = alone(active)
+  response = np.asarray(response[:len(active)], np.float32)
+  return (only.T.astype(np.float32) @ response) / np.maximum(only.sum(axis=0), 1)[:, None]
 
 
 def features(active: np.ndarray, score: np.ndarray, osd: np.ndarray,
              response: np.ndarray, num: int = NUM_FEATURES,
-             templates: np.ndarray | None = None) -> np.ndarray:
+             templates: np.ndarray | None = None,
+             shares_from: np.ndarray | None = None) -> np.ndarray:
   """[T, K, num] per frame and speaker (see the module docstring): the first feature set
   (`NUM_FEATURES`), or with the speakers' shares of the frame (`SHARES`: per smoothing, the
   share, less the largest share, and its fraction of the frame's shares).
@@ -112,16 +137,15 @@ def features(active: np.ndarray, score: np.ndarray, osd: np.ndarray,
     response: [T, G] SRP-PHAT response of every frame over G azimuths.
     templates: [K, G] the speakers' responses (default: their mean over the frames the first
       decision marks them alone; a live stream gives those of the frames decided so far).
+    shares_from: [K, G] the shares' refined templates (`share_templates` of the whole
+      recording, when `active`... are a part of it; default: `templates` where given, else
+      refined here).
   """
   t, k = active.shape
   response = np.asarray(response[:t], np.float32)
   g = response.shape[1]
-  if templates is None:
-    only = alone(active)
-    mass = only.sum(axis=0)
-    direction = (only.T.astype(np.float32) @ response) / np.maximum(mass, 1)[:, None]  # [K, G]
-  else:
-    direction = np.asarray(templates, np.float32)
+  direction = (direction_templates(active, response) if templates is None
+               else np.asarray(templates, np.float32))                               # [K, G]
   peak = direction.argmax(axis=1)
   near = (peak[:, None] + np.array([-1, 0, 1])[None, :]) % g                         # [K, 3]
   count = np.repeat(active.sum(axis=1, keepdims=True), k, axis=1).astype(np.float32)
@@ -139,7 +163,8 @@ def features(active: np.ndarray, score: np.ndarray, osd: np.ndarray,
   if num not in FEATURE_SETS:
     raise ValueError(f"resegment: {num} features, expected one of {FEATURE_SETS}")
   if num == SHARES:
-    for share in shares(active, response, templates=templates):
+    for share in shares(active, response, templates=templates if shares_from is None else None,
+                        refined=shares_from):
       columns += [share, share - share.max(axis=1, keepdims=True),
                   share / np.maximum(share.sum(axis=1, keepdims=True), 1e-3)]
   return np.stack(columns, axis=-1).astype(np.float32)
@@ -174,11 +199,26 @@ def logits(features_: np.ndarray, weights) -> np.ndarray:
 
 
 def apply(active: np.ndarray, score: np.ndarray, osd: np.ndarray, response: np.ndarray,
-          weights, threshold: float, templates: np.ndarray | None = None) -> np.ndarray:
+          weights, threshold: float, templates: np.ndarray | None = None,
+          chunk: int = CHUNK_FRAMES) -> np.ndarray:
   """The new [T, K] decision: P(talks) > threshold, and where no one is then marked but the
-  first decision had speech, the most likely speaker."""
-  logit = logits(features(active, score, osd, response, layout(weights)[1], templates),
-                 weights)
+  first decision had speech, the most likely speaker. Decided CHUNK_FRAMES at a time (the
+  templates from the whole recording, the smoothing with its margin): memory is bounded by
+  the chunk, not the recording (tested equal to deciding at once)."""
+  t = len(active)
+  num = layout(weights)[1]
+  response = np.asarray(response[:t], np.float32)
+  direction = (direction_templates(active, response) if templates is None
+               else np.asarray(templates, np.float32))
+  from_shares = share_templates(active, response) if num == SHARES and templates is None else None
+  margin = max(SMOOTH_FRAMES + (15,))
+  logit = np.empty(active.shape, np.float32)
+  for a in range(0, t, chunk):
+    b = min(t, a + chunk)
+    lo, hi = max(0, a - margin), min(t, b + margin)
+    part = features(active[lo:hi], score[lo:hi], osd[lo:hi], response[lo:hi], num, direction,
+                    from_shares)
+    logit[a:b] = logits(part, weights)[a - lo:b - lo]
   new = logit > np.log(threshold / (1.0 - threshold))
   top = logit.argmax(axis=1)
   lost = ~new.any(axis=1) & active.any(axis=1)

@@ -18,6 +18,7 @@ import jax
 from jax import export as jax_export
 import numpy as np
 
+from jaxdiar import bundled
 from jaxdiar import features
 
 FORMAT_VERSION = 1
@@ -121,4 +122,5 @@ class ExportedModel:
 
 
 def load(path) -> ExportedModel:
-  return ExportedModel(path)
+  """The model of a .jaxdiar file, or of a bundled model's name ("array8", "mono")."""
+  return ExportedModel(bundled.resolve(path))

@@ -47,6 +47,7 @@ import scipy.optimize
 from jaxdiar import atomic
 from jaxdiar import bundled
 from jaxdiar import diarize as diarize_lib
+from jaxdiar import formats
 from jaxdiar import resegment as resegment_lib
 from jaxdiar import rttm
 from jaxdiar import runtime
@@ -705,7 +706,8 @@ def main(argv=None) -> int:
   p.add_argument("--model", default=None,
                  help="a .jaxdiar file or bundled name (default: the bundled model that fits "
                       "the channel count)")
-  p.add_argument("--out", default=None, help="also write every segment as RTTM at the end")
+  p.add_argument("--out", default=None, help="also write the final segments at the end (format from the extension: "
+                      "rttm, json, csv, srt, vtt, TextGrid, eaf; other: rttm)")
   p.add_argument("--uri", default=None, help="RTTM uri (default: the file's name, or 'stdin')")
   p.add_argument("--causal", action="store_true",
                  help="run the model's causal streaming step per block (a causal model)")
@@ -754,7 +756,7 @@ def _run(args, stdin: bool) -> int:
       atomic.check_output(args.out)
     channels = args.channels if stdin else audio_lib.info(args.input)[1]
     name = args.model or bundled.choose(channels)
-    model = runtime.load(bundled.resolve(name))
+    model = runtime.load(name)
     if not args.model:
       print(f"jaxdiar.stream: using the bundled '{name}' model", file=sys.stderr)
     settings = settings_lib.parse_items(args.set, extra=TUNABLE, what="setting")
@@ -792,8 +794,10 @@ def _run(args, stdin: bool) -> int:
         f" RTF {steps.sum() / max(audio_s, 1e-9):.3f}", file=sys.stderr)
   if args.out:
     uri = rttm.safe_uri(args.uri or ("stdin" if stdin else pathlib.Path(args.input).stem))
-    rttm.write_rttm(args.out, [rttm.Turn(uri, s.start, s.end, s.speaker)
-                               for s in streamer.segments])
+    final = formats.to_annotation([rttm.Turn(uri, s.start, s.end, s.speaker)
+                                   for s in streamer.segments], uri)
+    atomic.write_text(args.out, formats.dumps(final, formats.infer_format(args.out),
+                                              duration=audio_s))
   if interrupted:
     print("jaxdiar.stream: interrupted" + (f"; wrote {args.out}" if args.out else ""),
           file=sys.stderr)

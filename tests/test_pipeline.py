@@ -17,6 +17,7 @@ import jaxdiar
 from jaxdiar import diarize
 from jaxdiar import formats
 from jaxdiar import rttm
+from jaxdiar import runtime
 from jaxdiar import transcript
 from tests.conftest import REPO
 
@@ -55,6 +56,7 @@ def test_pipeline_on_an_array_equals_the_pipeline_on_the_file(pipeline, meeting)
     jaxdiar.Pipeline(None, settings={"onsett": 0.5})
   with pytest.raises(diarize.InputError, match="channels, samples"):
     pipeline({"waveform": audio, "sample_rate": rate})      # [samples, channels]: refused
+  assert runtime.load("mono").num_channels == 1              # a bundled name loads as a file
 
 
 def test_exclusive_from_the_models_scores(pipeline, meeting):
@@ -157,14 +159,21 @@ def test_attribution_with_the_reference_assigns_the_right_talker(tmp_path):
   assert text.count("[") >= len(attributed)
 
 
-def test_cli_formats_folders_stdin_embeddings_and_transcripts(exported, meeting, tmp_path):
+def test_cli_formats_folders_stdin_embeddings_and_transcripts(exported, meeting, tmp_path,
+                                                             capsys):
   model = str(exported[0])
   out = tmp_path / "one.TextGrid"
   assert diarize.main([str(meeting), "--model", model, "--out", str(out)]) == 0
+  err = capsys.readouterr().err          # the decoding says what it does, after the windows
+  assert f"{meeting.stem}: decoding" in err and f"{meeting.stem}: decoded in" in err
   rttm_out = tmp_path / "one.rttm"
   assert diarize.main([str(meeting), "--model", model, "--out", str(rttm_out),
                        "--embeddings", str(tmp_path / "e.npz")]) == 0
   expected = formats.load(rttm_out)
+  one = tmp_path / "one.csv"
+  assert diarize.main([str(meeting), "--model", model, "--out", str(one), "--exclusive"]) == 0
+  assert formats.load(one).get_overlap().duration() == 0
+  assert _supports(_union(formats.load(one))) == _supports(_union(expected))
   assert _supports(formats.load(out, uri=meeting.stem)) == _supports(expected)
   stored = np.load(tmp_path / "e.npz")
   assert sorted(stored["labels"]) == sorted(expected.labels())

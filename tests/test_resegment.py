@@ -204,3 +204,28 @@ def test_given_templates_replace_the_meetings_own():
                                rtol=1e-5, atol=1e-6)
   refined = resegment.shares(active, response)
   assert not all(np.allclose(a, b) for a, b in zip(given, refined))
+
+
+@pytest.mark.parametrize("num", [resegment.NUM_FEATURES, resegment.SHARES])
+def test_apply_in_chunks_equals_apply_at_once(num):
+  """Memory bounded by the chunk: the decision of a recording cut into chunks (with the
+  smoothing's margin, the templates of the whole) is the decision made at once."""
+  rng = np.random.default_rng(5)
+  t, k, g = 1500, 4, 36
+  active = rng.random((t, k)) < 0.35
+  score = rng.random((t, k))
+  osd = rng.random(t)
+  response = rng.random((t, g)).astype(np.float32)
+  hidden = 6 if num == resegment.NUM_FEATURES else 8
+  weights = rng.normal(0, 0.5, (num + 2) * hidden + 1)
+  at_once = resegment.apply(active, score, osd, response, weights, 0.5, chunk=10 ** 9)
+  for chunk in (100, 333, 1499):
+    np.testing.assert_array_equal(
+        resegment.apply(active, score, osd, response, weights, 0.5, chunk=chunk), at_once)
+  assert 0 < at_once.mean() < 1
+  # ... and the decision from the whole recording's features, as before the chunks.
+  logit = resegment.logits(resegment.features(active, score, osd, response, num), weights)
+  before = logit > 0
+  lost = ~before.any(axis=1) & active.any(axis=1)
+  before[np.flatnonzero(lost), logit.argmax(axis=1)[lost]] = True
+  np.testing.assert_array_equal(at_once, before)

@@ -27,6 +27,7 @@ import numpy as np
 
 from jaxdiar import atomic
 from jaxdiar import bundled
+from jaxdiar import enroll
 from jaxdiar import formats
 from jaxdiar import pipeline as pipeline_lib
 from jaxdiar import rttm
@@ -152,10 +153,8 @@ def main(argv=None) -> int:
       _say(f"{path}: written under the uri '{uri}'"
            + (" (RTTM fields hold no spaces)" if rttm.safe_uri(name) == uri
               else " (another input has its name)"))
-  errors = (InputError, runtime.ModelFileError, audio_lib.AudioError, FileNotFoundError)
-  if args.speakers:
-    from jaxdiar import enroll      # the bank's reader, only when naming
-    errors += (enroll.BankError,)
+  errors = (InputError, runtime.ModelFileError, audio_lib.AudioError, FileNotFoundError,
+            enroll.BankError)
   done, failed = [], []
   for path, uri in zip(inputs, uris):
     try:
@@ -217,8 +216,10 @@ def _dumps(result: pipeline_lib.Diarization, fmt: str) -> str:
 
 
 def write_embeddings(path, results) -> None:
-  """One row per talker of each recording: `uris`, `labels`, `embeddings` [N, E] (what the
-  clustering used) and, where the voice encoder ran, `voice` [N, 256] (zero rows elsewhere)."""
+  """One row per talker of each recording: `uris`, `labels`, `embeddings` [N, E] (the unit
+  mean of the model's embeddings of its local speakers, weighted by frames heard: what the
+  clustering starts from and enrolment compares) and, where the voice encoder ran, `voice`
+  [N, 256] (its d-vectors, likewise; zero rows elsewhere)."""
   rows = [(r.uri, label, vector, r.voice.get(label)) for r in results
           for label, vector in sorted(r.embeddings.items())]
   arrays = dict(uris=np.array([r[0] for r in rows], dtype=str),
