@@ -97,7 +97,6 @@ def test_stream_errors(exported, tmp_path):
                       str(exported[0])], cwd=REPO, capture_output=True, text=True, timeout=120)
   assert r.returncode == 2 and "2 channel" in r.stderr and "Traceback" not in r.stderr
   # --set reaches every tunable of the Streamer (carry_seconds was once missed).
-  model = runtime.load(exported[0])
   assert stream.TUNABLE == {"piece_seconds", "reset_seconds", "carry_seconds", "reliable_seconds",
                             "hold_seconds", "provisional_threshold", "provisional_direction"}
   parse = lambda items: settings_lib.parse_items(items, extra=stream.TUNABLE, what="setting")
