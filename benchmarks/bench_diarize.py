@@ -2,7 +2,7 @@
 
 python -m benchmarks.bench_diarize [--minutes 1,10,60] [--model FILE]
 python -m benchmarks.bench_diarize --breakdown [--minutes 10] [--model array8]
-python -m benchmarks.bench_diarize --meetings 120 [--bundled array8,mono]
+python -m benchmarks.bench_diarize --meetings 1,10,60,120 [--bundled array8,mono]
 
 The recordings are generated here (a temporary folder): 8-channel noise with bursts, written
 in blocks. Each length runs `jaxdiar.diarize.diarize` in a fresh process; peak memory is
@@ -14,7 +14,8 @@ exported (clustering then sees arbitrary embeddings; the time and memory are wha
 bundled array8): reading the windows, features + network, the talker directions (SRP-PHAT)
 and decoding, each timed apart, and the real-time factor of the whole.
 
---meetings MINUTES: the bundled models as a user runs them, on a recording of many voices:
+--meetings MINUTES[,MINUTES...]: the bundled models as a user runs them, on recordings of many
+voices:
 the dev meetings and the shift suite's meetings (`fit`, then the suite's sets; cached under
 ~/.cache/jaxdiar, simulated on first use) end to end until MINUTES, 8 channels for array8 and
 channel 0 for mono. Each model runs in a fresh process (`infer` + `decode` with the model's
@@ -157,13 +158,15 @@ def main(argv=None):
   p.add_argument("--minutes", default="1,10,60")
   p.add_argument("--model", default=None)
   p.add_argument("--breakdown", action="store_true", help="time per stage (see above)")
-  p.add_argument("--meetings", type=float, default=None,
-                 help="minutes of dev + shift meetings end to end, bundled models (see above)")
+  p.add_argument("--meetings", default=None,
+                 help="minutes (comma-separated lengths) of dev + shift meetings end to end, "
+                      "bundled models (see above)")
   p.add_argument("--bundled", default="array8,mono", help="with --meetings: which models")
   args = p.parse_args(argv)
   if args.meetings:
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="jaxdiar-bench-"))
-    rows = long_meetings(args.meetings, args.bundled.split(","), tmp)
+    rows = [row for minutes in args.meetings.split(",")
+            for row in long_meetings(float(minutes), args.bundled.split(","), tmp)]
     out = common.RESULTS / (f"diarize-meetings-{common.machine_name()}-"
                             f"{datetime.date.today().isoformat()}.json")
     print(f"-> {common.record('diarize_meetings', dict(rows=rows), out)}")

@@ -1,6 +1,6 @@
 """The bad-input suite: every entry point answers a user error with a one-line message that
 names the file and the cause, a non-zero exit code, no traceback and nothing partial written.
-(The service's HTTP statuses are in test_serve.py.) The README's table lists these cases."""
+(The service's HTTP statuses are in test_serve.py.) docs/robustness.md lists these cases."""
 
 import json
 import os
