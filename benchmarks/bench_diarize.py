@@ -67,7 +67,7 @@ def breakdown(model_path, minutes: float, tmp: pathlib.Path) -> dict:
   window, step = (int(round(o[k] * model.sample_rate / hop)) * hop
                   for k in ("window_seconds", "step_seconds"))
   t = time.perf_counter()
-  starts = diarize._window_starts(frames, window, step, hop)     # the windows infer reads
+  starts = diarize.window_starts(frames, window, step, hop)     # the windows infer reads
   for s in starts:
     diarize.read_block(wav, rate, model.sample_rate, s, window)
   read = time.perf_counter() - t

@@ -18,10 +18,11 @@ import scipy.optimize
 
 from jaxdiar import atomic
 from jaxdiar import bundled
-from jaxdiar import diarize as diarize_lib
 from jaxdiar import rttm
 from jaxdiar import runtime
 from jaxdiar.data import audio as audio_lib
+from jaxdiar.decoding import decode as decode_lib
+from jaxdiar.decoding import windows as windows_lib
 
 # Cosine similarity a speaker's centroid must reach to take a name, chosen on the dev
 # meetings (benchmarks/bench_naming.py, most right names less false ones): one-channel clips
@@ -46,14 +47,22 @@ def clip_embedding(path, model: runtime.ExportedModel,
                    replicate_channels: bool = True) -> tuple[np.ndarray, float]:
   """(sum of weighted unit embeddings [E], seconds of speech) of one clip; a one-channel clip
   is copied to every channel of an array model (`replicate_channels`)."""
-  inf = diarize_lib.infer(path, model, progress=False, spatial=False,
+  inf = windows_lib.infer(path, model, progress=False, spatial=False,
                           replicate_channels=replicate_channels)
-  heard = diarize_lib.heard_frames(inf, model.meta["inference"]["onset"])     # [W, S]
+  heard = windows_lib.heard_frames(inf, model.meta["inference"]["onset"])     # [W, S]
   slot = np.argmax(heard, axis=1)
   frames = heard[np.arange(len(slot)), slot].astype(np.float64)
   x = inf.emb[np.arange(len(slot)), slot].astype(np.float64)
   x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-9
-  return np.sum(x * frames[:, None], axis=0), float(frames.sum()) * inf.hop / inf.sample_rate
+  # Seconds of speech: each frame once (the windows overlap), where a window's chosen local
+  # speaker is above the onset.
+  spoken = np.zeros(inf.total_frames, bool)
+  onset = model.meta["inference"]["onset"]
+  for w, s in enumerate(slot):
+    f0 = inf.window_frames[w]
+    n = max(0, min(inf.vad.shape[1], inf.total_frames - f0))
+    spoken[f0:f0 + n] |= inf.vad[w, :n, s].astype(np.float32) > onset
+  return np.sum(x * frames[:, None], axis=0), float(spoken.sum()) * inf.hop / inf.sample_rate
 
 
 def enroll(model: runtime.ExportedModel, clips: dict[str, list]) -> dict:
@@ -65,7 +74,7 @@ def enroll(model: runtime.ExportedModel, clips: dict[str, list]) -> dict:
       e, s = clip_embedding(path, model)
       total, speech = total + e, speech + s
     if speech == 0.0:
-      raise diarize_lib.InputError(f"{name}: no speech found in {', '.join(map(str, paths))}")
+      raise windows_lib.InputError(f"{name}: no speech found in {', '.join(map(str, paths))}")
     names.append(name)
     embeddings.append(total / (np.linalg.norm(total) + 1e-9))
     seconds.append(speech)
@@ -110,7 +119,7 @@ def assign_names(centroids: np.ndarray | None, bank: dict,
   return {int(r): str(bank["names"][c]) for r, c in zip(rows, cols) if sim[r, c] >= threshold}
 
 
-def name_turns(turns, result: diarize_lib.Result, bank: dict,
+def name_turns(turns, result: decode_lib.Result, bank: dict,
                threshold: float | None = None) -> list[rttm.Turn]:
   """`turns` with each named speaker's `spkNN` label replaced by its enrolled name."""
   names = {f"spk{k:02d}": n for k, n in assign_names(result.centroids, bank, threshold).items()}
@@ -141,7 +150,7 @@ def main(argv=None) -> int:
     atomic.check_output(args.out)
     model = runtime.load(args.model)
     bank = enroll(model, clips)
-  except (runtime.ModelFileError, diarize_lib.InputError, audio_lib.AudioError,
+  except (runtime.ModelFileError, windows_lib.InputError, audio_lib.AudioError,
           FileNotFoundError, atomic.OutputError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -28,7 +28,6 @@ import soundfile as sf
 from pyannote.core import Annotation
 
 from jaxdiar import bundled
-from jaxdiar import diarize as diarize_lib
 from jaxdiar import enroll
 from jaxdiar import formats
 from jaxdiar import rttm
@@ -37,6 +36,9 @@ from jaxdiar import settings as settings_lib
 from jaxdiar import transcript as transcript_lib
 from jaxdiar import vad as vad_lib
 from jaxdiar.data import audio as audio_lib
+from jaxdiar.decoding import decode as decode_lib
+from jaxdiar.decoding import frames as frames_lib
+from jaxdiar.decoding import windows as windows_lib
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ class Diarization:
   settings: dict                     # the decoding settings used
   embeddings: dict[str, np.ndarray]  # label -> unit model embedding (enrolment compares it)
   voice: dict[str, np.ndarray]       # label -> unit d-vector, where the voice encoder ran
-  result: diarize_lib.Result | None = None   # frame-level scores (None with split_channels)
+  result: decode_lib.Result | None = None   # frame-level scores (None with split_channels)
 
   def json(self) -> dict:
     """The JSON answer of the CLI and the service."""
@@ -96,7 +98,7 @@ class Pipeline:
     self.settings = dict(settings or {})
     settings_lib.validate(self.settings)
     if speakers is not None and not pathlib.Path(speakers).is_file():
-      raise diarize_lib.InputError(f"{speakers}: no such speaker bank")
+      raise windows_lib.InputError(f"{speakers}: no such speaker bank")
     self.speakers = speakers
     self.name_threshold = name_threshold
     self.progress = progress
@@ -160,16 +162,16 @@ class Pipeline:
     """`__call__`'s work, with everything it knows (`Diarization`); `name_speakers`: use the
     speaker bank if the pipeline has one. Raises InputError / AudioError (and the bank's
     BankError) with a clear message."""
-    diarize_lib.check_counts(num_speakers, min_speakers, max_speakers)
+    decode_lib.check_counts(num_speakers, min_speakers, max_speakers)
     if split_channels and (channel is not None or num_speakers or min_speakers
                            or max_speakers):
-      raise diarize_lib.InputError("split_channels gives one talker a channel: no channel "
+      raise windows_lib.InputError("split_channels gives one talker a channel: no channel "
                                    "or speaker counts with it")
     with audio_input(file) as (path, name):
       uri = rttm.safe_uri(uri or name)
       rate, channels, frames = audio_lib.info(path)
       if frames == 0:
-        raise diarize_lib.InputError(f"{path}: empty recording")
+        raise windows_lib.InputError(f"{path}: empty recording")
       duration = frames / rate
       if split_channels:
         return self._split_channels(path, uri, duration)
@@ -179,23 +181,23 @@ class Pipeline:
                     f"only (no bundled model takes {channels} channels; the array model needs "
                     f"{bundled.ARRAY_CHANNELS})")
       bank = self.bank_for(model) if name_speakers else None    # read before the audio
-      o = diarize_lib.decoding_settings(model, self.settings)
-      inference = diarize_lib.infer(path, model, uri=uri, replicate_channels=replicate_channels,
+      o = decode_lib.decoding_settings(model, self.settings)
+      inference = windows_lib.infer(path, model, uri=uri, replicate_channels=replicate_channels,
                                     progress=self.progress, channel=channel,
-                                    **diarize_lib.infer_options(o))
+                                    **decode_lib.infer_options(o))
     start = time.perf_counter()
     if self.progress:             # the windows had their bar; the decoding says what it does
       self.notify(f"{uri}: decoding {inference.total_frames} frames of "
                   f"{inference.vad.shape[0]} windows (clustering, stitching, "
                   f"{'spatial stages, ' if inference.response is not None else ''}turns)")
-    result = diarize_lib.decode(inference, o, num_speakers=num_speakers,
+    result = decode_lib.decode(inference, o, num_speakers=num_speakers,
                                 min_speakers=min_speakers, max_speakers=max_speakers)
     if self.progress:
       self.notify(f"{uri}: decoded in {time.perf_counter() - start:.1f} s: "
                   f"{len({t.speaker for t in result.turns})} speaker(s)")
     turns = result.turns
     if exclusive and result.active is not None:
-      turns = diarize_lib.turns_of(diarize_lib.exclusive_active(result.active, result.speech),
+      turns = frames_lib.turns_of(frames_lib.exclusive_active(result.active, result.speech),
                                    result.frame_seconds, uri, duration)
     labels = {f"spk{k:02d}": f"spk{k:02d}" for k in range(result.speech.shape[1])}
     if bank is not None:
@@ -219,14 +221,14 @@ class Pipeline:
     detectors = [vad_lib.Detector() for _ in range(channels)]
     probs = [[] for _ in range(channels)]
     for s in range(0, num_samples, size):
-      block = diarize_lib.read_block(path, rate, sr, s, min(size, num_samples - s))
+      block = windows_lib.read_block(path, rate, sr, s, min(size, num_samples - s))
       for c in range(channels):
         probs[c].append(detectors[c].push(block[c], final=s + size >= num_samples))
-    active = np.stack([diarize_lib.binarize(np.concatenate(p), SPLIT_ONSET, SPLIT_OFFSET,
+    active = np.stack([frames_lib.binarize(np.concatenate(p), SPLIT_ONSET, SPLIT_OFFSET,
                                             int(round(SPLIT_MIN_SPEECH / fs)),
                                             int(round(SPLIT_MIN_SILENCE / fs)))
                        for p in probs], axis=1)
-    turns = diarize_lib.turns_of(active, fs, uri, duration)
+    turns = frames_lib.turns_of(active, fs, uri, duration)
     settings = dict(split_channels=True, onset=SPLIT_ONSET, offset=SPLIT_OFFSET,
                     min_speech_seconds=SPLIT_MIN_SPEECH, min_silence_seconds=SPLIT_MIN_SILENCE)
     return Diarization(uri, duration, formats.to_annotation(turns, uri), "silero_vad",
@@ -258,16 +260,16 @@ def audio_input(file):
       if waveform.ndim == 1:
         waveform = waveform[None]
       if waveform.ndim != 2 or waveform.shape[1] == 0:
-        raise diarize_lib.InputError(f"waveform of shape {waveform.shape}: expected "
+        raise windows_lib.InputError(f"waveform of shape {waveform.shape}: expected "
                                      "[channels, samples]")
       if waveform.shape[0] > waveform.shape[1]:
-        raise diarize_lib.InputError(f"waveform of shape {waveform.shape}: more channels than "
+        raise windows_lib.InputError(f"waveform of shape {waveform.shape}: more channels than "
                                      "samples; expected [channels, samples]")
       rate = file.get("sample_rate")
       if not isinstance(rate, (int, np.integer)) or rate <= 0:
-        raise diarize_lib.InputError(f"sample_rate {rate!r}: a positive integer is needed")
+        raise windows_lib.InputError(f"sample_rate {rate!r}: a positive integer is needed")
       if not np.all(np.isfinite(waveform)):
-        raise diarize_lib.InputError("waveform contains NaN or infinite samples")
+        raise windows_lib.InputError("waveform contains NaN or infinite samples")
       folder = tempfile.mkdtemp(prefix="jaxdiar-")
       try:
         path = pathlib.Path(folder) / "waveform.wav"
@@ -277,7 +279,7 @@ def audio_input(file):
         shutil.rmtree(folder, ignore_errors=True)
       return
     if "audio" not in file:
-      raise diarize_lib.InputError("a dict input needs 'waveform' and 'sample_rate', or 'audio'")
+      raise windows_lib.InputError("a dict input needs 'waveform' and 'sample_rate', or 'audio'")
     path = pathlib.Path(file["audio"])
     yield path, str(file.get("uri") or path.stem)
     return

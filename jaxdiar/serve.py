@@ -39,12 +39,13 @@ import threading
 import numpy as np
 
 from jaxdiar import bundled
-from jaxdiar import diarize as diarize_lib
 from jaxdiar import formats
 from jaxdiar import pipeline as pipeline_lib
 from jaxdiar import rttm
 from jaxdiar import runtime
 from jaxdiar.data import audio as audio_lib
+from jaxdiar.decoding import decode as decode_lib
+from jaxdiar.decoding import windows as windows_lib
 
 TOKEN_ENV = "JAXDIAR_TOKEN"
 log = logging.getLogger(__name__)
@@ -239,8 +240,8 @@ def create_app(settings: Settings):
     except ValueError as e:
       return error(422, f"speaker counts must be integers ({e})")
     try:
-      diarize_lib.check_counts(**counts)
-    except diarize_lib.InputError as e:
+      decode_lib.check_counts(**counts)
+    except windows_lib.InputError as e:
       return error(422, str(e))
     uri = rttm.safe_uri(fields.get("uri", uri) or (pathlib.Path(name).stem if name else "upload"))
     truthy = lambda key: fields.get(key, "").lower() in ("1", "true", "yes")
@@ -262,8 +263,8 @@ def create_app(settings: Settings):
         shutil.rmtree(folder, ignore_errors=True)
         return error(413, f"recording of {duration:.0f} s, over the "
                           f"{settings.max_duration_s:g} s cap")
-      diarize_lib.check_input(path, worker.model)
-    except (audio_lib.AudioError, diarize_lib.InputError) as e:
+      windows_lib.check_input(path, worker.model)
+    except (audio_lib.AudioError, windows_lib.InputError) as e:
       shutil.rmtree(folder, ignore_errors=True)
       status = 415 if isinstance(e, audio_lib.AudioError) else 422
       return error(status, str(e).replace(str(path), uri))
@@ -277,7 +278,7 @@ def create_app(settings: Settings):
                                         name_speakers=name_speakers, **counts)
       except audio_lib.AudioError as e:
         return 415, str(e).replace(str(path), uri)
-      except diarize_lib.InputError as e:
+      except windows_lib.InputError as e:
         return 422, str(e).replace(str(path), uri)
       finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -46,7 +46,6 @@ import scipy.optimize
 
 from jaxdiar import atomic
 from jaxdiar import bundled
-from jaxdiar import diarize as diarize_lib
 from jaxdiar import formats
 from jaxdiar import resegment as resegment_lib
 from jaxdiar import rttm
@@ -54,6 +53,10 @@ from jaxdiar import runtime
 from jaxdiar import settings as settings_lib
 from jaxdiar import spatial as spatial_lib
 from jaxdiar.data import audio as audio_lib
+from jaxdiar.decoding import cluster as cluster_lib
+from jaxdiar.decoding import decode as decode_lib
+from jaxdiar.decoding import frames as frames_lib
+from jaxdiar.decoding import windows as windows_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +131,7 @@ class Streamer:
                        | ({"spatial_weight": CAUSAL_SPATIAL_WEIGHT}
                           if meta["inference"].get("spatial_weight", 0) > 0 else {})
                        if causal else {"cluster_threshold": STREAM_THRESHOLD})
-    self.o = {**diarize_lib.DEFAULT_DECODE, **meta["inference"], **causal_defaults, **options}
+    self.o = {**decode_lib.DEFAULT_DECODE, **meta["inference"], **causal_defaults, **options}
     self.window = int(round(self.o["window_seconds"] * self.sr)) // self.hop * self.hop
     if causal and not model.can_stream:
       raise runtime.ModelFileError(
@@ -189,7 +192,7 @@ class Streamer:
       raise ValueError(f"templates must be 'pieces' or 'decided', got {templates!r}")
     channels = num_channels or model.num_channels
     if channels != model.num_channels and model.needs_array:
-      raise diarize_lib.InputError(f"{channels} channel(s), the model expects "
+      raise windows_lib.InputError(f"{channels} channel(s), the model expects "
                                    f"{model.num_channels}")
     self.channels = channels
     self.first_only = not model.needs_array and model.num_channels == 1 and channels > 1
@@ -268,9 +271,9 @@ class Streamer:
     """Feed [C, n] samples; returns the segments that closed."""
     block = np.asarray(block, np.float32)
     if block.ndim != 2 or block.shape[0] != self.channels:
-      raise diarize_lib.InputError(f"blocks must be [{self.channels}, n], got {block.shape}")
+      raise windows_lib.InputError(f"blocks must be [{self.channels}, n], got {block.shape}")
     if not np.all(np.isfinite(block)):
-      raise diarize_lib.InputError("NaN or infinite samples in the stream")
+      raise windows_lib.InputError("NaN or infinite samples in the stream")
     self.samples_in += block.shape[1]
     return self._feed(block)
 
@@ -345,8 +348,8 @@ class Streamer:
     if self.steer is not None and len(slots):
       response = spatial_lib.frame_response(
           spatial_lib.stft(self.buffer, self.model.meta["n_fft"], self.hop), self.steer)
-      d = diarize_lib.local_directions(vad, response)[slots]
-      x = diarize_lib.joint_vectors(x, d, self.o["spatial_weight"])
+      d = windows_lib.local_directions(vad, response)[slots]
+      x = cluster_lib.joint_vectors(x, d, self.o["spatial_weight"])
     labels = self._assign(x, heard[slots] * self.hop / self.sr)
     g = np.arange(t) + first
     keep = valid & (g >= self.decided)
@@ -402,7 +405,7 @@ class Streamer:
     self.slot_last = np.where(talks, g0 + m - 1 - np.argmax(active[::-1], axis=0),
                               self.slot_last)
     # Evidence where each slot talks alone.
-    w = diarize_lib.alone_weights(vad)                                     # [m, S]
+    w = windows_lib.alone_weights(vad)                                     # [m, S]
     self.slot_emb += w.T @ emb
     self.slot_mass += w.sum(axis=0)
     if self.slot_dir is not None:
@@ -422,7 +425,7 @@ class Streamer:
       x = x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-9)
       if self.slot_dir is not None:
         d = self.slot_dir[talking] / self.slot_mass[talking][:, None]
-        x = diarize_lib.joint_vectors(x, d, self.o["spatial_weight"])
+        x = cluster_lib.joint_vectors(x, d, self.o["spatial_weight"])
       labels = self._assign(x, self.slot_mass[talking] * fs,
                             weights=w.sum(axis=0)[talking] * fs,
                             reliable_seconds=self.reliable_seconds,
@@ -543,7 +546,7 @@ class Streamer:
     """Decide the frames [decided, upto) with the talker-count rule; close segments."""
     upto = max(upto, self.decided)
     self._grow(upto)
-    min_speech, min_silence = diarize_lib.min_durations(self.o, self.hop / self.sr)
+    min_speech, min_silence = frames_lib.min_durations(self.o, self.hop / self.sr)
     k = len(self.centroids)
     span = slice(self.decided, upto)
     if self.reseg and k:
@@ -598,11 +601,11 @@ class Streamer:
   def _first_decision(self, a: int, b: int, k: int, score: np.ndarray) -> np.ndarray:
     """[b - a, k] bool: the offline talker-count rule on frames [a, b) (score [b - a, k])."""
     cover = np.maximum(self.cover[a:b], 1.0)
-    talkers = diarize_lib.talker_count(self.count[a:b] / cover, self.anyone[a:b] / cover,
+    talkers = frames_lib.talker_count(self.count[a:b] / cover, self.anyone[a:b] / cover,
                                        self.osd[a:b] / cover, k, self.o)
     if self.causal:               # no speaker without a labelled slot behind it
       talkers = np.minimum(talkers, np.count_nonzero(score > 0, axis=1))
-    return diarize_lib.top_speakers(score, talkers)
+    return frames_lib.top_speakers(score, talkers)
 
   def _resegment(self, a: int, b: int, k: int) -> np.ndarray:
     """[b - a, k] bool: frames [a, b) re-decided by the spatial resegmentation, over a slice
@@ -619,7 +622,7 @@ class Streamer:
     if self.o["stitch"] == "count":
       first = self._first_decision(lo, hi, len(live), score)
     else:                         # mean stitching: each speaker's score, hysteresis
-      first = diarize_lib.binarize_each(score, self.o, self.hop / self.sr,
+      first = frames_lib.binarize_each(score, self.o, self.hop / self.sr,
                                         open_end=self.open_end)
     response = self.response[lo:hi]
     only = resegment_lib.alone(first).astype(np.float64)
@@ -660,7 +663,7 @@ def file_blocks(path, sample_rate: int, block: int, realtime: bool = False):
   total = int(round(frames * sample_rate / rate))
   t0 = time.perf_counter()
   for start in range(0, total, block):
-    x = diarize_lib.read_block(path, rate, sample_rate, start, min(block, total - start))
+    x = windows_lib.read_block(path, rate, sample_rate, start, min(block, total - start))
     if realtime:
       wait = t0 + (start + x.shape[1]) / sample_rate - time.perf_counter()
       if wait > 0:
@@ -777,7 +780,7 @@ def _run(args, stdin: bool) -> int:
       interrupted = True
     for segment in streamer.finish():      # closes the segments still open
       print(segment.to_json(), flush=True)
-  except (diarize_lib.InputError, audio_lib.AudioError, runtime.ModelFileError,
+  except (windows_lib.InputError, audio_lib.AudioError, runtime.ModelFileError,
           atomic.OutputError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdiar import ported
+from jaxdiar.decoding.frames import runs
 
 SAMPLE_RATE = 16000
 CHUNK = 512                  # samples a probability: 32 ms
@@ -167,7 +168,6 @@ def main(argv=None) -> int:
   if read is None:
     return 2
   waves, params = read
-  from jaxdiar.diarize import runs           # the frame runs of a mask, as diarize reads them
   for f, wav in zip(args.files, waves):
     for a, b in runs(speech_probability(wav, params) >= args.threshold):
       print(f"{f} {a * FRAME_SECONDS:.3f} {b * FRAME_SECONDS:.3f}")

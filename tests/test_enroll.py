@@ -54,6 +54,10 @@ def test_enroll_and_diarize_with_names(exported, meetings, tmp_path, capsys):
   loaded = enroll.load_bank(bank)
   assert list(loaded["names"]) == ["Zoë", "bob"]
   np.testing.assert_allclose(np.linalg.norm(loaded["embeddings"], axis=1), 1.0, atol=1e-5)
+  # Seconds of speech count each frame once (the windows overlap): never above the clips.
+  clip_seconds = [len(audio) // 2 / rate, len(audio) / rate + (len(audio) - len(audio) // 2) / rate]
+  assert all(0 < s <= c + 0.05 for s, c in zip(loaded["seconds"], clip_seconds)), (
+      loaded["seconds"], clip_seconds)
   out = tmp_path / "named.rttm"
   # Threshold -1: every speaker the assignment reaches takes a name.
   assert diarize.main([str(meetings[0]), "--model", str(model), "--out", str(out),

@@ -35,9 +35,9 @@ from jaxdiar import runtime
 from jaxdiar import settings as settings_lib
 from jaxdiar import transcript as transcript_lib
 from jaxdiar.data import audio as audio_lib
-from jaxdiar.diarize import MAX_SPEAKERS
-from jaxdiar.diarize import InputError
-from jaxdiar.diarize import check_counts
+from jaxdiar.decoding.decode import MAX_SPEAKERS
+from jaxdiar.decoding.decode import check_counts
+from jaxdiar.decoding.windows import InputError
 
 PROG = "jaxdiar.diarize"
 

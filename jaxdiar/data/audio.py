@@ -155,6 +155,8 @@ def write_wav(path, audio: np.ndarray, sample_rate: int) -> None:
 
 
 def _info(path):
+  if not os.path.exists(path):
+    raise AudioError(f"{path}: cannot read audio (no such file)")
   try:
     info = sf.info(str(path))
   except (sf.LibsndfileError, RuntimeError) as e:

@@ -42,9 +42,9 @@ import soundfile as sf
 import soxr
 
 from jaxdiar import atomic
-from jaxdiar import diarize as diarize_lib
 from jaxdiar import rttm
 from jaxdiar.data import audio as audio_lib
+from jaxdiar.decoding import frames as frames_lib
 
 # Bumped whenever the same set, seed and index give other meetings (the cache keys on it).
 VERSION = 1
@@ -150,7 +150,7 @@ def _active(x: np.ndarray, floor_db: float = -35.0, bridge: float = 0.3,
   if not placed.any():
     return np.zeros(frames, bool)
   on = placed & (e > np.percentile(e[placed], 95) + floor_db)
-  return diarize_lib.fill_and_drop(on, min_speech=int(round(shortest * 100)),
+  return frames_lib.fill_and_drop(on, min_speech=int(round(shortest * 100)),
                                    min_silence=int(round(bridge * 100)))
 
 
@@ -349,7 +349,7 @@ def meeting(speech: dict, set_name: str, seed: int, index: int, geometry,
     ramp = np.minimum(1.0, np.minimum(np.arange(m), np.arange(m)[::-1]) / 80.0)
     tracks[k, spot[k], a:a + m] += piece * ramp
   for k in range(k_count):
-    for b, e in diarize_lib.runs(_active(tracks[k].sum(axis=0))):
+    for b, e in frames_lib.runs(_active(tracks[k].sum(axis=0))):
       reference.append(rttm.Turn(uri, b / 100, min(e / 100, seconds), chosen[k]))
 
   babble = bool(rng.random() < s["babble"]) and len(others) >= 2

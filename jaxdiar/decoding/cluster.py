@@ -1,0 +1,171 @@
+"""Clustering the local speakers of every window into the recording's speakers: average
+linkage with cannot-link within a window, the speaker embeddings joined with directions and
+d-vectors, an even subset clustered on long recordings and the rest assigned."""
+
+import numpy as np
+import scipy.cluster.hierarchy
+import scipy.optimize
+import scipy.spatial.distance
+
+
+
+
+def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=None,
+            min_speakers=1, max_speakers=None, threshold: float = 0.6,
+            max_embeddings: int = 2000, directions: np.ndarray | None = None,
+            spatial_weight: float = 0.0, anchors: np.ndarray | None = None,
+            refine: int = 0, min_cluster_size: int = 0, heard: np.ndarray | None = None,
+            found_seconds: float | None = None, found_total: float = 2.0) -> np.ndarray:
+  """Agglomerative (average-link, cosine) clustering of local-speaker embeddings.
+
+  Two local speakers of one window are different people: their distance is set to the
+  maximum so they merge last. With `directions` ([n, G] SRP-PHAT responses over azimuths)
+  the distance is (1 - spatial_weight) * embedding distance + spatial_weight * direction
+  distance, both cosine. Returns a cluster label per embedding (0..K-1).
+
+  Only the `anchors` (a boolean mask, e.g. the local speakers heard long enough for a
+  reliable embedding; default all) are clustered; every other embedding joins the nearest
+  cluster centroid, the local speakers of one window going to distinct clusters (Hungarian
+  assignment per window). `refine` rounds then reassign every embedding to the centroids of
+  the previous round in the same way. Unless the count is given, a cluster of fewer than
+  `min_cluster_size` anchors is dissolved (its members join the others in the same way): a
+  few local speakers with odd embeddings (overlap, noise) do not become a speaker.
+
+  Short talkers: a talker who speaks a few seconds in the whole meeting has no anchor. With
+  `found_seconds` (and `heard`, each local speaker's seconds heard), the local speakers
+  that are not anchors, heard at least `found_seconds`, farther than `threshold` from every
+  cluster, are clustered among themselves (the same linkage and cut); each such group heard
+  `found_total` seconds in all becomes a speaker of its own (unless the count is given).
+
+  Average linkage needs the n x n distances; beyond `max_embeddings` anchors (about 2 h of
+  audio at the default window step) an evenly spread subset of them is clustered and the
+  rest assigned: memory stays bounded (32 MB of distances at 2000), whatever the length.
+  """
+  n = len(embeddings)
+  if n <= 1:
+    return np.zeros(n, int)
+  x = embeddings / (np.linalg.norm(embeddings, axis=1, keepdims=True) + 1e-9)
+  x = joint_vectors(x, directions, spatial_weight)
+  picked = np.flatnonzero(anchors) if anchors is not None and np.sum(anchors) > 1 else np.arange(n)
+  if len(picked) > max_embeddings:
+    picked = picked[np.unique(np.linspace(0, len(picked) - 1, max_embeddings).round().astype(int))]
+  labels = np.full(n, -1)
+  labels[picked] = _average_link(x[picked], window_index[picked], num_speakers=num_speakers,
+                                 min_speakers=min_speakers, max_speakers=max_speakers,
+                                 threshold=threshold)
+  if min_cluster_size > 1 and not num_speakers:
+    ids, sizes = np.unique(labels[picked], return_counts=True)
+    keep = max(min_speakers or 1, int(np.sum(sizes >= min_cluster_size)))
+    kept = ids[np.argsort(-sizes, kind="stable")[:keep]]
+    labels[picked[~np.isin(labels[picked], kept)]] = -1
+  if found_seconds is not None and heard is not None and not num_speakers:
+    labels = _found(x, window_index, labels, heard, threshold=threshold,
+                    min_seconds=found_seconds, min_total=found_total,
+                    room=(max_speakers or n) - len(np.unique(labels[labels >= 0])))
+  labels = _assign(x, window_index, labels, labels)
+  for _ in range(refine):
+    labels = _assign(x, window_index, np.full(n, -1), labels)
+  return np.unique(labels, return_inverse=True)[1]
+
+
+def _found(x, window_index, labels, heard, *, threshold, min_seconds, min_total,
+           room) -> np.ndarray:
+  """`cluster`'s short talkers: unlabelled local speakers heard `min_seconds`, farther than
+  `threshold` (cosine) from every cluster centroid, grouped by the same average linkage; a
+  group heard `min_total` seconds founds a cluster (the longest-heard first, `room` at most)."""
+  ids = np.unique(labels[labels >= 0])
+  if room <= 0 or not len(ids):
+    return labels
+  centroids = np.stack([x[labels == k].mean(axis=0) for k in ids])
+  centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-9
+  far = np.flatnonzero((labels < 0) & (heard >= min_seconds))
+  far = far[1.0 - np.max(x[far] @ centroids.T, axis=1) > threshold] if len(far) else far
+  if not len(far):
+    return labels
+  groups = _average_link(x[far], window_index[far], num_speakers=None, min_speakers=1,
+                         max_speakers=None, threshold=threshold)
+  totals = np.bincount(groups, weights=heard[far])
+  labels = labels.copy()
+  for rank, g in enumerate(np.argsort(-totals, kind="stable")):
+    if rank >= room or totals[g] < min_total:
+      break
+    labels[far[groups == g]] = ids.max() + 1 + rank
+  return labels
+
+
+def unit_responses(response: np.ndarray) -> np.ndarray:
+  """Mean-removed unit rows (the direction's shape, whatever its level)."""
+  r = response - response.mean(axis=-1, keepdims=True)
+  return r / (np.linalg.norm(r, axis=-1, keepdims=True) + 1e-9)
+
+
+def joint_vectors(x: np.ndarray, directions: np.ndarray | None,
+                  spatial_weight: float) -> np.ndarray:
+  """Unit embeddings `x` joined with SRP-PHAT `directions` ([n, G]) so that one cosine
+  distance is (1 - a) * embedding distance + a * direction distance: the unit vectors
+  [sqrt(1 - a) x, sqrt(a) d], d the mean-removed response. `x` as is without directions."""
+  if directions is None or spatial_weight <= 0:
+    return x
+  return _weighted_join(x, unit_responses(directions), spatial_weight)
+
+
+def _weighted_join(x: np.ndarray, y: np.ndarray, a: float) -> np.ndarray:
+  """[sqrt(1 - a) x, sqrt(a) y] of unit vectors (last axis): one cosine between two such
+  vectors is (1 - a) * that of the x parts + a * that of the y parts."""
+  return np.concatenate([np.sqrt(1 - a) * x, np.sqrt(a) * y], axis=-1)
+
+
+def _assign(x, window_index, labels, reference) -> np.ndarray:
+  """Unlabelled (-1) embeddings join the centroids of `reference`'s clusters: nearest, distinct
+  within a window and from the window's already labelled ones (Hungarian per window)."""
+  labels = labels.copy()
+  ids = np.unique(reference[reference >= 0])
+  centroids = np.stack([x[reference == k].mean(axis=0) for k in ids])
+  centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-9
+  by_window = np.argsort(window_index, kind="stable")
+  for group in np.split(by_window, np.flatnonzero(np.diff(window_index[by_window])) + 1):
+    rest = group[labels[group] < 0]
+    if not len(rest):
+      continue
+    cost = 1.0 - x[rest] @ centroids.T                      # [locals of one window, K]
+    taken = labels[group][labels[group] >= 0]               # clusters already in this window
+    cost[:, np.searchsorted(ids, taken)] += 4.0
+    if len(rest) <= len(centroids):
+      rows, cols = scipy.optimize.linear_sum_assignment(cost)
+      labels[rest[rows]] = ids[cols]
+    else:                                                   # more locals than clusters
+      labels[rest] = ids[np.argmin(cost, axis=1)]
+  return labels
+
+
+def _average_link(x, window_index, *, num_speakers, min_speakers, max_speakers,
+                  threshold) -> np.ndarray:
+  """`cluster` of unit embeddings by average linkage over all n x n distances."""
+  n = len(x)
+  if n <= 1:
+    return np.zeros(n, int)
+  dist = np.clip(1.0 - x @ x.T, 0.0, 2.0)
+  dist[window_index[:, None] == window_index[None, :]] = 2.0
+  np.fill_diagonal(dist, 0.0)
+  tree = scipy.cluster.hierarchy.linkage(scipy.spatial.distance.squareform(dist, checks=False),
+                                         method="average")
+  del dist
+  if num_speakers:
+    k = min(num_speakers, n)
+  else:
+    k = len(np.unique(scipy.cluster.hierarchy.fcluster(tree, threshold, "distance")))
+    k = max(min_speakers or 1, min(k, max_speakers or n))
+    k = min(k, n)
+  # cut_tree gives exactly k clusters; fcluster's maxclust gives fewer when merges tie (the
+  # cannot-link pairs all merge at the same maximal height).
+  return scipy.cluster.hierarchy.cut_tree(tree, n_clusters=k)[:, 0]
+
+
+def voice_joined(emb: np.ndarray, voice: np.ndarray, weight: float) -> np.ndarray:
+  """What is clustered: the model's embeddings (weight 0), the d-vectors (1), or between
+  the unit vectors [sqrt(1 - w) e, sqrt(w) v] (one cosine distance = (1 - w) * the model's
+  distance + w * the d-vectors')."""
+  if weight >= 1:
+    return voice
+  unit = lambda v: v / (np.linalg.norm(v, axis=-1, keepdims=True) + 1e-9)
+  return _weighted_join(unit(emb), unit(voice), weight)

@@ -1,0 +1,270 @@
+"""`decode`: an `Inference` to turns, as named stages: cluster -> stitch -> decide -> split
+-> resegment -> merge -> gate -> turns; `diarize` = `infer` + `decode` with a model's
+decoding settings (`decoding_settings`)."""
+
+import dataclasses
+import logging
+
+import numpy as np
+import scipy.ndimage
+
+from jaxdiar import resegment as resegment_lib
+from jaxdiar import rttm
+from jaxdiar import runtime
+from jaxdiar import settings as settings_lib
+from jaxdiar import vad as vad_lib
+from jaxdiar.decoding.cluster import cluster
+from jaxdiar.decoding.cluster import voice_joined
+from jaxdiar.decoding.frames import binarize_each
+from jaxdiar.decoding.frames import fill_and_drop
+from jaxdiar.decoding.frames import min_durations
+from jaxdiar.decoding.frames import talker_count
+from jaxdiar.decoding.frames import top_speakers
+from jaxdiar.decoding.frames import turns_of
+from jaxdiar.decoding.refine import merge_groups
+from jaxdiar.decoding.refine import split_by_direction
+from jaxdiar.decoding.windows import Inference
+from jaxdiar.decoding.windows import InputError
+from jaxdiar.decoding.windows import Stages
+from jaxdiar.decoding.windows import heard_frames
+from jaxdiar.decoding.windows import infer
+
+log = logging.getLogger(__name__)
+
+
+# The most speakers an estimated count gives unless max_speakers says otherwise (a warning
+# says when it is reached): every decoding stage stays bounded on long recordings.
+MAX_SPEAKERS = 20
+
+
+@dataclasses.dataclass
+class Result:
+  turns: list[rttm.Turn]
+  speech: np.ndarray        # [T, K] stitched speaker probabilities (frame rate = sr / hop)
+  overlap: np.ndarray       # [T] stitched overlap probability
+  frame_seconds: float
+  centroids: np.ndarray | None = None   # [K, E] unit mean embedding of each global speaker
+  active: np.ndarray | None = None      # [T, K] the decision the turns are read from
+  voice: np.ndarray | None = None       # [K, 256] unit mean d-vector of each (where computed)
+
+
+def gate_speech(active: np.ndarray, score: np.ndarray, speech: np.ndarray, fs: float, *,
+                gate: float | None, fill: float | None, pad: float = 0.0) -> np.ndarray:
+  """The pretrained speech detector's say over the decision (`jaxdiar.vad`; `speech`: its
+  probability every 32 ms): frames where it is under `gate` (its highest within `pad` seconds
+  either side) have no speaker; frames where it is at least `fill` and no speaker is marked
+  get the one with the highest stitched score. None: that half off."""
+  chunk = ((np.arange(len(active)) + 0.5) * fs / vad_lib.FRAME_SECONDS).astype(int)
+  p = speech.astype(np.float32)[np.minimum(chunk, len(speech) - 1)]
+  radius = int(round(pad / fs))
+  if radius:
+    p = scipy.ndimage.maximum_filter1d(p, size=2 * radius + 1, mode="nearest")
+  active = active.copy()
+  if gate is not None:
+    active[p < gate] = False
+  if fill is not None:
+    empty = (p >= fill) & ~active.any(axis=1)
+    active[empty, np.argmax(score[empty], axis=1)] = True
+  return active
+
+
+def decode(inference: Inference, options: dict, *, num_speakers: int | None = None,
+           min_speakers: int | None = None, max_speakers: int | None = None,
+           stages: Stages | None = None) -> Result:
+  """Cluster the local speakers of every window into global speakers, stitch, binarize.
+
+  `options` are the model's inference settings (meta["inference"]), any of which a caller
+  may override. Stitching `count`: the number of talkers at each frame, averaged over the
+  covering windows (`count="expected"`: the sum of the local probabilities;
+  `"threshold"`: the active local speakers), rounded, at least one where anyone talks and
+  two where the overlap head fires, marks that many global speakers (the highest stitched
+  scores); `mean`: each global speaker's averaged probability through hysteresis thresholds.
+  On an array (frame responses in `inference`), unless the count is given: a speaker whose
+  speech comes from two places is split (`split_cos`, `split_seconds`), the spatial
+  resegmentation re-decides the frames (`resegment`), and two speakers marked together on
+  `merge_overlap` of the frames of one are merged, then the frames decided again. The
+  speech detector's gate comes last. `stages`: the time of each (cluster, stitch, split,
+  resegment_merge, gate, turns).
+  """
+  stages = stages or Stages()
+  stages.lap("before_decode")
+  o = {**DEFAULT_DECODE, **options}
+  need = needs(o)
+  inf = inference
+  check_counts(num_speakers, min_speakers, max_speakers)
+  cap = max_speakers or max(MAX_SPEAKERS, num_speakers or 0, min_speakers or 0)
+  emb = inf.emb
+  if need["voice"]:
+    if inf.voice is None:
+      raise ValueError("decoding setting voice_weight > 0 needs the local speakers' d-vectors: "
+                       "infer(..., voice=True)")
+    emb = voice_joined(inf.emb, inf.voice, o["voice_weight"])
+  fs = inf.hop / inf.sample_rate
+  total, (num_windows, tw, _) = inf.total_frames, inf.vad.shape
+  vad = inf.vad.astype(np.float32)
+  heard = heard_frames(inf, o["onset"])                                    # [W, S] frames
+  windows, slots = np.nonzero(heard >= o["min_active_frames"])   # the local speakers
+  locals_ = list(zip(windows, slots))
+  labels = cluster(emb[windows, slots], windows, num_speakers=num_speakers,
+                   min_speakers=min_speakers, max_speakers=cap,
+                   threshold=o["cluster_threshold"],
+                   max_embeddings=o.get("max_cluster_embeddings", 2000),
+                   directions=(inf.direction[windows, slots] if inf.direction is not None
+                               and o["spatial_weight"] > 0 else None),
+                   spatial_weight=o["spatial_weight"], refine=o["refine"],
+                   anchors=heard[windows, slots] * fs >= o["anchor_seconds"],
+                   min_cluster_size=o["min_cluster_size"], heard=heard[windows, slots] * fs,
+                   found_seconds=o["found_seconds"], found_total=o["found_total"])
+  k = int(labels.max()) + 1 if len(labels) else 0
+  stages.lap("cluster")
+  if num_speakers is None and max_speakers is None and k >= cap:
+    log.warning("%s: the estimated speaker count reached the cap of %d (max_speakers); "
+                "give --max-speakers to allow more", inf.uri, cap)
+  score = np.zeros((total, k))
+  cover = np.zeros(total)
+  count = np.zeros(total)
+  osd = np.zeros(total)
+  speech = np.zeros(total)
+  for w in range(num_windows):
+    f0 = inf.window_frames[w]
+    n = max(0, min(tw, total - f0))
+    cover[f0:f0 + n] += 1
+    osd[f0:f0 + n] += inf.osd[w, :n]
+    speech[f0:f0 + n] += 1.0 - np.prod(1.0 - vad[w, :n], axis=1)    # P(anyone talks)
+    if o["count"] == "expected":             # expected number of talkers: sum of probabilities
+      count[f0:f0 + n] += vad[w, :n].sum(axis=1)
+  for (w, slot), label in zip(locals_, labels):
+    f0 = inf.window_frames[w]
+    n = max(0, min(tw, total - f0))
+    score[f0:f0 + n, label] += vad[w, :n, slot]
+    if o["count"] == "threshold":            # active local speakers
+      count[f0:f0 + n] += vad[w, :n, slot] > o["onset"]
+  score /= np.maximum(cover, 1)[:, None]
+  count /= np.maximum(cover, 1)
+  osd /= np.maximum(cover, 1)
+  speech /= np.maximum(cover, 1)
+  if o["median_frames"] > 1 and k:
+    score = scipy.ndimage.median_filter(score, size=(o["median_frames"], 1), mode="nearest")
+    count = scipy.ndimage.median_filter(count, size=o["median_frames"], mode="nearest")
+    speech = scipy.ndimage.median_filter(speech, size=o["median_frames"], mode="nearest")
+  min_speech, min_silence = min_durations(o, fs)
+  if o["stitch"] == "count" and k:
+    active = top_speakers(score, talker_count(count, speech, osd, k, o))
+    for spk in range(k):
+      active[:, spk] = fill_and_drop(active[:, spk], min_speech, min_silence)
+  else:
+    active = binarize_each(score, o, fs)
+  # Who each final speaker is: the clusters it comes from (a split speaker's halves share
+  # their cluster's embedding).
+  parents = [[j] for j in range(k)]
+  stages.lap("stitch")
+  count_free = num_speakers is None           # a given count is kept as it is
+  room = max(0, cap - k)
+  if o["split_cos"] is not None and inf.response is not None and k and count_free and room:
+    active, score, parents = split_by_direction(active, score, inf.response, parents,
+                                                max_cos=o["split_cos"],
+                                                min_frames=int(round(o["split_seconds"] / fs)),
+                                                max_new=room)
+  first = active
+  stages.lap("split")
+
+  def resegmented(active, score):
+    if not (o["resegment"] and inf.response is not None and active.shape[1] > 1):
+      return active
+    active = resegment_lib.apply(active, score, osd, inf.response, o["resegment"],
+                                 o["resegment_threshold"])
+    for spk in range(active.shape[1]):
+      active[:, spk] = fill_and_drop(active[:, spk], min_speech, min_silence)
+    return active
+
+  active = resegmented(first, score)
+  if o["merge_overlap"] is not None and active.shape[1] > 1 and count_free:
+    groups = merge_groups(active, o["merge_overlap"], min_groups=min_speakers or 1)
+    if len(groups) < active.shape[1]:       # the same speaker twice: merge, decide again
+      first = np.stack([first[:, g].any(axis=1) for g in groups], axis=1)
+      score = np.stack([score[:, g].max(axis=1) for g in groups], axis=1)
+      parents = [sorted({j for i in g for j in parents[i]}) for g in groups]
+      active = resegmented(first, score)
+  stages.lap("resegment_merge")
+  if need["detect_speech"] and active.shape[1]:
+    if inf.speech is None:
+      raise ValueError("decoding settings speech_gate / speech_fill need the speech detector's "
+                       "probabilities: infer(..., detect_speech=True)")
+    active = gate_speech(active, score, inf.speech, fs, gate=o["speech_gate"],
+                         fill=o["speech_fill"], pad=o["speech_pad"])
+  stages.lap("gate")
+  turns = turns_of(active, fs, inf.uri, inf.num_samples / inf.sample_rate)
+  centroids = voices = None
+  if k:                       # each speaker's embedding (the model's, what enrolment compares;
+                              # the d-vectors where computed): its local speakers', by frames heard
+    weight = heard[windows, slots].astype(np.float64)
+    centroids = _centroids(inf.emb[windows, slots], weight, labels, parents)
+    if inf.voice is not None:
+      voices = _centroids(inf.voice[windows, slots], weight, labels, parents)
+  stages.lap("turns")
+  return Result(turns, score, osd, fs, centroids, active, voices)
+
+
+def _centroids(x: np.ndarray, weight: np.ndarray, labels: np.ndarray, parents: list) -> np.ndarray:
+  """[len(parents), E] unit weighted mean of the unit vectors `x` of each group of clusters."""
+  x = x.astype(np.float64)
+  x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-9
+  out = np.stack([np.sum(x[np.isin(labels, group)] * weight[np.isin(labels, group), None],
+                         axis=0) for group in parents])
+  return out / (np.linalg.norm(out, axis=1, keepdims=True) + 1e-9)
+
+
+# Decoding settings that model files exported before they existed do not carry: the old
+# behaviour (mean stitching, no directions, no overlap rule, every local speaker clustered).
+DEFAULT_DECODE = settings_lib.legacy_defaults()
+
+
+def needs(options: dict) -> dict:
+  """What `infer` must compute for these decoding settings (its keyword arguments): the
+  local speakers' d-vectors, the speech detector's probabilities."""
+  return dict(voice=options.get("voice_weight", 0) > 0,
+              detect_speech=(options.get("speech_gate") is not None
+                             or options.get("speech_fill") is not None))
+
+
+def check_counts(num_speakers=None, min_speakers=None, max_speakers=None) -> None:
+  """Speaker counts a decoding can honour: each at least 1, min <= num <= max where given.
+  Raises InputError naming the one at fault (before any audio is read)."""
+  given = dict(num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers)
+  for name, value in given.items():
+    if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+      raise InputError(f"{name} must be a whole number of at least 1, not {value!r}")
+  if min_speakers is not None and max_speakers is not None and min_speakers > max_speakers:
+    raise InputError(f"min_speakers ({min_speakers}) is above max_speakers ({max_speakers})")
+  if num_speakers is not None and not ((min_speakers or 1) <= num_speakers
+                                       <= (max_speakers or num_speakers)):
+    raise InputError(f"num_speakers ({num_speakers}) is outside min_speakers..max_speakers "
+                     f"({min_speakers}..{max_speakers})")
+
+
+def decoding_settings(model: runtime.ExportedModel, options: dict) -> dict:
+  """The decoding settings a run uses: the model's, overridden by `options` (validated)."""
+  settings_lib.validate(options)
+  return {**DEFAULT_DECODE, **model.meta["inference"], **options}
+
+
+def infer_options(o: dict) -> dict:
+  """`infer`'s keyword arguments for the decoding settings `o`: the directions where a
+  spatial stage reads them, the window step, the d-vectors and speech detector if needed."""
+  return dict(spatial=(o["spatial_weight"] > 0 or bool(o["resegment"])
+                       or o["split_cos"] is not None),
+              step_seconds=o["step_seconds"], **needs(o))
+
+
+def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,
+            num_speakers: int | None = None, min_speakers: int | None = None,
+            max_speakers: int | None = None, replicate_channels: bool = False,
+            progress: bool = True, channel: int | None = None, **options) -> Result:
+  """Diarize one recording (`infer` then `decode`; `options` override the model's inference
+  settings). Raises InputError / AudioError with a clear message."""
+  check_counts(num_speakers, min_speakers, max_speakers)
+  o = decoding_settings(model, options)
+  inference = infer(path, model, uri=uri, replicate_channels=replicate_channels,
+                    progress=progress, channel=channel, **infer_options(o))
+  return decode(inference, o, num_speakers=num_speakers, min_speakers=min_speakers,
+                max_speakers=max_speakers)

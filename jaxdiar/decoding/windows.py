@@ -1,0 +1,290 @@
+"""Reading a recording in windows and running the model over them (`infer`): the
+per-window local-speaker probabilities, overlap, embeddings, and where asked the talkers'
+SRP-PHAT directions, the d-vectors and the speech detector's probabilities (`Inference`).
+Audio is read in blocks: memory does not grow with the length."""
+
+import dataclasses
+import pathlib
+import time
+
+import numpy as np
+import tqdm
+
+from jaxdiar import runtime
+from jaxdiar import spatial as spatial_lib
+from jaxdiar import vad as vad_lib
+from jaxdiar import voice as voice_lib
+from jaxdiar.data import audio as audio_lib
+
+
+class InputError(ValueError):
+  """A recording the pipeline cannot diarize (message says why)."""
+
+
+class Stages:
+  """Seconds spent in each named stage of `infer` and `decode` (what benchmarks report):
+  `lap(name)` adds the time since the previous lap, `add(name, seconds)` a part timed apart."""
+
+  def __init__(self):
+    self.seconds: dict[str, float] = {}
+    self._last = time.perf_counter()
+
+  def lap(self, name: str) -> None:
+    now = time.perf_counter()
+    self.add(name, now - self._last)
+    self._last = now
+
+  def add(self, name: str, seconds: float) -> None:
+    self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+
+def window_starts(num_samples: int, window: int, step: int, hop: int = 1) -> list[int]:
+  """Window starts every `step` samples, the last window reaching the end (its start rounded
+  up to whole `hop`s, so that every window's frames are frames of the recording)."""
+  if num_samples <= window:
+    return [0]
+  starts = list(range(0, num_samples - window + 1, step))
+  if starts[-1] + window < num_samples:
+    starts.append(-(-(num_samples - window) // hop) * hop)
+  return starts
+
+
+def read_block(path, rate: int, target_rate: int, start: int, length: int) -> np.ndarray:
+  """[C, length] at target_rate from sample `start` (target-rate samples), zero-padded."""
+  if rate == target_rate:
+    block = audio_lib.read(path, target_rate, start, start + length)
+  else:
+    s = int(start * rate / target_rate)
+    block = audio_lib.read(path, target_rate, s, s + int(np.ceil(length * rate / target_rate)))
+  if block.shape[1] < length:
+    block = np.pad(block, ((0, 0), (0, length - block.shape[1])))
+  return block[:, :length]
+
+
+@dataclasses.dataclass
+class Inference:
+  """The model's per-window outputs over one recording (what `decode` clusters and stitches)."""
+  uri: str
+  window_frames: np.ndarray        # [W] first frame of each window
+  vad: np.ndarray                  # [W, Tw, S] local speaker probabilities
+  osd: np.ndarray                  # [W, Tw] overlap probability
+  emb: np.ndarray                  # [W, S, E] local speaker embeddings
+  direction: np.ndarray | None     # [W, S, G] SRP-PHAT response per local speaker (arrays)
+  total_frames: int
+  num_samples: int
+  sample_rate: int
+  hop: int
+  # [total_frames, G] SRP-PHAT response of every frame over azimuths (arrays with `spatial`;
+  # float16, 9 kB a second): what `resegment` reads.
+  response: np.ndarray | None = None
+  # [W, S, 256] d-vector (`jaxdiar.voice`) of each local speaker, from the first channel's
+  # audio where it talks (alone, when that is long enough); zero where it is never heard.
+  voice: np.ndarray | None = None
+  # [ceil(num_samples / 512)] the pretrained speech detector's probability (`jaxdiar.vad`,
+  # Silero VAD) every 32 ms of the first channel.
+  speech: np.ndarray | None = None
+
+
+# A local speaker's audio for its d-vector: its frames more likely talking than not (whatever
+# the decoding's onset, which is chosen for the turns).
+VOICE_ONSET = 0.5
+
+
+def voice_segments(audio: np.ndarray, vad: np.ndarray, hop: int, onset: float,
+                   min_alone_seconds: float = 0.5, sample_rate: int = 16000) -> list:
+  """The audio of each local speaker of one window ([S] arrays from one channel's
+  `audio`): its frames above `onset` where no other local speaker is, or all its frames above
+  `onset` when those alone last under `min_alone_seconds`; empty when it has fewer than 5."""
+  vad = np.asarray(vad, np.float32)
+  out = []
+  for s in range(vad.shape[1]):
+    active = vad[:, s] > onset
+    if active.sum() < 5:
+      out.append(np.zeros(0, np.float32))
+      continue
+    others = np.delete(vad, s, axis=1).max(axis=1) if vad.shape[1] > 1 else np.zeros(len(vad))
+    alone = active & (others < onset)
+    frames = np.flatnonzero(alone if alone.sum() * hop >= min_alone_seconds * sample_rate
+                            else active)
+    samples = (frames[:, None] * hop + np.arange(hop)).ravel()
+    out.append(audio[samples[samples < len(audio)]])
+  return out
+
+
+def check_input(path, model: runtime.ExportedModel, replicate_channels: bool = False,
+                channel: int | None = None):
+  """(sample rate, channels, frames, tile) of a recording the model can take, read from its
+  header: tile 1 = as is, 0 = one channel only (`channel`, default the first), n = one
+  channel copied to n channels. Raises InputError / AudioError with a clear message."""
+  meta = model.meta
+  rate, channels, frames = audio_lib.info(path)
+  if frames == 0:
+    raise InputError(f"{path}: empty recording")
+  if channel is not None:
+    if isinstance(channel, bool) or int(channel) != channel or not 0 <= channel < channels:
+      raise InputError(f"{path}: channel {channel!r} does not exist ({channels} channel(s), "
+                       f"numbered from 0)")
+    if model.num_channels == 1:
+      return rate, channels, frames, 0
+    if not replicate_channels:
+      raise InputError(f"{path}: one channel chosen, the model expects {model.num_channels} "
+                       "(use a one-channel model, or --replicate-channels)")
+    return rate, channels, frames, model.num_channels
+  tile = 1
+  if channels != model.num_channels:
+    if model.needs_array and not (replicate_channels and channels == 1):
+      raise InputError(f"{path}: {channels} channel(s), the model expects "
+                       f"{model.num_channels} (its '{meta['feature_kind']}' features need the "
+                       "array; a mono file can be run with --replicate-channels)")
+    tile = model.num_channels if channels == 1 else 1
+  if not model.needs_array and model.num_channels == 1 and channels > 1:
+    tile = 0                                    # a one-channel model reads the first channel
+  return rate, channels, frames, tile
+
+
+def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
+          replicate_channels: bool = False, progress: bool = True,
+          spatial: bool = True, step_seconds: float | None = None,
+          voice: bool = False, detect_speech: bool = False,
+          channel: int | None = None, stages: Stages | None = None) -> Inference:
+  """Run the model over sliding windows of one recording (read in blocks).
+
+  With `spatial` and a multi-channel recording, each local speaker also gets its SRP-PHAT
+  response over azimuths, from the frames where it talks alone (`jaxdiar.spatial`). With
+  `voice`, each local speaker gets a d-vector of the pretrained voice encoder
+  (`jaxdiar.voice`) from its audio in the window (`voice_segments`, first channel). With
+  `detect_speech`, the pretrained speech detector (`jaxdiar.vad`) scores the first channel.
+  `channel`: read that channel only (a one-channel model, or copied with `replicate_channels`);
+  it is then also the channel of the d-vectors and the speech detector. `stages`: where the
+  time goes (`windows` in all, of which `voice` and `directions`; `speech_detector`).
+  Raises InputError / AudioError with a clear message.
+  """
+  meta, inf = model.meta, model.meta["inference"]
+  sr, hop = model.sample_rate, model.hop
+  path = pathlib.Path(path)
+  uri = uri or path.stem
+  rate, channels, frames, tile = check_input(path, model, replicate_channels, channel)
+  read_channel = channel or 0       # the channel the speech detector reads
+  if channel is not None:
+    channels = 1
+  num_samples = int(round(frames * sr / rate))
+  window = int(round(inf["window_seconds"] * sr))
+  # Whole hops: a window's frames are then frames of the recording (window_frames exact).
+  step = max(1, int(round((step_seconds or inf["step_seconds"]) * sr / hop))) * hop
+  window = min(window, max(num_samples, meta["n_fft"]))
+  starts = window_starts(num_samples, window, step, hop)
+  batch = inf["batch_windows"]
+  steer = None
+  if spatial and channels > 1 and len(meta["mic_positions"]) == channels:
+    steer = spatial_lib.steering(meta["mic_positions"], meta["n_fft"], sr,
+                                 spatial_lib.azimuth_grid())
+  vads, osds, embs, dirs, voices = [], [], [], [], []
+  if voice:
+    if sr != voice_lib.SAMPLE_RATE:
+      raise InputError(f"the voice encoder takes {voice_lib.SAMPLE_RATE} Hz audio, the model "
+                       f"runs at {sr} Hz")
+    voice_params = voice_lib.load()
+  if detect_speech:
+    if sr != vad_lib.SAMPLE_RATE:
+      raise InputError(f"the speech detector takes {vad_lib.SAMPLE_RATE} Hz audio, the model "
+                       f"runs at {sr} Hz")
+    detector = vad_lib.Detector()
+  total = 1 + num_samples // hop
+  response = None if steer is None else np.zeros((total, steer.real.shape[-1]), np.float16)
+  done = 0                                  # frames of `response` computed so far
+  peak = 0.0
+  half = int(np.ceil(meta["n_fft"] / 2 / hop))             # frames of audio on either side
+
+  def finish(b0, group, raw, out):
+    """Keep one batch's outputs (blocks until the model is done) and its directions."""
+    nonlocal done
+    out = {k: np.asarray(v) for k, v in out.items()}
+    n = len(group)
+    # Copies: a view would keep the whole batch's output buffers alive.
+    vads.append(out["vad"][:n].astype(np.float16))
+    osds.append(out["osd"][:n].astype(np.float16))
+    embs.append(out["spk_emb"][:n].astype(np.float32))
+    t0 = time.perf_counter()
+    if voice:
+      segments = [seg for j in range(n) for seg in
+                  voice_segments(raw[j][0], out["vad"][j], hop, VOICE_ONSET, sample_rate=sr)]
+      voices.append(voice_lib.embed(segments, voice_params).reshape(n, -1, voice_lib.EMBEDDING_DIM))
+    stages.add("voice", time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for j in range(n if steer is not None else 0):
+      # Overlapping windows share frames: each frame's response is computed once (but the
+      # `half` frames at a window's end, zero-padded there), kept from the first window
+      # that holds all of its audio: that of the recording's STFT.
+      f0 = group[j] // hop
+      tw = out["vad"].shape[1]
+      first = min(max(done - f0, 0), tw)
+      lead = max(first - half, 0)
+      spec = spatial_lib.stft(raw[j][:, lead * hop:], meta["n_fft"], hop)
+      new = spatial_lib.frame_response(spec[:, :, first - lead:tw - lead], steer)
+      keep = len(new) if b0 + j == len(starts) - 1 else max(len(new) - half, 0)
+      m = max(0, min(keep, total - f0 - first))
+      response[f0 + first:f0 + first + m] = new[:m]
+      done = max(done, f0 + first + keep)
+      r = np.concatenate([response[f0:f0 + first].astype(np.float32), new])
+      dirs.append(local_directions(out["vad"][j][:len(r)], r).astype(np.float32))
+    stages.add("directions", time.perf_counter() - t0)
+
+  stages = stages or Stages()
+  stages.lap("setup")
+  pending = None
+  with tqdm.tqdm(total=len(starts), desc=f"diarize {uri}", unit="window",
+                 disable=not progress) as bar:    # closed (a clean line) on errors too
+    for b0 in range(0, len(starts), batch):
+      group = starts[b0:b0 + batch]
+      raw = [read_block(path, rate, sr, s, window) for s in group]
+      if channel is not None:
+        raw = [x[channel:channel + 1] for x in raw]
+      if tile == 0:
+        blocks = [x[:1] for x in raw]
+      else:
+        blocks = [np.tile(x, (tile, 1)) if tile > 1 else x for x in raw]
+      audio = np.stack(blocks + [np.zeros_like(blocks[0])] * (batch - len(blocks)))
+      peak = max(peak, float(np.abs(audio).max()))
+      out = model(audio)      # dispatched: the previous batch's directions run meanwhile
+      if pending is not None:
+        finish(*pending)
+        bar.update(len(pending[1]))
+      pending = (b0, group, raw, out)
+    finish(*pending)
+    bar.update(len(pending[1]))
+  if peak == 0.0:
+    raise InputError(f"{path}: the audio is all zeros")
+  stages.lap("windows")
+  speech = None
+  if detect_speech:       # its own pass over the first channel, in blocks (state carried)
+    size = vad_lib.SEGMENT * vad_lib.CHUNK
+    speech = np.concatenate([
+        detector.push(read_block(path, rate, sr, s, min(size, num_samples - s))[read_channel],
+                      final=s + size >= num_samples)
+        for s in range(0, num_samples, size)]).astype(np.float16)
+  stages.lap("speech_detector")
+  return Inference(uri, np.array(starts) // hop, np.concatenate(vads), np.concatenate(osds),
+                   np.concatenate(embs), np.stack(dirs) if dirs else None,
+                   total, num_samples, sr, hop, response,
+                   np.concatenate(voices) if voice else None, speech)
+
+
+def alone_weights(vad: np.ndarray) -> np.ndarray:
+  """[T, S] how much each local speaker talks alone at each frame (vad [T, S]): its
+  probability times the others' silence."""
+  p = vad.astype(np.result_type(vad.dtype, np.float32))          # float16 -> 32, 64 kept
+  return p * np.prod(1.0 - p[:, None, :] * (1.0 - np.eye(p.shape[1], dtype=p.dtype))[None], axis=2)
+
+
+def local_directions(vad: np.ndarray, response: np.ndarray) -> np.ndarray:
+  """[S, G] SRP-PHAT response of each local speaker of one window (vad [Tw, S]; response
+  [Tw, G], the window's `spatial.frame_response`), from the frames where it talks alone."""
+  return spatial_lib.weighted_response(alone_weights(vad).T, response)
+
+
+def heard_frames(inference: "Inference", onset: float) -> np.ndarray:
+  """[W, S] frames each local speaker of each window is above `onset` (inside the
+  recording)."""
+  total, tw = inference.total_frames, inference.vad.shape[1]
+  inside = np.arange(tw)[None, :] < (total - inference.window_frames)[:, None]    # [W, Tw]
+  return np.sum((inference.vad.astype(np.float32) > onset) & inside[:, :, None], axis=1)
