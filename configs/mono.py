@@ -31,6 +31,7 @@ def get_config():
   config.inference.osd_threshold = 0.6
   config.inference.resegment = None
   config.inference.resegment_threshold = 0.6
+  config.inference.min_speech_seconds = 0.2   # its own (array8's is 0.5 since 2026-12-06)
   config.inference.split_cos = None
   config.inference.split_seconds = 15.0
   config.inference.merge_overlap = None
