@@ -147,3 +147,10 @@ def test_m4a_is_decoded_or_refused_with_what_to_install(tmp_path, monkeypatch, c
   monkeypatch.setitem(sys.modules, "av", None)          # PyAV not installed
   assert diarize.main([str(tmp_path / "call.m4a"), "--out", str(tmp_path / "o.rttm")]) == 2
   assert "pip install av" in capsys.readouterr().err
+
+
+def test_a_missing_input_says_so(tmp_path, capsys):
+  """Was libsndfile's '...: System error.'"""
+  assert diarize.main([str(tmp_path / "absent.wav"), "--out", str(tmp_path / "o.rttm")]) == 2
+  err = capsys.readouterr().err
+  assert "absent.wav: cannot read audio (no such file)" in err and "System error" not in err
