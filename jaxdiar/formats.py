@@ -225,13 +225,7 @@ def loads(text: str, fmt: str, uri: str | None = None) -> Annotation:
 
 
 def _loads_rttm(text: str, uri: str | None) -> Annotation:
-  fd, path = tempfile.mkstemp(suffix=".rttm", prefix="jaxdiar-")
-  with os.fdopen(fd, "w", encoding="utf-8") as f:
-    f.write(text)
-  try:
-    by_uri = rttm.read_rttm(path)
-  finally:
-    os.unlink(path)
+  by_uri = _from_file(text, rttm.read_rttm)
   if not by_uri:
     return Annotation(uri=uri)
   first = next(iter(by_uri))

@@ -174,7 +174,7 @@ class Pipeline:
         raise windows_lib.InputError(f"{path}: empty recording")
       duration = frames / rate
       if split_channels:
-        return self._split_channels(path, uri, duration)
+        return self._split_channels(path, uri, rate, channels, frames)
       model_name, model = self.model_for(1 if channel is not None else channels)
       if model_name == "mono" and self.model is None and channels > 1 and channel is None:
         self.notify(f"{name}: {channels} channels: the bundled 'mono' model reads channel 0 "
@@ -211,9 +211,11 @@ class Pipeline:
     return Diarization(uri, duration, formats.to_annotation(turns, uri), model_name, o,
                        vectors(result.centroids), vectors(result.voice), result)
 
-  def _split_channels(self, path, uri: str, duration: float) -> Diarization:
-    """Each channel one talker (`spk{channel:02d}`): the speech detector's speech on it."""
-    rate, channels, frames = audio_lib.info(path)
+  def _split_channels(self, path, uri: str, rate: int, channels: int,
+                      frames: int) -> Diarization:
+    """Each channel one talker (`spk{channel:02d}`): the speech detector's speech on it
+    (`rate`, `channels`, `frames`: the file's header)."""
+    duration = frames / rate
     fs = vad_lib.FRAME_SECONDS
     sr = vad_lib.SAMPLE_RATE
     num_samples = int(round(frames * sr / rate))
@@ -251,9 +253,9 @@ class Pipeline:
 
 @contextlib.contextmanager
 def audio_input(file):
-  """(path, name) of a recording given as a path (m4a, mp4, aac ... decoded to a temporary
-  wav), an in-memory waveform (written to a temporary float wav) or {"audio": path, "uri":
-  name}; temporary files are removed afterwards."""
+  """(path, name) of a recording given as a path or {"audio": path, "uri": name} (m4a, mp4,
+  aac ... decoded to a temporary wav), or as an in-memory waveform (written to a temporary
+  float wav); temporary files are removed afterwards."""
   if isinstance(file, dict):
     if "waveform" in file:
       waveform = np.asarray(file["waveform"], np.float32)
@@ -270,28 +272,23 @@ def audio_input(file):
         raise windows_lib.InputError(f"sample_rate {rate!r}: a positive integer is needed")
       if not np.all(np.isfinite(waveform)):
         raise windows_lib.InputError("waveform contains NaN or infinite samples")
-      folder = tempfile.mkdtemp(prefix="jaxdiar-")
-      try:
+      with tempfile.TemporaryDirectory(prefix="jaxdiar-", ignore_cleanup_errors=True) as folder:
         path = pathlib.Path(folder) / "waveform.wav"
         sf.write(path, waveform.T, int(rate), subtype="FLOAT")
         yield path, str(file.get("uri") or "waveform")
-      finally:
-        shutil.rmtree(folder, ignore_errors=True)
       return
     if "audio" not in file:
       raise windows_lib.InputError("a dict input needs 'waveform' and 'sample_rate', or 'audio'")
     path = pathlib.Path(file["audio"])
-    yield path, str(file.get("uri") or path.stem)
-    return
-  path = pathlib.Path(file)
+    name = str(file.get("uri") or path.stem)
+  else:
+    path = pathlib.Path(file)
+    name = path.stem
   if audio_lib.needs_decoding(path) and path.is_file():
-    folder = tempfile.mkdtemp(prefix="jaxdiar-")
-    try:
-      yield audio_lib.decode_to_wav(path, pathlib.Path(folder) / "decoded.wav"), path.stem
-    finally:
-      shutil.rmtree(folder, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="jaxdiar-", ignore_cleanup_errors=True) as folder:
+      yield audio_lib.decode_to_wav(path, pathlib.Path(folder) / "decoded.wav"), name
     return
-  yield path, path.stem
+  yield path, name
 
 
 @contextlib.contextmanager
@@ -299,8 +296,7 @@ def spooled_stdin(stream=None):
   """Standard input (a wav or flac) in a temporary file, removed afterwards: long inputs are
   then read in blocks as files are."""
   stream = stream or sys.stdin.buffer
-  folder = tempfile.mkdtemp(prefix="jaxdiar-stdin-")
-  try:
+  with tempfile.TemporaryDirectory(prefix="jaxdiar-stdin-", ignore_cleanup_errors=True) as folder:
     path = pathlib.Path(folder) / "stdin"
     with open(path, "wb") as f:
       shutil.copyfileobj(stream, f, 1 << 20)
@@ -309,7 +305,4 @@ def spooled_stdin(stream=None):
     suffix = {b"RIFF": ".wav", b"fLaC": ".flac", b"OggS": ".ogg"}.get(head)
     if suffix is None:
       raise audio_lib.AudioError("stdin: not a wav, flac or ogg stream")
-    path = path.rename(path.with_suffix(suffix))
-    yield path
-  finally:
-    shutil.rmtree(folder, ignore_errors=True)
+    yield path.rename(path.with_suffix(suffix))
