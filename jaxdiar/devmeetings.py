@@ -8,6 +8,7 @@ cached under a key of everything that changes it and is complete when `corpus.js
 
 import hashlib
 import json
+import logging
 import pathlib
 
 import ml_collections
@@ -17,6 +18,8 @@ from jaxdiar import atomic
 from jaxdiar import rttm
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.data import simulate as sim_lib
+
+log = logging.getLogger(__name__)
 
 
 def dev_sim_config() -> ml_collections.ConfigDict:
@@ -53,8 +56,9 @@ def make(speech_dir: str, out, *, num_meetings: int, seed: int, geometry,
     if not lo <= scene["overlap_ratio"] <= hi:
       continue
     if progress:
-      print(f"dev meeting {len(meetings) + 1}/{num_meetings}: {scene['uri']}, {seconds:.0f} s, "
-            f"{len(scene['speakers'])} talkers, overlap {scene['overlap_ratio']:.2f}", flush=True)
+      log.info("dev meeting %d/%d: %s, %.0f s, %d talkers, overlap %.2f", len(meetings) + 1,
+               num_meetings, scene["uri"], seconds, len(scene["speakers"]),
+               scene["overlap_ratio"])
     uri = scene["uri"]
     audio_lib.write_wav(out / f"{uri}.wav", audio, sample_rate)
     rttm.write_rttm(out / f"{uri}.rttm", turns)

@@ -14,6 +14,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from jaxdiar import cli
 from jaxdiar import trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Training config.")
@@ -28,6 +29,7 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)   # orbax logs every checkpoint file at INFO
+  cli.configure_logging()                  # the trainer's progress lines
   if _COORDINATOR.value or _NUM_PROCESSES.value:
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value,

@@ -7,7 +7,7 @@ sharded on its data axis (`train.mesh`), parameters replicated; the setup is `ja
 """
 
 import json
-import sys
+import logging
 import time
 
 import jax
@@ -27,6 +27,8 @@ from jaxdiar import model as model_lib
 from jaxdiar.data import pipeline
 from jaxdiar.data import prepare as prepare_lib
 from jaxdiar.steps import learning_rate
+
+logger = logging.getLogger(__name__)
 
 
 class NonFiniteError(RuntimeError):
@@ -153,7 +155,7 @@ def train_and_evaluate(config, workdir) -> dict:
   workdir = epath.Path(workdir)       # local or gs://: never through pathlib
   workdir.mkdir(parents=True, exist_ok=True)
   is_main = jax.process_index() == 0
-  log = lambda msg: print(msg, file=sys.stderr, flush=True) if is_main else None
+  log = logger.info if is_main else (lambda msg: None)
 
   if config.model.num_speakers > losses.MAX_PIT_SPEAKERS:
     raise ValueError(f"model.num_speakers must be <= {losses.MAX_PIT_SPEAKERS}")

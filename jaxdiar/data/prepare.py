@@ -14,9 +14,9 @@ is probed, not configured: process 0 writes a file the others look for.
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import pathlib
-import sys
 
 import jax
 from jax.experimental import multihost_utils
@@ -26,6 +26,8 @@ from jaxdiar import atomic
 from jaxdiar.data import corpus as corpus_lib
 from jaxdiar.data import datasets
 from jaxdiar.data import simulate as sim_lib
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -127,7 +129,7 @@ def prepare(config) -> Prepared:
     multihost_utils.sync_global_devices("jaxdiar-corpus-windowed")
   if not writer:
     builder = build()
-  print(f"jaxdiar: corpus {root} ({builder.info.splits['train'].num_examples} train / "
-        f"{builder.info.splits['dev'].num_examples} dev windows)", file=sys.stderr)
+  log.info("jaxdiar: corpus %s (%d train / %d dev windows)", root,
+           builder.info.splits['train'].num_examples, builder.info.splits['dev'].num_examples)
   return Prepared(builder.as_data_source("train"), builder.as_data_source("dev"),
                   meta["speakers"], meta["num_train"], root)

@@ -11,10 +11,10 @@ import concurrent.futures
 import dataclasses
 import functools
 import json
+import logging
 import math
 import multiprocessing
 import pathlib
-import sys
 
 import librosa
 import numpy as np
@@ -25,6 +25,8 @@ import tqdm
 from jaxdiar import atomic
 from jaxdiar import rttm
 from jaxdiar.data import audio as audio_lib
+
+log = logging.getLogger(__name__)
 
 FALLBACK_WARNING = (
     "jaxdiar.simulate: no --speech folder given; using the built-in procedural speech-like "
@@ -342,7 +344,7 @@ def simulate_corpus(source: SpeechSource, out, num_meetings: int, seed: int, sim
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
   if source.procedural:
-    print(FALLBACK_WARNING, file=sys.stderr)
+    log.warning(FALLBACK_WARNING)
   jobs = [(source, i, seed, sim, geometry, duration, sample_rate, str(out))
           for i in range(num_meetings)]
   results = []
