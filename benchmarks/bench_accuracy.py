@@ -29,6 +29,7 @@ import scipy.cluster.hierarchy
 
 from benchmarks import common
 from configs import default
+from jaxdiar import cli
 from jaxdiar import devmeetings
 from jaxdiar import diarize as diarize_lib
 from jaxdiar import evaluate
@@ -54,10 +55,11 @@ def load_model(spec: str) -> runtime.ExportedModel:
 
 
 def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
-              step_seconds=None, voice: bool = False, detect_speech: bool = False) -> dict:
+              step_seconds=None, voice: bool = False, detect_speech: bool = False,
+              mics=None) -> dict:
   """uri -> diarize.Inference of every dev meeting (pickled under `cache` if given; a cached
   one without the d-vectors `voice` or the speech detector's output `detect_speech` asks for
-  is computed again)."""
+  is computed again; `mics`: the meetings' geometry for a one-channel model's directions)."""
   out = {}
   for m in meetings:
     uri = m["uri"]
@@ -70,7 +72,7 @@ def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
         continue
     out[uri] = diarize_lib.infer(folder / f"{uri}.wav", model, uri=uri, progress=False,
                                  spatial=spatial, step_seconds=step_seconds, voice=voice,
-                                 detect_speech=detect_speech)
+                                 detect_speech=detect_speech, mics=mics)
     if path is not None:
       path.parent.mkdir(parents=True, exist_ok=True)
       path.write_bytes(pickle.dumps(out[uri]))
@@ -347,6 +349,7 @@ def main(argv=None) -> int:
   p.add_argument("--out", default=None, help="results JSON (default: accuracy-<date>.json)")
   p.add_argument("--table", default=None, help="print the markdown tables of a results file")
   args = p.parse_args(argv)
+  cli.configure_logging()                    # the simulators' progress lines
   if args.table:
     print(markdown(json.loads(pathlib.Path(args.table).read_text())))
     return 0

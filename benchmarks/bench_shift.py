@@ -24,6 +24,8 @@ from benchmarks import bench_accuracy as acc
 from benchmarks import common
 from configs import default
 from jaxdiar import bundled
+from jaxdiar import cli
+from jaxdiar import geometry
 from jaxdiar import rttm
 from jaxdiar.data import shift
 
@@ -35,24 +37,29 @@ SRP = "SRP-PHAT clustering (oracle VAD), 20 deg"
 
 
 def score_set(folder, meetings, models: dict, variants: dict, *, baselines: bool,
-              cache=None) -> dict:
-  """{system: {"est": summary, "true": summary}} on one set's meetings."""
+              cache=None, mics=None) -> dict:
+  """{system: {"est": summary, "true": summary}} on one set's meetings. `mics`: the
+  meetings' geometry when it is not the 8-mic circle: SRP-PHAT uses it, and each one-channel
+  model is scored on channel 0 alone and as `NAME + --mics` (the spatial stages with it)."""
+  geometry_ = default.circular_array() if mics is None else mics
   refs = {m["uri"]: rttm.read_rttm(folder / f"{m['uri']}.rttm").get(m["uri"], [])
           for m in meetings}
   out = {}
   if baselines:
     out[FLOOR] = {"est": acc.summarise(refs, acc.one_speaker(refs))}
-    hyps = acc.srp_phat(folder, meetings, refs, geometry=default.circular_array(),
-                        thresholds_deg=(20.0,))
+    hyps = acc.srp_phat(folder, meetings, refs, geometry=geometry_, thresholds_deg=(20.0,))
     out[SRP] = {"est": acc.summarise(refs, hyps[20.0]), "true": acc.summarise(refs, hyps["true"])}
   for name, model in models.items():
     asked = [model.meta["inference"]] + [v for m, v in variants.values() if m == name]
     need = [acc.diarize_lib.needs({**model.meta["inference"], **a}) for a in asked]
     inferences = acc.infer_all(model, folder, meetings, voice=any(n["voice"] for n in need),
                                detect_speech=any(n["detect_speech"] for n in need),
-                               cache=cache and pathlib.Path(cache) / folder.name / name)
+                               cache=cache and pathlib.Path(cache) / folder.name / name,
+                               mics=mics if model.num_channels == 1 else None)
     defaults = {**acc.diarize_lib.DEFAULT_DECODE, **model.meta["inference"]}
     rows = {name: {}} | {v: opts for v, (m, opts) in variants.items() if m == name}
+    if mics is not None and model.num_channels == 1:     # the same windows, spatial stages on
+      rows[f"{name} + --mics"] = bundled.any_array_settings()
     for row, opts in rows.items():
       out[row] = {count: acc.summarise(refs, acc.decode_all(inferences, refs, {**defaults, **opts},
                                                             true_count=count == "true"))
@@ -108,6 +115,10 @@ def main(argv=None) -> int:
   p.add_argument("--fit", action="store_true",
                  help="score the randomised fit meetings instead (where choices are made)")
   p.add_argument("--meetings", type=int, default=16)
+  p.add_argument("--mics", default=None, metavar="PRESET|FILE",
+                 help="simulate the sets with this array instead of the 8-mic circle (the "
+                      "'plain' set: the generator's base draws); one-channel models are also "
+                      "scored with the spatial stages on this geometry")
   p.add_argument("--seed", type=int, default=None)
   p.add_argument("--speech", default=SPEECH)
   p.add_argument("--no-baselines", action="store_true")
@@ -117,13 +128,14 @@ def main(argv=None) -> int:
   p.add_argument("--out", default=None)
   p.add_argument("--table", default=None, help="print the markdown table of a results file")
   args = p.parse_args(argv)
+  cli.configure_logging()                    # the simulators' progress lines
   if args.table:
     print(markdown(json.loads(pathlib.Path(args.table).read_text())))
     return 0
   if not pathlib.Path(args.speech).is_dir():
     print(f"{args.speech}: speech folder not found", file=sys.stderr)
     return 2
-  specs = args.model or ["array8=array8", "mono=mono"]
+  specs = args.model or (["mono=mono"] if args.mics else ["array8=array8", "mono=mono"])
   models = {}
   for spec in specs:
     name, _, path = spec.partition("=")
@@ -134,14 +146,16 @@ def main(argv=None) -> int:
     model, _, opts = rest.partition(":")
     variants[row] = (model, json.loads(opts))
   names = [shift.FIT] if args.fit else args.sets.split(",")
+  mics = None if args.mics is None else geometry.load(args.mics)
   seed = args.seed if args.seed is not None else (FIT_SEED if args.fit else SUITE_SEED)
   meetings_count = 32 if args.fit and args.meetings == 16 else args.meetings
   sets = {}
   for name in names:
     folder, meetings = shift.cached(args.speech, name, num_meetings=meetings_count, seed=seed,
-                                    geometry=default.circular_array())
+                                    geometry=default.circular_array() if mics is None
+                                    else mics)
     sets[name] = score_set(folder, meetings, models, variants,
-                           baselines=not args.no_baselines, cache=args.cache)
+                           baselines=not args.no_baselines, cache=args.cache, mics=mics)
     for system, e in sets[name].items():
       est, true = e["est"], e.get("true")
       print(f"{name:8s} {system:40s} est {100 * est['der']:5.1f} % (miss "
@@ -155,7 +169,8 @@ def main(argv=None) -> int:
                                                args.ami_only and args.ami_only.split(","))
     acc.print_rows(results["ami_excerpts"], prefix="AMI ")
   print(markdown(results))
-  tag = "fit" if args.fit else "shift"
+  tag = ("fit" if args.fit else "shift") + (f"-{pathlib.Path(args.mics).stem}" if args.mics
+                                            else "")
   out = pathlib.Path(args.out or pathlib.Path(__file__).parent / "results" /
                      f"{tag}-{datetime.date.today().isoformat()}.json")
   old = json.loads(out.read_text()) if out.exists() else {}

@@ -7,10 +7,18 @@
 Model cards (data, config, steps, wall time, meeting-level DER): README, "Bundled models".
 """
 
+import functools
 import importlib.resources
+import json
 import pathlib
 
+from jaxdiar import geometry
+
 MODELS = {"array8": "array8.jaxdiar", "mono": "mono.jaxdiar"}
+# The decoding settings a one-channel model adds when the recording's geometry is given
+# (`--mics`): the spatial stages with the user's array, and their resegmentation's weights,
+# fitted for small arrays (where and how they were chosen: the file's "chosen" field).
+ANY_ARRAY = "any-array.json"
 ARRAY_CHANNELS = 8
 
 
@@ -25,7 +33,17 @@ def resolve(model) -> pathlib.Path:
   return path(model) if model in MODELS else pathlib.Path(model)
 
 
-def choose(num_channels: int) -> str:
+def choose(num_channels: int, mics=None) -> str:
   """The bundled model for a recording of `num_channels` channels: the array model for the
-  8-microphone array, the one-channel model (first channel) for anything else."""
+  8-microphone array (its own geometry, when `mics` gives one), the one-channel model for
+  anything else (with `mics`, the spatial stages use that geometry)."""
+  if mics is not None:
+    return "array8" if geometry.same(mics, geometry.PRESETS["ami-array1"][0]) else "mono"
   return "array8" if num_channels == ARRAY_CHANNELS else "mono"
+
+
+@functools.cache
+def any_array_settings() -> dict:
+  """The decoding settings of the one-channel model with a user's geometry (`ANY_ARRAY`)."""
+  data = json.loads((importlib.resources.files("jaxdiar") / "models" / ANY_ARRAY).read_text())
+  return dict(data["settings"])

@@ -30,6 +30,7 @@ from pyannote.core import Annotation
 from jaxdiar import bundled
 from jaxdiar import enroll
 from jaxdiar import formats
+from jaxdiar import geometry
 from jaxdiar import rttm
 from jaxdiar import runtime
 from jaxdiar import settings as settings_lib
@@ -87,14 +88,22 @@ class Pipeline:
     speakers: an enrolled-speaker bank (`python -m jaxdiar.enroll`): matching talkers are
       labelled with their names.
     name_threshold: cosine similarity a talker needs to take a name (default: the bank's).
+    mics: where the recordings' microphones are (`jaxdiar.geometry`: a preset name such as
+      "respeaker-4", a JSON / CSV file of [x, y, z] metres in channel order, or the array):
+      the spatial stages then run with that geometry (a one-channel model reads one channel);
+      a recording with another channel count is refused.
     progress: a progress bar over each recording's windows.
     notify: where notices go (which model was picked, channels dropped); default: logging.
   """
 
   def __init__(self, model: str | os.PathLike | None = None, *, settings: dict | None = None,
                speakers: str | os.PathLike | None = None, name_threshold: float | None = None,
-               progress: bool = False, notify: Callable[[str], None] | None = None):
+               mics=None, progress: bool = False,
+               notify: Callable[[str], None] | None = None):
     self.model = None if model is None else str(model)
+    self.mics = None if mics is None else geometry.load(mics)
+    self.mics_name = None if mics is None or not isinstance(mics, (str, os.PathLike)) \
+        else str(mics)
     self.settings = dict(settings or {})
     settings_lib.validate(self.settings)
     if speakers is not None and not pathlib.Path(speakers).is_file():
@@ -122,9 +131,10 @@ class Pipeline:
 
   # ------------------------------------------------------------------------------ models
 
-  def model_for(self, channels: int) -> tuple[str, runtime.ExportedModel]:
-    """(name, model) for a recording of `channels` channels (loaded once)."""
-    name = self.model or bundled.choose(channels)
+  def model_for(self, channels: int, mics=None) -> tuple[str, runtime.ExportedModel]:
+    """(name, model) for a recording of `channels` channels (loaded once; `mics`: its
+    geometry, where known)."""
+    name = self.model or bundled.choose(channels, mics)
     if name not in self._models:
       if self.model is None:
         self.notify(f"no model given: using the bundled '{name}' model ({bundled.path(name)})")
@@ -175,15 +185,26 @@ class Pipeline:
       duration = frames / rate
       if split_channels:
         return self._split_channels(path, uri, rate, channels, frames)
-      model_name, model = self.model_for(1 if channel is not None else channels)
-      if model_name == "mono" and self.model is None and channels > 1 and channel is None:
-        self.notify(f"{name}: {channels} channels: the bundled 'mono' model reads channel 0 "
-                    f"only (no bundled model takes {channels} channels; the array model needs "
-                    f"{bundled.ARRAY_CHANNELS})")
+      mics = self.mics
+      if mics is not None and len(mics) != channels:
+        raise windows_lib.InputError(
+            f"{name}: {channels} channel(s), but --mics {self.mics_name or ''} gives "
+            f"{len(mics)} microphone positions (one per channel, in channel order)")
+      model_name, model = self.model_for(1 if channel is not None and mics is None
+                                         else channels, mics)
+      if mics is not None and not model.needs_array:
+        self.notify(f"{name}: {channels} channels with the given geometry: the '{model_name}' "
+                    f"model reads channel {channel or 0}; the spatial stages (directions in "
+                    "the clustering, split, merge) use the --mics positions")
+      elif model.num_channels == 1 and channels > 1 and channel is None:
+        self.notify(f"{name}: {channels} channels: the "
+                    f"{'bundled ' if self.model is None else ''}'{model_name}' model reads "
+                    "channel 0 only; give the microphones' positions (--mics FILE|PRESET) for "
+                    "the spatial stages")
       bank = self.bank_for(model) if name_speakers else None    # read before the audio
-      o = decode_lib.decoding_settings(model, self.settings)
+      o = decode_lib.decoding_settings(model, self.settings, mics)
       inference = windows_lib.infer(path, model, uri=uri, replicate_channels=replicate_channels,
-                                    progress=self.progress, channel=channel,
+                                    progress=self.progress, channel=channel, mics=mics,
                                     **decode_lib.infer_options(o))
     start = time.perf_counter()
     if self.progress:             # the windows had their bar; the decoding says what it does

@@ -61,6 +61,7 @@ class Settings:
   timeout_s: float = 600.0
   token: str | None = None
   speakers: str | None = None       # an enrolled-speaker bank (python -m jaxdiar.enroll)
+  mics: str | None = None           # the recordings' array (jaxdiar.geometry: preset or file)
 
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
@@ -119,7 +120,8 @@ class _Worker:
 
   def __init__(self, settings: Settings):
     self.settings = settings
-    self.pipeline = pipeline_lib.Pipeline(settings.model, speakers=settings.speakers)
+    self.pipeline = pipeline_lib.Pipeline(settings.model, speakers=settings.speakers,
+                                          mics=settings.mics)
     self.model = self.pipeline.loaded_model
     self.bank = self.pipeline.bank_for(self.model)     # None without --speakers
     self.pool = concurrent.futures.ThreadPoolExecutor(settings.workers,
@@ -316,13 +318,16 @@ def main(argv=None) -> int:
                  help=f"require 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV})")
   p.add_argument("--speakers", default=None,
                  help="enrolled-speaker bank (python -m jaxdiar.enroll) for speakers=true")
+  p.add_argument("--mics", default=None, metavar="FILE|PRESET",
+                 help="every recording comes from this array (jaxdiar.geometry); others are "
+                      "refused")
   args = p.parse_args(argv)
   if args.workers < 1 or args.queue < 0:
     p.error("--workers must be >= 1 and --queue >= 0")
   settings = Settings(model=args.model, max_upload_mb=args.max_upload_mb,
                       max_duration_s=args.max_duration_s, workers=args.workers,
                       queue=args.queue, timeout_s=args.timeout_s, token=args.token,
-                      speakers=args.speakers)
+                      speakers=args.speakers, mics=args.mics)
   try:                  # the port is taken before the model is loaded, and held meanwhile
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -29,6 +29,7 @@ from jaxdiar import atomic
 from jaxdiar import bundled
 from jaxdiar import enroll
 from jaxdiar import formats
+from jaxdiar import geometry
 from jaxdiar import pipeline as pipeline_lib
 from jaxdiar import rttm
 from jaxdiar import runtime
@@ -73,8 +74,13 @@ def parser() -> argparse.ArgumentParser:
                       "write it with each word's speaker (--out .srt, .vtt or .json)")
   p.add_argument("--embeddings", default=None,
                  help="an .npz of each talker's embedding (and d-vector where computed)")
+  p.add_argument("--mics", default=None, metavar="FILE|PRESET",
+                 help="where the microphones are: a JSON / CSV file of [x, y, z] metres in "
+                      "channel order, or a preset (" + ", ".join(geometry.PRESETS) + "): the "
+                      "spatial stages then use this array")
   p.add_argument("--channel", type=int, default=None,
-                 help="diarize this channel only (numbered from 0)")
+                 help="diarize this channel only (numbered from 0); with --mics, the channel "
+                      "a one-channel model reads")
   p.add_argument("--split-channels", action="store_true",
                  help="each channel is one talker's close microphone (calls, two-track "
                       "podcasts): speech per channel, one label per channel")
@@ -141,7 +147,8 @@ def main(argv=None) -> int:
     if args.out and len(inputs) > 1 and fmt not in formats.MULTI:
       raise InputError(f"a {fmt} file holds one recording: use --out-dir for {len(inputs)}")
     pipeline = pipeline_lib.Pipeline(args.model, settings=settings, speakers=args.speakers,
-                                     name_threshold=args.name_threshold, progress=True,
+                                     name_threshold=args.name_threshold, mics=args.mics,
+                                     progress=True,
                                      notify=_say)
   except (atomic.OutputError, InputError, ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)

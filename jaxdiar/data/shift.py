@@ -30,6 +30,7 @@ bytes. `<uri>.wav`, `<uri>.rttm`, `<uri>.json` and `corpus.json` (the manifest) 
 import argparse
 import hashlib
 import json
+import logging
 import pathlib
 import sys
 import time
@@ -42,9 +43,12 @@ import soundfile as sf
 import soxr
 
 from jaxdiar import atomic
+from jaxdiar import cli
 from jaxdiar import rttm
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.decoding import frames as frames_lib
+
+log = logging.getLogger(__name__)
 
 # Bumped whenever the same set, seed and index give other meetings (the cache keys on it).
 VERSION = 1
@@ -72,6 +76,8 @@ SETS = {
     # The uneven set's meetings at 44.1 / 48 kHz: the count must not change with the rate.
     "rates": dict(alpha=0.5, minor_seconds=(3.0, 15.0), rates=(44100, 48000), like="uneven"),
     "long": dict(seconds=(600.0, 1200.0), speakers=(3, 6), late=True),
+    # The generator's base draws, for other arrays than the 8-mic circle (`--mics` sets).
+    "plain": dict(),
 }
 # Sets of the suite's mean (8-channel); "long" needs the bounded decoding (robustness issue).
 SUITE = ("uneven", "crowd", "close", "heavy", "voices", "moving", "rates")
@@ -423,9 +429,9 @@ def make(speech_dir, set_name: str, out, *, num_meetings: int = 16, seed: int,
       rttm.write_rttm(out / f"{uri}.rttm", turns)
       atomic.write_text(out / f"{uri}.json", json.dumps(scene, indent=1))
     if progress:
-      print(f"shift/{set_name} {i + 1}/{num_meetings}: {scene['seconds']:.0f} s, "
-            f"{len(scene['speakers'])} talkers, overlap {scene['overlap_ratio']:.2f}, "
-            f"least talk {min(scene['talk_seconds'].values()):.1f} s", file=sys.stderr, flush=True)
+      log.info("shift/%s %d/%d: %.0f s, %d talkers, overlap %.2f, least talk %.1f s", set_name,
+               i + 1, num_meetings, scene["seconds"], len(scene["speakers"]),
+               scene["overlap_ratio"], min(scene["talk_seconds"].values()))
     rows.append(dict(uri=uri, seconds=scene["seconds"], num_speakers=len(scene["speakers"]),
                      overlap_ratio=scene["overlap_ratio"], rt60=scene["rt60"],
                      snr_db=scene["snr_db"], sample_rate=scene["sample_rate"]))
@@ -475,6 +481,7 @@ def pool(speech_dir, out, *, seconds: float, seed: int, geometry, meeting_second
 
 def main(argv=None) -> int:
   from configs import default
+  cli.configure_logging()
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("command", nargs="?", choices=["set", "pool"], default="set",
                  help="set: one set's meetings (default); pool: training meetings drawn with "

@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import scipy.ndimage
 
+from jaxdiar import bundled
 from jaxdiar import resegment as resegment_lib
 from jaxdiar import rttm
 from jaxdiar import runtime
@@ -242,10 +243,14 @@ def check_counts(num_speakers=None, min_speakers=None, max_speakers=None) -> Non
                      f"({min_speakers}..{max_speakers})")
 
 
-def decoding_settings(model: runtime.ExportedModel, options: dict) -> dict:
-  """The decoding settings a run uses: the model's, overridden by `options` (validated)."""
+def decoding_settings(model: runtime.ExportedModel, options: dict, mics=None) -> dict:
+  """The decoding settings a run uses: the model's, overridden by `options` (validated); a
+  one-channel model given the recording's geometry (`mics`) adds the spatial stages'
+  settings for any array between (`bundled.any_array_settings`)."""
   settings_lib.validate(options)
-  return {**DEFAULT_DECODE, **model.meta["inference"], **options}
+  spatial = (bundled.any_array_settings() if mics is not None and not model.needs_array
+             else {})
+  return {**DEFAULT_DECODE, **model.meta["inference"], **spatial, **options}
 
 
 def infer_options(o: dict) -> dict:
@@ -259,12 +264,14 @@ def infer_options(o: dict) -> dict:
 def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,
             num_speakers: int | None = None, min_speakers: int | None = None,
             max_speakers: int | None = None, replicate_channels: bool = False,
-            progress: bool = True, channel: int | None = None, **options) -> Result:
+            progress: bool = True, channel: int | None = None, mics=None,
+            **options) -> Result:
   """Diarize one recording (`infer` then `decode`; `options` override the model's inference
-  settings). Raises InputError / AudioError with a clear message."""
+  settings; `mics`: the recording's microphone positions, `jaxdiar.geometry`). Raises
+  InputError / AudioError with a clear message."""
   check_counts(num_speakers, min_speakers, max_speakers)
-  o = decoding_settings(model, options)
+  o = decoding_settings(model, options, mics)
   inference = infer(path, model, uri=uri, replicate_channels=replicate_channels,
-                    progress=progress, channel=channel, **infer_options(o))
+                    progress=progress, channel=channel, mics=mics, **infer_options(o))
   return decode(inference, o, num_speakers=num_speakers, min_speakers=min_speakers,
                 max_speakers=max_speakers)

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import tqdm
 
+from jaxdiar import geometry as geometry_lib
 from jaxdiar import runtime
 from jaxdiar import spatial as spatial_lib
 from jaxdiar import vad as vad_lib
@@ -112,14 +113,24 @@ def voice_segments(audio: np.ndarray, vad: np.ndarray, hop: int, onset: float,
 
 
 def check_input(path, model: runtime.ExportedModel, replicate_channels: bool = False,
-                channel: int | None = None):
+                channel: int | None = None, mics=None):
   """(sample rate, channels, frames, tile) of a recording the model can take, read from its
   header: tile 1 = as is, 0 = one channel only (`channel`, default the first), n = one
-  channel copied to n channels. Raises InputError / AudioError with a clear message."""
+  channel copied to n channels. `mics`: the recording's microphone positions ([C, 3]), which
+  must have one row per channel (and be the model's own for an array model). Raises
+  InputError / AudioError with a clear message."""
   meta = model.meta
   rate, channels, frames = audio_lib.info(path)
   if frames == 0:
     raise InputError(f"{path}: empty recording")
+  if mics is not None:
+    if len(mics) != channels:
+      raise InputError(f"{path}: {channels} channel(s), but --mics gives {len(mics)} microphone "
+                       "positions (one [x, y, z] row per channel, in channel order)")
+    if model.needs_array and not geometry_lib.same(mics, meta["mic_positions"]):
+      raise InputError(f"{path}: the model was trained for its own array "
+                       f"({len(meta['mic_positions'])} microphones), not the --mics geometry: "
+                       "use a one-channel model (e.g. --model mono) with --mics")
   if channel is not None:
     if isinstance(channel, bool) or int(channel) != channel or not 0 <= channel < channels:
       raise InputError(f"{path}: channel {channel!r} does not exist ({channels} channel(s), "
@@ -146,7 +157,8 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
           replicate_channels: bool = False, progress: bool = True,
           spatial: bool = True, step_seconds: float | None = None,
           voice: bool = False, detect_speech: bool = False,
-          channel: int | None = None, stages: Stages | None = None) -> Inference:
+          channel: int | None = None, stages: Stages | None = None,
+          mics=None) -> Inference:
   """Run the model over sliding windows of one recording (read in blocks).
 
   With `spatial` and a multi-channel recording, each local speaker also gets its SRP-PHAT
@@ -155,18 +167,22 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   (`jaxdiar.voice`) from its audio in the window (`voice_segments`, first channel). With
   `detect_speech`, the pretrained speech detector (`jaxdiar.vad`) scores the first channel.
   `channel`: read that channel only (a one-channel model, or copied with `replicate_channels`);
-  it is then also the channel of the d-vectors and the speech detector. `stages`: where the
-  time goes (`windows` in all, of which `voice` and `directions`; `speech_detector`).
+  it is then also the channel of the d-vectors and the speech detector. `mics`: the
+  recording's microphone positions ([C, 3] metres, `jaxdiar.geometry`): the directions come
+  from all its channels with this geometry, whatever the model reads (a one-channel model
+  then reads `channel`, default the first). `stages`: where the time goes (`windows` in all,
+  of which `voice` and `directions`; `speech_detector`).
   Raises InputError / AudioError with a clear message.
   """
   meta, inf = model.meta, model.meta["inference"]
   sr, hop = model.sample_rate, model.hop
   path = pathlib.Path(path)
   uri = uri or path.stem
-  rate, channels, frames, tile = check_input(path, model, replicate_channels, channel)
+  rate, channels, frames, tile = check_input(path, model, replicate_channels, channel, mics)
   read_channel = channel or 0       # the channel the speech detector reads
-  if channel is not None:
-    channels = 1
+  positions = mics
+  if positions is None and channel is None and len(meta["mic_positions"]) == channels > 1:
+    positions = meta["mic_positions"]
   num_samples = int(round(frames * sr / rate))
   window = int(round(inf["window_seconds"] * sr))
   # Whole hops: a window's frames are then frames of the recording (window_frames exact).
@@ -175,9 +191,8 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   starts = window_starts(num_samples, window, step, hop)
   batch = inf["batch_windows"]
   steer = None
-  if spatial and channels > 1 and len(meta["mic_positions"]) == channels:
-    steer = spatial_lib.steering(meta["mic_positions"], meta["n_fft"], sr,
-                                 spatial_lib.azimuth_grid())
+  if spatial and positions is not None:
+    steer = spatial_lib.steering(positions, meta["n_fft"], sr, spatial_lib.azimuth_grid())
   vads, osds, embs, dirs, voices = [], [], [], [], []
   if voice:
     if sr != voice_lib.SAMPLE_RATE:
@@ -207,7 +222,8 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
     t0 = time.perf_counter()
     if voice:
       segments = [seg for j in range(n) for seg in
-                  voice_segments(raw[j][0], out["vad"][j], hop, VOICE_ONSET, sample_rate=sr)]
+                  voice_segments(raw[j][read_channel], out["vad"][j], hop, VOICE_ONSET,
+                                 sample_rate=sr)]
       voices.append(voice_lib.embed(segments, voice_params).reshape(n, -1, voice_lib.EMBEDDING_DIM))
     stages.add("voice", time.perf_counter() - t0)
     t0 = time.perf_counter()
@@ -236,11 +252,11 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
                  disable=not progress) as bar:    # closed (a clean line) on errors too
     for b0 in range(0, len(starts), batch):
       group = starts[b0:b0 + batch]
-      raw = [read_block(path, rate, sr, s, window) for s in group]
-      if channel is not None:
-        raw = [x[channel:channel + 1] for x in raw]
-      if tile == 0:
-        blocks = [x[:1] for x in raw]
+      raw = [read_block(path, rate, sr, s, window) for s in group]     # every channel
+      if tile == 0 or channel is not None:
+        blocks = [x[read_channel:read_channel + 1] for x in raw]
+        if tile > 1:
+          blocks = [np.tile(x, (tile, 1)) for x in blocks]
       else:
         blocks = [np.tile(x, (tile, 1)) if tile > 1 else x for x in raw]
       audio = np.stack(blocks + [np.zeros_like(blocks[0])] * (batch - len(blocks)))
