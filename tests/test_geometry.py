@@ -14,6 +14,7 @@ from jaxdiar import diarize
 from jaxdiar import geometry
 from jaxdiar import runtime
 from jaxdiar import spatial
+from jaxdiar import stream
 from tests.conftest import REPO
 
 
@@ -58,6 +59,8 @@ def test_a_wrong_channel_count_is_refused_naming_mics(tmp_path, capsys):
   assert diarize.main([str(wav), "--mics", "respeaker-4", "--out", str(tmp_path / "x.rttm")]) == 2
   err = capsys.readouterr().err
   assert "--mics" in err and "2 channel(s)" in err and "4 microphone positions" in err
+  assert stream.main([str(wav), "--mics", "respeaker-4"]) == 2
+  assert "--mics respeaker-4 gives 4 microphone positions" in capsys.readouterr().err
   pipeline = jaxdiar.Pipeline(mics="respeaker-6")
   with pytest.raises(diarize.InputError, match="--mics"):
     pipeline({"waveform": np.zeros((4, 16000), np.float32), "sample_rate": 16000})
