@@ -195,7 +195,7 @@ def main(argv=None) -> int:
             + (" set" if settings else ""))
       return 0
     if args.variables:
-      from jaxdiar import online
+      from jaxdiar import online      # deferred: the training stack, for online runs only
       config, variables = online.load_variables(args.variables)
       step = "final"
     else:

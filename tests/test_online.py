@@ -107,7 +107,7 @@ def test_time_schedule_is_the_one_cycle_over_the_budget():
 
 
 def test_variables_round_trip_in_chunks(tmp_path, monkeypatch):
-  monkeypatch.setattr(online, "_CHUNK_BYTES", 1000)
+  monkeypatch.setattr(online.checkpoints, "CHUNK_BYTES", 1000)
   rng = np.random.default_rng(1)
   variables = {"params": {"a": {"kernel": rng.standard_normal((20, 20)).astype(np.float32)},
                           "b": rng.standard_normal(300).astype(np.float32)},
@@ -139,7 +139,7 @@ def test_config_overrides_are_typed_and_checked():
 def test_mono_recipe_trains_on_one_channel_of_the_array():
   config = mono.get_config()
   assert len(config.features.mic_positions) == 1 and config.features.kind == "lps"
-  assert len(online._pool_geometry(config)) == 8
+  assert len(online.pool_geometry(config)) == 8
 
 
 def test_import_cuts_tiles_and_labels_real_recordings(tmp_path):

@@ -46,6 +46,7 @@ from jaxdiar import atomic
 from jaxdiar import cli
 from jaxdiar import rttm
 from jaxdiar.data import audio as audio_lib
+from jaxdiar.data import corpus as corpus_lib
 from jaxdiar.decoding import frames as frames_lib
 
 log = logging.getLogger(__name__)
@@ -457,8 +458,7 @@ def pool(speech_dir, out, *, seconds: float, seed: int, geometry, meeting_second
   frame activity, talker names), each drawn with its own `randomised` settings (at most
   `max_speakers` talkers, `meeting_seconds` long), until `seconds` have passed. Indices
   start, start + step, ... (one writer per index class); returns how many were written."""
-  from jaxdiar import online                       # the pool's format (flax: only here)
-  from jaxdiar.data import corpus as corpus_lib
+  from jaxdiar import online     # deferred: the training stack (flax), for the pool only
   speech = voices(speech_dir)
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)

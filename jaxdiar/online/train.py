@@ -1,0 +1,189 @@
+"""`jaxdiar.online`'s trainer: the pure steps of `jaxdiar.steps` on windows drawn from the
+device pool, for a wall-clock budget (the one-cycle schedule over time), saved every
+`save_every` seconds and resumed with the rest of the budget."""
+
+import functools
+import json
+import logging
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxdiar import atomic
+from jaxdiar import build
+from jaxdiar import configfile
+from jaxdiar import features as features_lib
+from jaxdiar import model as model_lib
+from jaxdiar import runtime
+from jaxdiar import steps
+from jaxdiar.online.checkpoints import load_state
+from jaxdiar.online.checkpoints import load_variables
+from jaxdiar.online.checkpoints import save_state
+from jaxdiar.online.checkpoints import save_variables
+from jaxdiar.online.device import DevicePool
+from jaxdiar.online.device import check_capacity
+from jaxdiar.online.device import window_batch
+
+logger = logging.getLogger(__name__)
+
+
+def make_optimizer(tcfg) -> optax.GradientTransformation:
+  """`steps.make_optimizer` with the base learning rate as an injected hyper-parameter,
+  set each step from the fraction of the time budget spent."""
+  return optax.inject_hyperparams(lambda learning_rate: steps.make_optimizer(
+      tcfg, learning_rate))(learning_rate=tcfg.learning_rate)
+
+
+def time_learning_rate(tcfg, fraction: float) -> float:
+  """One-cycle learning rate at `fraction` of the budget (the trainer's schedule over time)."""
+  schedule = optax.cosine_onecycle_schedule(10_000, tcfg.learning_rate, pct_start=tcfg.pct_start)
+  return float(schedule(int(min(max(fraction, 0.0), 1.0) * 10_000)))
+
+
+
+def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_meetings: int = 8,
+          save_every: float = 60.0, log_every: int = 100, speakers: list[str] | None = None,
+          meeting_seconds: float | None = None, max_steps: int | None = None,
+          init=None) -> dict:
+  """Train `config` for `seconds` of wall clock on the meetings appearing in `pool_dir`;
+  with `init` (a folder saved by `train`, or an exported .jaxdiar file such as a bundled
+  model), start from its variables (fine-tuning)."""
+  start_time = time.time()
+  out = pathlib.Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  speakers = sorted(speakers or [])
+  config = build.resolve(config, num_speaker_classes=len(speakers))
+  fcfg, tcfg, d = config.features, config.train, config.data
+  model = model_lib.from_config(config.model, dtype=tcfg.compute_dtype)
+  tx = make_optimizer(tcfg)
+  sr, hop = fcfg.sample_rate, fcfg.hop
+  window = int(round(d.window_seconds * sr))
+  meeting_samples = int(round((meeting_seconds or d.meeting_seconds) * sr))
+  model_channels = len(fcfg.mic_positions)
+  pool_channels = len(pool_geometry(config))
+  check_capacity(capacity, pool_channels, meeting_samples)
+  pool = DevicePool(pool_dir, capacity, pool_channels, meeting_samples,
+                    1 + meeting_samples // hop,
+                    config.model.num_speakers, {s: i for i, s in enumerate(speakers)})
+  atomic.write_text(out / "config.json", config.to_json(indent=1))
+  state = steps.init_state(jax.random.key(tcfg.seed), model=model, tx=tx,
+                           num_features=features_lib.feature_dim(fcfg))
+  if init is not None:
+    if pathlib.Path(init).is_file():
+      variables = runtime.load(init).variables
+    else:
+      _, variables = load_variables(init)
+    try:
+      state = state.replace(params=jax.tree.map(_like, state.params, variables["params"]),
+                            batch_stats=jax.tree.map(_like, state.batch_stats,
+                                                     variables.get("batch_stats", {})))
+    except (KeyError, ValueError) as e:
+      raise SystemExit(f"jaxdiar.online: {init} does not fit {out}'s config: {e}") from None
+  state, progress = load_state(out, state)      # a killed run continues where it stopped
+  rotate = bool(d.augment_rotate) and features_lib.is_uniform_circular(fcfg.mic_positions)
+  batcher = functools.partial(window_batch, window_samples=window, hop=hop,
+                              model_channels=model_channels, gain_db=d.augment_gain_db,
+                              noise_snr_db=d.augment_noise_snr_db, rotate=rotate,
+                              silence_db=d.get("augment_silence_db", 0.0),
+                              pause_prob=d.get("augment_pause_prob", 0.0), sample_rate=sr)
+
+  @functools.partial(jax.jit, donate_argnums=0)
+  def step(state, pool_audio, pool_activity, pool_ids, index, frame_start, rng, lr):
+    k_batch, k_step = jax.random.split(jax.random.fold_in(rng, state.step))
+    batch = batcher(pool_audio, pool_activity, pool_ids, index, frame_start, k_batch)
+    hyper = dict(state.opt_state.hyperparams, learning_rate=lr)
+    state = state.replace(opt_state=state.opt_state._replace(hyperparams=hyper))
+    return steps.train_step(state, batch, k_step, model=model, tx=tx, config=config)
+
+  while pool.filled < min_meetings:
+    pool.refresh()
+    if pool.filled < min_meetings:
+      if time.time() - start_time > seconds:
+        raise RuntimeError(f"{pool_dir}: fewer than {min_meetings} meetings after {seconds} s")
+      time.sleep(1.0)
+  rng = jax.random.key(tcfg.seed + 1)
+  max_start = (meeting_samples - window) // hop
+  train_start = time.time()
+  if progress:                # resumed: the same budget, less what was already spent
+    budget, spent, step_count = progress["budget"], progress["seconds"], progress["steps"]
+    logger.info(f"jaxdiar.online: resuming {out} at step {step_count} ({spent:.0f} of "
+          f"{budget:.0f} s spent)")
+  else:
+    budget, spent, step_count = seconds - (train_start - start_time), 0.0, 0
+    if budget < 0.25 * seconds:
+      raise RuntimeError(f"{pool_dir}: the pool took {train_start - start_time:.0f} s of the "
+                         f"{seconds:.0f} s budget to reach {min_meetings} meetings")
+  host_rng = np.random.default_rng([tcfg.seed, step_count])
+  log = open(out / "metrics.jsonl", "a")
+  last_save, last_refresh, sums = train_start, train_start, {}
+  elapsed = lambda: spent + time.time() - train_start
+
+  def checkpoint():
+    save_variables(out, {"params": state.params, "batch_stats": state.batch_stats})
+    save_state(out, state, dict(budget=budget, seconds=elapsed(), steps=step_count))
+  logger.info(f"jaxdiar.online: training {out} for {budget:.0f} s on {jax.devices()[0]} "
+              f"({tcfg.compute_dtype}), {pool.filled} meetings in the pool")
+  while True:
+    now = time.time()
+    fraction = elapsed() / budget
+    if fraction >= 1.0 or (max_steps is not None and step_count >= max_steps):
+      break
+    if now - last_refresh > 5.0:
+      pool.refresh()
+      last_refresh = now
+    index = host_rng.integers(0, pool.filled, tcfg.batch_size).astype(np.int32)
+    frame_start = host_rng.integers(0, max_start + 1, tcfg.batch_size).astype(np.int32)
+    lr = time_learning_rate(tcfg, fraction)
+    state, metrics = step(state, pool.audio, pool.activity, pool.ids, index, frame_start, rng,
+                          jnp.float32(lr))
+    step_count += 1
+    for k, v in metrics.items():
+      sums[k] = sums.get(k, 0.0) + v
+    if step_count % log_every == 0:
+      row = {k: float(v) / log_every for k, v in sums.items()}
+      row.update(step=step_count, seconds=round(elapsed(), 1), lr=lr,
+                 pool=pool.loaded)
+      if not row.get("finite", 1.0) > 0.99:
+        logger.warning(f"jaxdiar.online: non-finite steps at {step_count}")
+      log.write(json.dumps(row) + "\n")
+      log.flush()
+      logger.info(f"step {step_count} loss {row['loss/total']:.4f} vad {row['loss/vad']:.4f} "
+                  f"lr {lr:.2e} pool {pool.loaded} {row['seconds']} s")
+      sums = {}
+    if time.time() - last_save > save_every:
+      checkpoint()
+      last_save = time.time()
+  checkpoint()
+  summary = dict(steps=step_count, seconds=round(elapsed(), 1),
+                 meetings=pool.loaded, device=str(jax.devices()[0]), dtype=tcfg.compute_dtype,
+                 batch_size=tcfg.batch_size)
+  atomic.write_text(out / "summary.json", json.dumps(summary, indent=1))
+  log.close()
+  return summary
+
+
+def _like(template, value):
+  value = jnp.asarray(value, template.dtype)
+  if value.shape != template.shape:
+    raise ValueError(f"shape {value.shape}, expected {template.shape}")
+  return value
+
+
+
+def pool_geometry(config):
+  """The array the pool is simulated with: the config's, or data.pool_geometry for a
+  one-channel model trained on array recordings."""
+  return config.data.get("pool_geometry", None) or config.features.mic_positions
+
+
+
+def load_config(path, overrides=()):
+  """A config file by path with `--config.a.b=value` overrides (`jaxdiar.configfile`)."""
+  try:
+    return configfile.load(path, overrides, prog="jaxdiar.online")
+  except configfile.ConfigError as e:
+    raise SystemExit(f"jaxdiar.online: {e}") from None
