@@ -168,9 +168,11 @@ class Pipeline:
   def run(self, file, *, num_speakers: int | None = None, min_speakers: int | None = None,
           max_speakers: int | None = None, exclusive: bool = False, uri: str | None = None,
           channel: int | None = None, split_channels: bool = False,
-          replicate_channels: bool = False, name_speakers: bool = True) -> Diarization:
+          replicate_channels: bool = False, name_speakers: bool = True,
+          settings: dict | None = None) -> Diarization:
     """`__call__`'s work, with everything it knows (`Diarization`); `name_speakers`: use the
-    speaker bank if the pipeline has one. Raises InputError / AudioError (and the bank's
+    speaker bank if the pipeline has one; `settings`: decoding settings for this recording
+    over the pipeline's (validated). Raises InputError / AudioError (and the bank's
     BankError) with a clear message."""
     decode_lib.check_counts(num_speakers, min_speakers, max_speakers)
     if split_channels and (channel is not None or num_speakers or min_speakers
@@ -202,7 +204,7 @@ class Pipeline:
                     "channel 0 only; give the microphones' positions (--mics FILE|PRESET) for "
                     "the spatial stages")
       bank = self.bank_for(model) if name_speakers else None    # read before the audio
-      o = decode_lib.decoding_settings(model, self.settings, mics)
+      o = decode_lib.decoding_settings(model, {**self.settings, **(settings or {})}, mics)
       inference = windows_lib.infer(path, model, uri=uri, replicate_channels=replicate_channels,
                                     progress=self.progress, channel=channel, mics=mics,
                                     **decode_lib.infer_options(o))

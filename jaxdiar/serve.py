@@ -27,6 +27,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import html
+import json
 import logging
 import os
 import pathlib
@@ -43,6 +44,7 @@ from jaxdiar import formats
 from jaxdiar import pipeline as pipeline_lib
 from jaxdiar import rttm
 from jaxdiar import runtime
+from jaxdiar import settings as settings_lib
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.decoding import decode as decode_lib
 from jaxdiar.decoding import windows as windows_lib
@@ -113,6 +115,25 @@ def docs_page(openapi: dict) -> str:
           "<table border='1' cellpadding='4'><tr><th>endpoint</th><th>what</th>"
           "<th>query parameters</th><th>body</th></tr>" + "".join(rows) + "</table>"
           "</body></html>")
+
+
+def request_settings(text: str | None) -> dict:
+  """A request's `settings` (a JSON object) checked: only `jaxdiar.settings.SERVICE` names,
+  each valid; ValueError naming the one at fault."""
+  if not text:
+    return {}
+  try:
+    values = json.loads(text)
+  except json.JSONDecodeError:
+    raise ValueError("settings must be a JSON object, e.g. {\"onset\": 0.6}") from None
+  if not isinstance(values, dict):
+    raise ValueError("settings must be a JSON object, e.g. {\"onset\": 0.6}")
+  settings_lib.validate(values, what="setting")
+  refused = sorted(set(values) - set(settings_lib.SERVICE))
+  if refused:
+    raise ValueError(f"setting(s) {', '.join(refused)} cannot be changed per request; "
+                     f"these can: {', '.join(settings_lib.SERVICE)}")
+  return values
 
 
 class _Worker:
@@ -214,8 +235,10 @@ def create_app(settings: Settings):
   async def diarize(request: fastapi.Request, num_speakers: int | None = None,
                     min_speakers: int | None = None, max_speakers: int | None = None,
                     uri: str | None = None, speakers: bool = False,
-                    exclusive: bool = False):
-    """Diarize one recording (raw body or multipart field `file`)."""
+                    exclusive: bool = False,
+                    overrides: str | None = fastapi.Query(None, alias="settings")):
+    """Diarize one recording (raw body or multipart field `file`); `settings`: a JSON object
+    of decoding settings for this request (names: jaxdiar.settings.SERVICE)."""
     try:
       body = await read_body(request)
     except starlette.requests.ClientDisconnect:
@@ -244,6 +267,10 @@ def create_app(settings: Settings):
     try:
       decode_lib.check_counts(**counts)
     except windows_lib.InputError as e:
+      return error(422, str(e))
+    try:
+      overrides = request_settings(fields.get("settings", overrides))
+    except ValueError as e:
       return error(422, str(e))
     uri = rttm.safe_uri(fields.get("uri", uri) or (pathlib.Path(name).stem if name else "upload"))
     truthy = lambda key: fields.get(key, "").lower() in ("1", "true", "yes")
@@ -277,7 +304,8 @@ def create_app(settings: Settings):
     def run():
       try:
         return 200, worker.pipeline.run(path, uri=uri, exclusive=exclusive,
-                                        name_speakers=name_speakers, **counts)
+                                        name_speakers=name_speakers, settings=overrides,
+                                        **counts)
       except audio_lib.AudioError as e:
         return 415, str(e).replace(str(path), uri)
       except windows_lib.InputError as e:

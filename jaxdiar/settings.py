@@ -111,6 +111,11 @@ INFERENCE = (
     S("found_total", 2.0, "... when such a group is heard this long in all.", legacy=2.0, low=0),
 )
 BY_NAME = {s.name: s for s in INFERENCE}
+# The settings a request to the HTTP service may change (`settings={...}`): thresholds and
+# durations of the decision and the count, not the window geometry nor the fitted weights.
+SERVICE = ("onset", "offset", "median_frames", "min_speech_seconds", "min_silence_seconds",
+           "cluster_threshold", "osd_threshold", "speech_gate", "speech_pad",
+           "resegment_threshold", "merge_overlap")
 
 
 def legacy_defaults() -> dict:

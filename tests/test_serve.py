@@ -255,3 +255,31 @@ def test_service_parameters_never_give_a_500(server, num, low, high, uri, speake
     r = httpx.post(server.url + "/v1/diarize", params=fields, content=body, timeout=60)
   assert 400 <= r.status_code < 500, (r.status_code, r.text)
   assert set(r.json()) == {"error"}
+
+
+def test_per_request_settings_are_the_declared_subset(server, meeting):
+  """`settings={...}` takes exactly jaxdiar.settings.SERVICE (each a declared, scalar
+  setting), applied to that request; any other name or a bad value is a 422 naming it."""
+  from jaxdiar import settings as settings_lib
+  assert set(settings_lib.SERVICE) <= set(settings_lib.BY_NAME)
+  assert all(settings_lib.BY_NAME[k].kind is not tuple for k in settings_lib.SERVICE)
+  chosen = {k: (settings_lib.BY_NAME[k].default if settings_lib.BY_NAME[k].default is not None
+                else settings_lib.BY_NAME[k].low) for k in settings_lib.SERVICE}
+  chosen["onset"], chosen["offset"] = 0.65, 0.45
+  r = httpx.post(server.url + "/v1/diarize", content=meeting.read_bytes(), timeout=120,
+                 params={"settings": json.dumps(chosen)})
+  assert r.status_code == 200, r.text
+  assert {k: r.json()["settings"][k] for k in chosen} == chosen
+  with open(meeting, "rb") as f:          # the multipart field works the same way
+    r = httpx.post(server.url + "/v1/diarize", files={"file": (meeting.name, f)},
+                   data={"settings": json.dumps({"onset": 0.7})}, timeout=120)
+  assert r.status_code == 200 and r.json()["settings"]["onset"] == 0.7
+  for bad, named in (({"resegment": [0.1]}, "resegment"), ({"window_seconds": 4.0},
+                     "window_seconds"), ({"onset": 3}, "onset"), ({"onsett": 0.5}, "onsett")):
+    r = httpx.post(server.url + "/v1/diarize", content=meeting.read_bytes(), timeout=60,
+                   params={"settings": json.dumps(bad)})
+    assert r.status_code == 422 and named in r.json()["error"], r.text
+  r = httpx.post(server.url + "/v1/diarize", content=meeting.read_bytes(), timeout=60,
+                 params={"settings": "[1, 2]"})
+  assert r.status_code == 422 and "JSON object" in r.json()["error"]
+  assert not server.leftovers()
