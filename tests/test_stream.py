@@ -218,6 +218,22 @@ def test_causal_provisional_speaker_dropped_and_its_place_reused():
   assert labels == ["spk00", "spk01", "spk00", "spk02"]
 
 
+def test_dropped_provisional_speaker_is_relabelled(capsys):
+  """The dropped voice's segment goes to the confirmed speaker nearest it: one relabel event,
+  printed by the command as a JSON line; the final segments carry the final labels, the sent
+  ones keep theirs."""
+  from jaxdiar.cli import stream as cli_stream
+  turns = [(0, 200, 0), (300, 330, 1), (500, 600, 0), (800, 1000, 2)]
+  s = _stream(_Voices(turns), 1100)
+  cli_stream._relabels(s)
+  assert capsys.readouterr().out.splitlines() == ['{"relabel": {"spk01": "spk00"}}']
+  assert s.pop_relabels() == []                      # each event is given once
+  assert [g.speaker for g in s.segments] == ["spk00", "spk01", "spk00", "spk02"]
+  final = s.final_segments()
+  assert [g.speaker for g in final] == ["spk00", "spk00", "spk00", "spk02"]
+  assert [(g.start, g.end) for g in final] == [(g.start, g.end) for g in s.segments]
+
+
 def test_causal_provisional_speaker_needs_a_direction_of_its_own():
   """On an array a voice founds a provisional speaker only if its direction, too, is far from
   every speaker's: another voice from a known talker's direction does not."""
@@ -334,7 +350,11 @@ def test_causal_stream_decides_each_block_and_stdin_equals_file(causal_model, ex
   assert from_stdin.returncode == 0, from_stdin.stderr.decode()
   lines = from_file.stdout.splitlines()
   assert lines and lines == from_stdin.stdout.decode().splitlines()
-  assert [json.loads(l) for l in lines] == [json.loads(g.to_json()) for g in s.segments]
+  rows = [json.loads(l) for l in lines]
+  # The segments as the streamer sent them; beside them, one relabel line per dropped
+  # provisional speaker (its final label).
+  assert [r for r in rows if "relabel" not in r] == [json.loads(g.to_json()) for g in s.segments]
+  assert {k: v for r in rows if "relabel" in r for k, v in r["relabel"].items()} == s.renamed
   # A model without a streaming step says so.
   r = subprocess.run([sys.executable, "-m", "jaxdiar.stream", str(meeting), "--causal",
                       "--model", str(exported[0])], cwd=REPO, capture_output=True, text=True,
@@ -399,5 +419,6 @@ def test_causal_stream_resegments_from_the_array(causal_model, meeting, tmp_path
       cwd=REPO, input=data.astype("<i2").tobytes(), capture_output=True, timeout=300)
   assert from_file.returncode == 0 and from_stdin.returncode == 0, from_file.stderr
   assert from_file.stdout.splitlines() == from_stdin.stdout.decode().splitlines()
-  assert [json.loads(l) for l in from_file.stdout.splitlines()] == \
-      [json.loads(g.to_json()) for g in s.segments]
+  rows = [json.loads(l) for l in from_file.stdout.splitlines()]
+  assert [r for r in rows if "relabel" not in r] == [json.loads(g.to_json()) for g in s.segments]
+  assert {k: v for r in rows if "relabel" in r for k, v in r["relabel"].items()} == s.renamed

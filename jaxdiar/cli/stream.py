@@ -1,7 +1,10 @@
 """python -m jaxdiar.stream INPUT [--model M] [--out FINAL.rttm] [--step 0.5] [--latency 0.5]
 
 A live diarizer: audio in, closed speaker segments out as JSON lines on stdout
-(`{"start": s, "end": s, "speaker": "spk00"}`), progress and diagnostics on stderr.
+(`{"start": s, "end": s, "speaker": "spk00"}`), progress and diagnostics on stderr. When a
+provisional speaker (causal mode) is dropped, a line `{"relabel": {"spk03": "spk01"}}` says
+that every segment labelled spk03 (sent or still to come) belongs to spk01; --out writes the
+final labels.
 INPUT is an audio file (read as fast as possible, or at real-time pace with --realtime) or
 `-`: raw interleaved PCM on stdin (e.g. `arecord -f S16_LE -c 8 -r 16000 | python -m
 jaxdiar.stream - --channels 8`), described by --channels, --sample-rate and --format.
@@ -33,6 +36,7 @@ resegmentation weights each decided frame is then re-decided from the speakers' 
 """
 
 import argparse
+import json
 import pathlib
 import signal
 import sys
@@ -105,6 +109,13 @@ def main(argv=None) -> int:
       signal.signal(signal.SIGTERM, previous)
 
 
+def _relabels(streamer) -> None:
+  """A JSON line per relabel event: {"relabel": {"spk03": "spk01"}}, every segment sent (or
+  still to be sent) with the first label belongs to the second speaker."""
+  for event in streamer.pop_relabels():
+    print(json.dumps({"relabel": event}), flush=True)
+
+
 def _interrupt(signum, frame):
   raise KeyboardInterrupt
 
@@ -144,10 +155,12 @@ def _run(args, stdin: bool) -> int:
       for x in blocks:
         for segment in streamer.push(x):
           print(segment.to_json(), flush=True)
+        _relabels(streamer)
     except KeyboardInterrupt:              # the usual way to stop a microphone: keep the output
       interrupted = True
     for segment in streamer.finish():      # closes the segments still open
       print(segment.to_json(), flush=True)
+    _relabels(streamer)
   except (windows_lib.InputError, audio_lib.AudioError, runtime.ModelFileError,
           atomic.OutputError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
@@ -166,7 +179,7 @@ def _run(args, stdin: bool) -> int:
   if args.out:
     uri = rttm.safe_uri(args.uri or ("stdin" if stdin else pathlib.Path(args.input).stem))
     final = formats.to_annotation([rttm.Turn(uri, s.start, s.end, s.speaker)
-                                   for s in streamer.segments], uri)
+                                   for s in streamer.final_segments()], uri)
     atomic.write_text(args.out, formats.dumps(final, formats.infer_format(args.out),
                                               duration=audio_s))
   if interrupted:

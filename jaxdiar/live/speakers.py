@@ -103,7 +103,8 @@ class SpeakerMatching:
 
   def _drop_provisional(self, pieces: np.ndarray, labels: np.ndarray) -> None:
     """Provisional speakers whose piece ended, or was matched to another speaker, are
-    dropped; the slots' current pieces that carried the label are unlabelled."""
+    dropped; the slots' current pieces that carried the label are unlabelled, and the
+    segments already given its label are relabelled (`_relabel`)."""
     current = set(self.piece.tolist())
     for c, piece in list(self.provisional.items()):
       row = np.flatnonzero(pieces == piece)
@@ -115,3 +116,19 @@ class SpeakerMatching:
       self.piece_label[stale] = -1
       self.dropped[c] = self.received // self.hop - 1      # no frame after this one has it
       self.num_dropped += 1
+      self._relabel(c, int(labels[row[0]]) if matched_elsewhere else -1)
+
+  def _relabel(self, dropped: int, matched: int) -> None:
+    """The final label of a dropped provisional speaker's frames: the confirmed speaker its
+    piece was matched to, else the confirmed speaker whose centroid is nearest its own (none
+    yet: it keeps its label). Queued as a relabel event (`Streamer.pop_relabels`)."""
+    confirmed = [c for c in range(len(self.centroids))
+                 if c != dropped and c not in self.dropped and c not in self.provisional]
+    if matched not in confirmed:
+      if not confirmed:
+        return
+      near = np.stack([self.centroids[c] for c in confirmed]) @ self.centroids[dropped]
+      matched = confirmed[int(np.argmax(near))]
+    old, new = f"spk{self.names[dropped]:02d}", f"spk{self.names[matched]:02d}"
+    self.renamed[old] = new
+    self.relabels.append({old: new})

@@ -119,6 +119,11 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
     self.dropped: dict[int, int] = {}                   # speaker -> its last labelled frame
     self.names: list[int] = []                          # each speaker's number in the output
     self.num_dropped = 0                                # provisional speakers dropped so far
+    # Final labels: a dropped provisional speaker's output label -> the confirmed speaker's
+    # its frames go to (`SpeakerMatching._relabel`); the events not yet taken by
+    # `pop_relabels`.
+    self.renamed: dict[str, str] = {}
+    self.relabels: list[dict[str, str]] = []
     # Causal mode's cold start, three options measured on / off on dev and held-out meetings
     # (benchmarks/results/live-causal-coldstart-sweep-2026-12-01.json), each off by default:
     # each gains up to 0.9 points on dev at 128 ms and none gains on held-out.
@@ -241,6 +246,25 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
       out += self._feed(np.zeros((self.channels, pad), np.float32))
     out += self._decide(1 + self.samples_in // self.hop, final=True)
     return out
+
+  def pop_relabels(self) -> list[dict[str, str]]:
+    """The relabel events since the last call, each {label already sent: its final label}
+    (a dropped provisional speaker's segments belong to a confirmed speaker)."""
+    out, self.relabels = self.relabels, []
+    return out
+
+  def final_segments(self) -> list[Segment]:
+    """The segments under their final labels (`segments` keeps the labels they were sent
+    with), those of one speaker that now touch or overlap merged."""
+    by_speaker: dict[str, list[list[float]]] = {}
+    for g in sorted(self.segments, key=lambda g: (g.start, g.end)):
+      runs = by_speaker.setdefault(self.renamed.get(g.speaker, g.speaker), [])
+      if runs and g.start <= runs[-1][1]:
+        runs[-1][1] = max(runs[-1][1], g.end)
+      else:
+        runs.append([g.start, g.end])
+    return sorted((Segment(a, b, spk) for spk, runs in by_speaker.items() for a, b in runs),
+                  key=lambda g: (g.start, g.end, g.speaker))
 
   @property
   def decided_seconds(self) -> float:
