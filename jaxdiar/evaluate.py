@@ -124,7 +124,7 @@ def main(argv=None) -> int:
   if args.json:
     atomic.write_text(args.json, json.dumps(result, indent=1, ensure_ascii=False))
   if args.plot_confusion:
-    from jaxdiar import plots
+    from jaxdiar import plots   # deferred: matplotlib only when a plot is asked for
     plots.confusion_figure(ref, hyp, uem, args.plot_confusion)
   return 0
 

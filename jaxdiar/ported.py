@@ -11,6 +11,8 @@ import sys
 
 import numpy as np
 
+from jaxdiar.data import audio as audio_lib
+
 
 def package_weights(name: str) -> pathlib.Path:
   """Where a shipped weight file lies (jaxdiar/models/NAME)."""
@@ -72,7 +74,6 @@ def port_command(port, source, out, what: str) -> int:
 def read_inputs(files, sample_rate: int, load):
   """(first channel of each file at `sample_rate`, load()), or None after a one-line error
   on stderr (a missing or unreadable file, missing weights)."""
-  from jaxdiar.data import audio as audio_lib
   try:
     return [audio_lib.read(f, sample_rate)[0] for f in files], load()
   except (audio_lib.AudioError, FileNotFoundError) as e:
