@@ -101,8 +101,11 @@ class Detector:
   """Speech probabilities of one stream fed in pieces of any length (the LSTM state and the
   context carry over): `push(samples) -> probabilities of the chunks it completed`."""
 
-  def __init__(self, params: dict | None = None):
+  def __init__(self, params: dict | None = None, segment: int = SEGMENT):
+    """`segment`: chunks a forward call (one compiled shape); a live stream's blocks want a
+    small one (8: 256 ms)."""
     self.params = params if params is not None else load()
+    self.segment = segment
     self.state = (np.zeros(HIDDEN, np.float32), np.zeros(HIDDEN, np.float32))
     self.context = np.zeros(CONTEXT, np.float32)
     self.pending = np.zeros(0, np.float32)
@@ -115,11 +118,12 @@ class Detector:
     n = len(wav) // CHUNK
     self.pending = wav[n * CHUNK:]
     out = []
-    for s in range(0, n, SEGMENT):
-      chunks = _chunks(wav[s * CHUNK:min(n, s + SEGMENT) * CHUNK], self.context)
+    for s in range(0, n, self.segment):
+      chunks = _chunks(wav[s * CHUNK:min(n, s + self.segment) * CHUNK], self.context)
       m = len(chunks)
       self.context = chunks[-1, -CONTEXT:].copy()
-      padded = np.concatenate([chunks, np.zeros((SEGMENT - m, chunks.shape[1]), np.float32)])
+      padded = np.concatenate([chunks, np.zeros((self.segment - m, chunks.shape[1]),
+                                                np.float32)])
       prob, state = forward(self.params, padded, self.state, m)
       self.state = tuple(np.asarray(v) for v in state)
       out.append(np.asarray(prob)[:m])

@@ -98,7 +98,8 @@ def test_stream_errors(exported, tmp_path):
   assert r.returncode == 2 and "2 channel" in r.stderr and "Traceback" not in r.stderr
   # --set reaches every tunable of the Streamer (carry_seconds was once missed).
   assert stream.TUNABLE == {"piece_seconds", "reset_seconds", "carry_seconds", "reliable_seconds",
-                            "hold_seconds", "provisional_threshold", "provisional_direction"}
+                            "hold_seconds", "provisional_threshold", "provisional_direction",
+                            "live_gate"}
   parse = lambda items: settings_lib.parse_items(items, extra=stream.TUNABLE, what="setting")
   assert parse(["carry_seconds=3.5", "onset=0.6"]) == dict(carry_seconds=3.5, onset=0.6)
   assert parse(["provisional_threshold=null"]) == dict(provisional_threshold=None)
@@ -232,6 +233,16 @@ def test_dropped_provisional_speaker_is_relabelled(capsys):
   final = s.final_segments()
   assert [g.speaker for g in final] == ["spk00", "spk00", "spk00", "spk02"]
   assert [(g.start, g.end) for g in final] == [(g.start, g.end) for g in s.segments]
+
+
+def test_live_gate_silences_what_the_speech_detector_does_not_hear():
+  """The scripted voices talk over silent audio: with the live gate (the model's speech_gate)
+  every frame is silenced; without it the voices are marked."""
+  turns = [(0, 200, 0), (400, 600, 1)]
+  heard = _stream(_Voices(turns), 700, speech_gate=0.5, speech_pad=0.2)
+  gated = _stream(_Voices(turns), 700, speech_gate=0.5, speech_pad=0.2, live_gate=True)
+  assert heard.segments and not gated.segments
+  assert len(gated.speech_p) == gated.received // 512       # every chunk of what was stepped
 
 
 def test_causal_provisional_speaker_needs_a_direction_of_its_own():

@@ -13,6 +13,7 @@ import numpy as np
 
 from jaxdiar import runtime
 from jaxdiar import spatial as spatial_lib
+from jaxdiar import vad as vad_lib
 from jaxdiar.decoding import cluster as cluster_lib
 from jaxdiar.decoding import decode as decode_lib
 from jaxdiar.decoding import frames as frames_lib
@@ -58,7 +59,7 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
                reset_seconds: float = RESET_SECONDS, carry_seconds: float = CARRY_SECONDS,
                reliable_seconds: float = RELIABLE_SECONDS, first_founds: bool = False,
                templates: str = "decided", open_end: bool = False,
-               hold_seconds: float | None = None,
+               hold_seconds: float | None = None, live_gate: bool = False,
                provisional_threshold: float | None = PROVISIONAL_THRESHOLD,
                provisional_direction: float | None = PROVISIONAL_DIRECTION, **options):
     meta = model.meta
@@ -98,6 +99,16 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
                          f"({self.latency / self.sr:g} s), got {hold_seconds:g}")
       self.hold = hold
     self.max_speakers = max_speakers
+    # live_gate: the pretrained speech detector (jaxdiar.vad) on the first channel, as the
+    # model's `speech_gate` / `speech_pad` settings say offline: a decided frame where it
+    # stays under the gate (its highest within the pad, over the chunks already scored) has
+    # no speaker. Off by default; where it was measured: docs/inference.md.
+    self.detector = None
+    if live_gate and self.o.get("speech_gate") is not None:
+      if self.sr != vad_lib.SAMPLE_RATE:
+        raise ValueError(f"live_gate: the speech detector takes {vad_lib.SAMPLE_RATE} Hz audio")
+      self.detector = vad_lib.Detector(segment=8)
+      self.speech_p = np.zeros(0, np.float32)
     # provisional_threshold (causal mode; None: off): a talking voice not yet heard alone
     # reliable_seconds, whose distance to every speaker is over this cut, founds a
     # provisional speaker at once instead of being given to the nearest one (or to none) for
@@ -225,6 +236,8 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
       chunk, self.pending = self.pending[:, :self.step], self.pending[:, self.step:]
       self.received += self.step
       t0, before = time.perf_counter(), self.decided
+      if self.detector is not None:
+        self.speech_p = np.concatenate([self.speech_p, self.detector.push(chunk[0])])
       if self.causal:             # the block's frames are final once it is in
         self._update_causal(chunk)
         upto = (self.received + self.step - self.latency) // self.hop
@@ -336,6 +349,8 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
       if self.causal:             # the frames' slots under their pieces' labels now
         self.score[span] = self._causal_score(self.decided, upto)
       marked = self._first_decision(self.decided, upto, k, self.score[span, :k])
+    if self.detector is not None and len(self.speech_p):
+      marked = marked & self._speech(self.decided, upto)[:, None]
     out = []
     for frame, row in zip(range(self.decided, upto), marked):
       active = set(np.flatnonzero(row).tolist())
@@ -354,6 +369,18 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
         a, b = self.open[spk]
         out += self._close(spk, a, b + 1, min_speech)
     return out
+
+  def _speech(self, a: int, b: int) -> np.ndarray:
+    """[b - a] bool: frames [a, b) where the speech detector's highest probability within
+    `speech_pad` (over the chunks scored so far) reaches `speech_gate`."""
+    fs = self.hop / self.sr
+    chunk = ((np.arange(a, b) + 0.5) * fs / vad_lib.FRAME_SECONDS).astype(int)
+    radius = int(round(self.o["speech_pad"] / vad_lib.FRAME_SECONDS))
+    n = len(self.speech_p)
+    lo = np.clip(chunk - radius, 0, n - 1)
+    hi = np.clip(chunk + radius, 0, n - 1)
+    top = np.array([self.speech_p[x:y + 1].max() for x, y in zip(lo, hi)], np.float32)
+    return top >= self.o["speech_gate"]
 
   def _first_decision(self, a: int, b: int, k: int, score: np.ndarray) -> np.ndarray:
     """[b - a, k] bool: the offline talker-count rule on frames [a, b) (score [b - a, k])."""
@@ -379,4 +406,5 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
 
 # The Streamer's own settings that --set reaches (the rest are flags of their own).
 TUNABLE = frozenset({"piece_seconds", "reset_seconds", "carry_seconds", "reliable_seconds",
-                     "hold_seconds", "provisional_threshold", "provisional_direction"})
+                     "hold_seconds", "provisional_threshold", "provisional_direction",
+                     "live_gate"})
