@@ -11,6 +11,7 @@ from jaxdiar import bundled
 from jaxdiar import devmeetings
 from jaxdiar import evaluate
 from jaxdiar import rttm
+from jaxdiar import runtime
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.data import simulate as sim_lib
 from tests.conftest import REPO
@@ -25,6 +26,9 @@ from tests.conftest import shared_data
 # least 0.5 s and resegmentation threshold 0.6 (2026-12-06) within the bound. The bounds
 # leave room for numeric differences between machines, not for a worse model.
 BOUNDS = {"array8": 0.10, "mono": 0.25}
+# The bundled live model streamed (causal, 0.25 s latency) on the same meeting: measured
+# 2026-12-06: 0.140; the bound leaves room for machines.
+LIVE_BOUND = 0.20
 
 
 def test_bundled_models_fit_the_budget_and_channel_choice():
@@ -35,11 +39,17 @@ def test_bundled_models_fit_the_budget_and_channel_choice():
   assert sum(files.values()) < 30e6, files   # every shipped weight file, encoder's, detector's
   assert bundled.choose(8) == "array8"
   assert bundled.choose(1) == bundled.choose(2) == "mono"
+  assert bundled.choose_live(8) == "array8-live" and bundled.choose_live(1) == "mono"
+  live = runtime.load("array8-live")
+  assert live.can_stream and live.meta["causal"] and set(RECIPES) == set(bundled.MODELS)
   with pytest.raises(KeyError, match="bundled"):
     bundled.path("nope")
 
 
-@pytest.mark.parametrize("name", ["array8", "mono"])
+RECIPES = {"array8": "array8", "mono": "mono", "array8-live": "array8_causal"}
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
 def test_bundled_model_decodes_as_its_recipe(name):
   """What `diarize` uses for a bundled file (its settings over the defaults) is what its config
   in configs/ sets: the README's reproduce commands give the bundled decoding."""
@@ -49,7 +59,7 @@ def test_bundled_model_decodes_as_its_recipe(name):
   from jaxdiar import diarize
   with zipfile.ZipFile(bundled.path(name)) as z:
     shipped = json.loads(z.read("meta.json"))["inference"]
-  recipe = importlib.import_module(f"configs.{name}").get_config().inference.to_dict()
+  recipe = importlib.import_module(f"configs.{RECIPES[name]}").get_config().inference.to_dict()
   normal = lambda d: json.loads(json.dumps({**diarize.DEFAULT_DECODE, **d}))  # tuples -> lists
   assert normal(recipe) == normal(shipped)
 
@@ -81,3 +91,23 @@ def test_bundled_model_diarizes_a_dev_meeting(dev_meeting, name):
                for found in rttm.read_rttm(out).values() for t in found]}
   der = evaluate.score({uri: turns}, hyp)["total"]["der"]
   assert der <= BOUNDS[name], f"{name}: DER {der:.3f} > {BOUNDS[name]}"
+
+
+@pytest.mark.slow
+def test_stream_runs_the_bundled_live_model_by_default(dev_meeting):
+  """`python -m jaxdiar.stream FILE` on the 8-microphone array: the bundled causal model, its
+  128 ms blocks and 0.25 s latency; the final RTTM within its bound."""
+  folder, turns = dev_meeting
+  out = folder / "live.rttm"
+  run = subprocess.run([sys.executable, "-m", "jaxdiar.stream", str(folder / "array.wav"),
+                        "--out", str(out)], capture_output=True, text=True, cwd=REPO,
+                       timeout=600)
+  assert run.returncode == 0, run.stderr[-2000:]
+  assert "bundled 'array8-live' model (causal" in run.stderr
+  assert "every 0.128 s" in run.stderr
+  uri = turns[0].uri
+  hyp = {uri: [rttm.Turn(uri, t.onset, t.offset, t.speaker)
+               for found in rttm.read_rttm(out).values() for t in found]}
+  der = evaluate.score({uri: turns}, hyp)["total"]["der"]
+  print(f"array8-live streamed: DER {der:.3f}")
+  assert der <= LIVE_BOUND, f"array8-live streamed: DER {der:.3f} > {LIVE_BOUND}"

@@ -131,10 +131,12 @@ def _run(args, stdin: bool) -> int:
     if mics is not None and len(mics) != channels:
       raise windows_lib.InputError(f"{channels} channel(s), but --mics {args.mics} gives "
                                    f"{len(mics)} microphone positions (one per channel)")
-    name = args.model or bundled.choose(channels, mics)
+    name = args.model or bundled.choose_live(channels, mics)
     model = runtime.load(name)
+    causal = args.causal or (args.model is None and name == bundled.LIVE)
     if not args.model:
-      print(f"jaxdiar.stream: using the bundled '{name}' model", file=sys.stderr)
+      print(f"jaxdiar.stream: using the bundled '{name}' model"
+            + (" (causal, its 128 ms blocks)" if causal else ""), file=sys.stderr)
     if mics is not None and not model.needs_array:
       print(f"jaxdiar.stream: the '{name}' model reads channel 0; the live modes do not use "
             "the --mics geometry yet (python -m jaxdiar.diarize --mics does)", file=sys.stderr)
@@ -144,9 +146,12 @@ def _run(args, stdin: bool) -> int:
     settings = settings_lib.parse_items(args.set, extra=TUNABLE, what="setting")
     if args.threshold is not None:
       settings["cluster_threshold"] = args.threshold
-    streamer = Streamer(model, step_seconds=args.step, latency_seconds=args.latency,
+    latency = args.latency
+    if latency is None and args.model is None and name == bundled.LIVE:
+      latency = bundled.LIVE_LATENCY
+    streamer = Streamer(model, step_seconds=args.step, latency_seconds=latency,
                         max_speakers=args.max_speakers, num_channels=channels,
-                        causal=args.causal, **{"piece_seconds": args.piece, **settings})
+                        causal=causal, **{"piece_seconds": args.piece, **settings})
     block = streamer.step
     blocks = (pcm_blocks(sys.stdin.buffer, channels, args.sample_rate, args.format,
                          model.sample_rate, block) if stdin

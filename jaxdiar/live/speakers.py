@@ -64,6 +64,7 @@ class SpeakerMatching:
         self.mass[c] += w
     if self.provisional:
       self._drop_provisional(pieces, labels)
+    self._relabel_waiting()
     return labels
 
   def _live(self, k: int) -> np.ndarray:
@@ -121,14 +122,33 @@ class SpeakerMatching:
   def _relabel(self, dropped: int, matched: int) -> None:
     """The final label of a dropped provisional speaker's frames: the confirmed speaker its
     piece was matched to, else the confirmed speaker whose centroid is nearest its own (none
-    yet: it keeps its label). Queued as a relabel event (`Streamer.pop_relabels`)."""
-    confirmed = [c for c in range(len(self.centroids))
-                 if c != dropped and c not in self.dropped and c not in self.provisional]
+    yet: decided when the first one is, `_relabel_waiting`). Queued as a relabel event
+    (`Streamer.pop_relabels`)."""
+    old = f"spk{self.names[dropped]:02d}"
+    confirmed = self._confirmed(exclude=dropped)
     if matched not in confirmed:
       if not confirmed:
+        self.waiting[old] = self.centroids[dropped].copy()
         return
       near = np.stack([self.centroids[c] for c in confirmed]) @ self.centroids[dropped]
       matched = confirmed[int(np.argmax(near))]
-    old, new = f"spk{self.names[dropped]:02d}", f"spk{self.names[matched]:02d}"
+    new = f"spk{self.names[matched]:02d}"
     self.renamed[old] = new
     self.relabels.append({old: new})
+
+  def _confirmed(self, exclude: int = -1) -> list[int]:
+    return [c for c in range(len(self.centroids))
+            if c != exclude and c not in self.dropped and c not in self.provisional]
+
+  def _relabel_waiting(self) -> None:
+    """Dropped provisional speakers that had no confirmed speaker to go to: the nearest one,
+    once there is one."""
+    confirmed = self._confirmed()
+    if not self.waiting or not confirmed:
+      return
+    centroids = np.stack([self.centroids[c] for c in confirmed])
+    for old, centroid in self.waiting.items():
+      new = f"spk{self.names[confirmed[int(np.argmax(centroids @ centroid))]]:02d}"
+      self.renamed[old] = new
+      self.relabels.append({old: new})
+    self.waiting = {}

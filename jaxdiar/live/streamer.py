@@ -135,6 +135,7 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
     # `pop_relabels`.
     self.renamed: dict[str, str] = {}
     self.relabels: list[dict[str, str]] = []
+    self.waiting: dict[str, np.ndarray] = {}            # dropped before any was confirmed
     # Causal mode's cold start, three options measured on / off on dev and held-out meetings
     # (benchmarks/results/live-causal-coldstart-sweep-2026-12-01.json), each off by default:
     # each gains up to 0.9 points on dev at 128 ms and none gains on held-out.
