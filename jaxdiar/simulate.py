@@ -9,12 +9,14 @@ import pathlib
 import sys
 
 from jaxdiar import atomic
+from jaxdiar import cli
 from jaxdiar import configfile
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.data import simulate as sim_lib
 
 
 def main(argv=None) -> int:
+  cli.configure_logging()                  # the simulator's notices (procedural speech)
   pre = argparse.ArgumentParser(add_help=False)
   pre.add_argument("--config", default=str(configfile.CONFIGS / "default.py"))
   known, _ = pre.parse_known_args(argv)
