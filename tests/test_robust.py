@@ -94,9 +94,12 @@ def test_arguments_are_checked_before_the_audio(tmp_path, capsys, args, text):
 def test_stream_stopped_by_sigint_writes_its_output(exported, meeting, tmp_path):
   path, _ = exported
   out = tmp_path / "live.rttm"
+  # SIGINT as a terminal gives it, also when the tests run in a background job (which
+  # starts its children with SIGINT ignored).
   proc = subprocess.Popen([sys.executable, "-m", "jaxdiar.stream", str(meeting), "--model",
                            str(path), "--realtime", "--out", str(out)], cwd=REPO,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
   deadline = time.time() + 120
   first = proc.stdout.readline()          # a segment has been sent: the stream is live
   assert first.startswith("{") and time.time() < deadline
