@@ -188,10 +188,7 @@ class Pipeline:
       if split_channels:
         return self._split_channels(path, uri, rate, channels, frames)
       mics = self.mics
-      if mics is not None and len(mics) != channels:
-        raise windows_lib.InputError(
-            f"{name}: {channels} channel(s), but --mics {self.mics_name or ''} gives "
-            f"{len(mics)} microphone positions (one per channel, in channel order)")
+      windows_lib.check_mics(mics, channels, name, self.mics_name)
       model_name, model = self.model_for(1 if channel is not None and mics is None
                                          else channels, mics)
       if mics is not None and not model.needs_array:

@@ -1,26 +1,5 @@
-"""Training on meetings simulated while it trains, for a wall-clock budget.
-
-  python -m jaxdiar.online simulate --speech DIR --out POOL --workers 12 --seconds 600
-  python -m jaxdiar.online import --config configs/mono.py --corpus CORPUS --out POOL
-  python -m jaxdiar.online train --config configs/array8.py --pool POOL --out DIR --seconds 480
-
-For machines with many cores and an accelerator (and no TFDS/grain): simulator processes
-write finished meetings into a pool folder (each file written under a temporary name, then
-renamed); the trainer keeps every meeting of the pool on the device in a fixed-capacity ring
-and draws random windows from it inside the jitted step, with the augmentation (gain, white
-noise, cyclic rotation of a circular array; a random channel for a one-channel model) on the
-device too. The learning rate follows the config's one-cycle schedule over the *time* budget,
-so runs of different speed are compared at equal compute. Every `--save-every` seconds the
-variables are saved as `variables-NNN.npz` chunks (each under 15 MB; `load_variables` reads
-them back for `jaxdiar.export`) and the whole train state as `state-NNN.bin` with
-`progress.json`: the same command on the same `--out` resumes a killed run where its last
-save left it, with the rest of its budget. `import` adds annotated real recordings (RTTM +
-audio) to a pool folder beside simulated meetings (`import_corpus`).
-
-The pure step functions are those of `jaxdiar.steps`; the orbax/grain loop of
-`jaxdiar.trainer` is the one to use for corpora on disk and for multi-host runs.
-"""
-
+"""python -m jaxdiar.online simulate|import|train: the command of `jaxdiar.online` (whose
+docstring is its description)."""
 
 import argparse
 import json
@@ -28,6 +7,7 @@ import os
 import sys
 
 from jaxdiar import cli
+from jaxdiar import online
 from jaxdiar.data import simulate as sim_lib
 from jaxdiar.online.pool import import_corpus
 from jaxdiar.online.pool import simulate_pool
@@ -37,7 +17,7 @@ from jaxdiar.online.train import train
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(prog="python -m jaxdiar.online", description=__doc__,
+  p = argparse.ArgumentParser(prog="python -m jaxdiar.online", description=online.__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = p.add_subparsers(dest="command", required=True)
   s = sub.add_parser("simulate", help="fill a pool folder with simulated meetings")

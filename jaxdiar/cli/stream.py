@@ -128,9 +128,7 @@ def _run(args, stdin: bool) -> int:
       atomic.check_output(args.out)
     channels = args.channels if stdin else audio_lib.info(args.input)[1]
     mics = None if args.mics is None else geometry.load(args.mics)
-    if mics is not None and len(mics) != channels:
-      raise windows_lib.InputError(f"{channels} channel(s), but --mics {args.mics} gives "
-                                   f"{len(mics)} microphone positions (one per channel)")
+    windows_lib.check_mics(mics, channels, "stdin" if stdin else args.input, args.mics)
     name = args.model or bundled.choose_live(channels, mics)
     model = runtime.load(name)
     causal = args.causal or (args.model is None and name == bundled.LIVE)

@@ -112,6 +112,15 @@ def voice_segments(audio: np.ndarray, vad: np.ndarray, hop: int, onset: float,
   return out
 
 
+def check_mics(mics, channels: int, where, spec: str | None = None) -> None:
+  """A geometry (`mics`, [M, 3]) must have one row per channel of the recording (`where`:
+  its name in the message; `spec`: the --mics value given). Raises InputError naming --mics."""
+  if mics is not None and len(mics) != channels:
+    raise InputError(f"{where}: {channels} channel(s), but --mics{' ' + spec if spec else ''} "
+                     f"gives {len(mics)} microphone positions (one [x, y, z] row per channel, "
+                     "in channel order)")
+
+
 def check_input(path, model: runtime.ExportedModel, replicate_channels: bool = False,
                 channel: int | None = None, mics=None):
   """(sample rate, channels, frames, tile) of a recording the model can take, read from its
@@ -123,10 +132,8 @@ def check_input(path, model: runtime.ExportedModel, replicate_channels: bool = F
   rate, channels, frames = audio_lib.info(path)
   if frames == 0:
     raise InputError(f"{path}: empty recording")
+  check_mics(mics, channels, path)
   if mics is not None:
-    if len(mics) != channels:
-      raise InputError(f"{path}: {channels} channel(s), but --mics gives {len(mics)} microphone "
-                       "positions (one [x, y, z] row per channel, in channel order)")
     if model.needs_array and not geometry_lib.same(mics, meta["mic_positions"]):
       raise InputError(f"{path}: the model was trained for its own array "
                        f"({len(meta['mic_positions'])} microphones), not the --mics geometry: "

@@ -1,11 +1,26 @@
 """Matching the local speakers of the live diarizer to global speakers: one centroid per
 speaker (cosine, joined with the talker direction on an array), distinct local speakers to
 distinct global ones (Hungarian), a new speaker when none is near enough; in the causal mode
-provisional speakers for voices not yet heard long enough (confirmed or dropped later). A
-mixin of `Streamer`, whose attributes it reads (see `Streamer.__init__`)."""
+provisional speakers for voices not yet heard long enough (confirmed or dropped later, a
+dropped one's segments relabelled). A mixin of `Streamer`, whose attributes it reads (see
+`Streamer.__init__`); `Segment`, what the streamer gives out."""
+
+import dataclasses
+import json
 
 import numpy as np
 import scipy.optimize
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+  start: float
+  end: float
+  speaker: str
+
+  def to_json(self) -> str:
+    return json.dumps(dict(start=round(self.start, 3), end=round(self.end, 3),
+                           speaker=self.speaker))
 
 
 class SpeakerMatching:
@@ -66,6 +81,25 @@ class SpeakerMatching:
       self._drop_provisional(pieces, labels)
     self._relabel_waiting()
     return labels
+
+  def pop_relabels(self) -> list[dict[str, str]]:
+    """The relabel events since the last call, each {label already sent: its final label}
+    (a dropped provisional speaker's segments belong to a confirmed speaker)."""
+    out, self.relabels = self.relabels, []
+    return out
+
+  def final_segments(self) -> list[Segment]:
+    """The segments under their final labels (`segments` keeps the labels they were sent
+    with), those of one speaker that now touch or overlap merged."""
+    by_speaker: dict[str, list[list[float]]] = {}
+    for g in sorted(self.segments, key=lambda g: (g.start, g.end)):
+      runs = by_speaker.setdefault(self.renamed.get(g.speaker, g.speaker), [])
+      if runs and g.start <= runs[-1][1]:
+        runs[-1][1] = max(runs[-1][1], g.end)
+      else:
+        runs.append([g.start, g.end])
+    return sorted((Segment(a, b, spk) for spk, runs in by_speaker.items() for a, b in runs),
+                  key=lambda g: (g.start, g.end, g.speaker))
 
   def _live(self, k: int) -> np.ndarray:
     """The speakers among the first `k` that are not dropped provisional ones."""

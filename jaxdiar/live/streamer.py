@@ -5,8 +5,6 @@ speakers to global ones (`speakers`) and adds their outputs to the timeline; a f
 decided `latency` after it entered, with offline `diarize`'s talker-count rule, and a segment
 is written as soon as it closes. The causal mode (`causal`) feeds the same decisions."""
 
-import dataclasses
-import json
 import time
 
 import numpy as np
@@ -20,17 +18,7 @@ from jaxdiar.decoding import frames as frames_lib
 from jaxdiar.decoding import windows as windows_lib
 from jaxdiar.live import causal
 from jaxdiar.live import speakers
-
-
-@dataclasses.dataclass(frozen=True)
-class Segment:
-  start: float
-  end: float
-  speaker: str
-
-  def to_json(self) -> str:
-    return json.dumps(dict(start=round(self.start, 3), end=round(self.end, 3),
-                           speaker=self.speaker))
+from jaxdiar.live.speakers import Segment
 
 
 # Where each value below was chosen (DER on the dev meetings, with the figures):
@@ -260,25 +248,6 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
       out += self._feed(np.zeros((self.channels, pad), np.float32))
     out += self._decide(1 + self.samples_in // self.hop, final=True)
     return out
-
-  def pop_relabels(self) -> list[dict[str, str]]:
-    """The relabel events since the last call, each {label already sent: its final label}
-    (a dropped provisional speaker's segments belong to a confirmed speaker)."""
-    out, self.relabels = self.relabels, []
-    return out
-
-  def final_segments(self) -> list[Segment]:
-    """The segments under their final labels (`segments` keeps the labels they were sent
-    with), those of one speaker that now touch or overlap merged."""
-    by_speaker: dict[str, list[list[float]]] = {}
-    for g in sorted(self.segments, key=lambda g: (g.start, g.end)):
-      runs = by_speaker.setdefault(self.renamed.get(g.speaker, g.speaker), [])
-      if runs and g.start <= runs[-1][1]:
-        runs[-1][1] = max(runs[-1][1], g.end)
-      else:
-        runs.append([g.start, g.end])
-    return sorted((Segment(a, b, spk) for spk, runs in by_speaker.items() for a, b in runs),
-                  key=lambda g: (g.start, g.end, g.speaker))
 
   @property
   def decided_seconds(self) -> float:
