@@ -29,9 +29,9 @@ import time
 from benchmarks import bench_accuracy
 from benchmarks import common
 from configs import default
-from jaxdiar import devmeetings
 from jaxdiar import diarize as diarize_lib
-from jaxdiar import rttm
+from jaxdiar.data import devmeetings
+from jaxdiar.io import rttm
 
 TRAIN_SPEECH = "../shared/data/speech/libri-train-clean-100"
 MODEL_ONLY = dict(resegment=None, split_cos=None, merge_overlap=None)

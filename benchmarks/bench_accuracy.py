@@ -4,7 +4,7 @@ pipeline on whole dev meetings, scored with pyannote.metrics, beside classical b
   python -m benchmarks.bench_accuracy --model array8=jaxdiar/models/array8.jaxdiar \
       --model online=DIR_OF_jaxdiar.online --baselines
 
-Dev meetings: `jaxdiar.devmeetings` from voices training never hears (libri-test-other by
+Dev meetings: `jaxdiar.data.devmeetings` from voices training never hears (libri-test-other by
 default), cached. Per system, with the estimated and with the true speaker count: DER
 (collar 0, overlap scored: the primary number) and with a 0.25 s collar (pyannote collar 0.5 =
 +-0.25 s), missed / false alarm / confusion, JER, and the meetings whose speaker count is
@@ -30,14 +30,14 @@ import scipy.cluster.hierarchy
 from benchmarks import common
 from configs import default
 from jaxdiar import cli
-from jaxdiar import devmeetings
 from jaxdiar import diarize as diarize_lib
-from jaxdiar import evaluate
-from jaxdiar import rttm
-from jaxdiar import runtime
-from jaxdiar import settings
+from jaxdiar.core import scoring as evaluate
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.data import corpus
+from jaxdiar.data import devmeetings
+from jaxdiar.decoding import settings
+from jaxdiar.io import rttm
+from jaxdiar.models import runtime
 
 DEV_SPEECH = "../shared/data/speech/libri-test-other"
 
@@ -46,7 +46,7 @@ def load_model(spec: str) -> runtime.ExportedModel:
   """A .jaxdiar file, or a jaxdiar.online output folder (exported to a temporary file)."""
   path = pathlib.Path(spec)
   if path.is_dir():
-    from jaxdiar import export, online
+    from jaxdiar.models import export, online
     config, variables = online.load_variables(path)
     tmp = pathlib.Path(tempfile.mkdtemp()) / "model.jaxdiar"
     export.export(config, variables, tmp, platforms=("cpu",))
@@ -230,12 +230,12 @@ def search(inferences, refs, base: dict, trials: int, seed: int = 0) -> dict:
 def fit_resegment(model, options: dict, speech: str, seed: int, num_meetings: int, geometry,
                   cache=None, name: str = "model", num_features: int | None = None,
                   hidden: int = 0, extra_seeds=()) -> dict:
-  """Fit the spatial resegmentation's weights (`jaxdiar.resegment`) on `num_meetings` meetings
+  """Fit the spatial resegmentation's weights (`jaxdiar.core.resegment`) on `num_meetings` meetings
   simulated with their own seed (kept apart from the dev and held-out meetings): the model's
   decoding without resegmentation, then a logistic model of each reference speaker's activity
   over `num_features` features (default: the speakers' shares too, `resegment.SHARES`), or
   with `hidden` > 0 a one-layer MLP of that many units; `extra_seeds`: more fit meetings."""
-  from jaxdiar import resegment
+  from jaxdiar.core import resegment
   num_features = num_features or resegment.SHARES
   examples = []
   for s in (seed, *extra_seeds):
@@ -249,7 +249,7 @@ def fit_resegment(model, options: dict, speech: str, seed: int, num_meetings: in
 def _resegment_examples(model, options, speech, seed, num_meetings, geometry, cache, name,
                         num_features) -> list:
   """(features, target) of every meeting of one fit seed with two or more speakers found."""
-  from jaxdiar import resegment
+  from jaxdiar.core import resegment
   folder, meetings = devmeetings.cached(speech, num_meetings=num_meetings, seed=seed,
                                         geometry=geometry)
   inferences = infer_all(model, folder, meetings, step_seconds=options.get("step_seconds"),

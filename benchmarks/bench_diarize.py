@@ -38,9 +38,9 @@ import soundfile as sf
 
 from benchmarks import common
 from configs import default
-from jaxdiar import export
-from jaxdiar import features as features_lib
-from jaxdiar import model as model_lib
+from jaxdiar.core import features as features_lib
+from jaxdiar.core import model as model_lib
+from jaxdiar.models import export
 
 
 def write_recording(path, minutes: float, channels: int = 8, sr: int = 16000):
@@ -89,7 +89,7 @@ def breakdown(model_path, minutes: float, tmp: pathlib.Path) -> dict:
 
 LONG_RUN = """
 import json, sys, time
-from jaxdiar import bundled, diarize, runtime
+from jaxdiar.models import bundled, diarize, runtime
 model = runtime.load(bundled.resolve(sys.argv[1]))
 o = diarize.decoding_settings(model, {})
 stages = diarize.Stages()
@@ -106,7 +106,7 @@ print(json.dumps(dict(stages=stages.seconds, turns=len(result.turns),
 def meetings_recording(path, minutes: float, channels: int) -> dict:
   """Dev and shift-suite meetings end to end (16 kHz, 16-bit) until `minutes`, written in
   blocks; `channels` 1 keeps channel 0. Returns what went in."""
-  from jaxdiar import devmeetings
+  from jaxdiar.data import devmeetings
   from jaxdiar.data import audio as audio_lib
   from jaxdiar.data import shift
   speech = "../shared/data/speech/libri-test-other"
@@ -172,7 +172,7 @@ def main(argv=None):
     print(f"-> {common.record('diarize_meetings', dict(rows=rows), out)}")
     return
   if args.breakdown:
-    from jaxdiar import bundled
+    from jaxdiar.models import bundled
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="jaxdiar-bench-"))
     model = args.model or "array8"
     path = bundled.resolve(model)

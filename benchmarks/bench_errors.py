@@ -24,11 +24,11 @@ import numpy as np
 from benchmarks import bench_accuracy
 from benchmarks import common
 from configs import default
-from jaxdiar import devmeetings
 from jaxdiar import diarize as diarize_lib
-from jaxdiar import resegment
-from jaxdiar import rttm
+from jaxdiar.core import resegment
 from jaxdiar.data import corpus
+from jaxdiar.data import devmeetings
+from jaxdiar.io import rttm
 
 DISTANCE_BINS = (0, 4, 8, 16, 32, 64)        # frames; the last bin is open
 TALKER_BINS = ("0", "1", "2", "3+")

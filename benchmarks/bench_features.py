@@ -16,7 +16,7 @@ import numpy as np
 
 from benchmarks import common
 from configs import default
-from jaxdiar import features
+from jaxdiar.core import features
 from tests.test_features import reference_features
 
 

@@ -26,11 +26,11 @@ import numpy as np
 from benchmarks import bench_accuracy
 from benchmarks import common
 from configs import default
-from jaxdiar import bundled
-from jaxdiar import devmeetings
 from jaxdiar import diarize as diarize_lib
-from jaxdiar import rttm
 from jaxdiar import stream
+from jaxdiar.data import devmeetings
+from jaxdiar.io import rttm
+from jaxdiar.models import bundled
 
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__,

@@ -25,12 +25,12 @@ from pyannote.metrics.diarization import DiarizationErrorRate
 from benchmarks import bench_accuracy
 from benchmarks import common
 from configs import default
-from jaxdiar import bundled
-from jaxdiar import devmeetings
 from jaxdiar import diarize as diarize_lib
-from jaxdiar import enroll
-from jaxdiar import evaluate
-from jaxdiar import rttm
+from jaxdiar.core import scoring as evaluate
+from jaxdiar.data import devmeetings
+from jaxdiar.decoding import enroll
+from jaxdiar.io import rttm
+from jaxdiar.models import bundled
 
 def utterance_embeddings(model, speech: pathlib.Path) -> dict:
   """source path (as the meetings record it) -> (weighted embedding sum, speech seconds)."""

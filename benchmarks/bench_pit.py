@@ -12,7 +12,7 @@ import numpy as np
 import scipy.optimize
 
 from benchmarks import common
-from jaxdiar import losses
+from jaxdiar.core import losses
 
 
 def loop_pit(logits, targets):

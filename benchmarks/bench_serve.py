@@ -28,10 +28,11 @@ import soundfile as sf
 from benchmarks import bench_accuracy
 from benchmarks import common
 from configs import default
-from jaxdiar import bundled
-from jaxdiar import devmeetings
 from jaxdiar import diarize
-from jaxdiar import runtime
+from jaxdiar.cli import simulate as cli_simulate
+from jaxdiar.data import devmeetings
+from jaxdiar.models import bundled
+from jaxdiar.models import runtime
 
 def recording(folder: pathlib.Path, seconds: float = 30.0) -> pathlib.Path:
   path = folder / "upload.wav"
@@ -41,9 +42,8 @@ def recording(folder: pathlib.Path, seconds: float = 30.0) -> pathlib.Path:
                                                 geometry=default.circular_array())
     src = meetings_dir / f"{meetings[0]['uri']}.wav"
   else:
-    from jaxdiar import simulate
-    simulate.main(["--out", str(folder / "sim"), "--num-meetings", "1",
-                   "--duration", str(seconds)])
+    cli_simulate.main(["--out", str(folder / "sim"), "--num-meetings", "1",
+                       "--duration", str(seconds)])
     src = folder / "sim" / "meeting00000.wav"
   audio, rate = sf.read(src, frames=int(seconds * 16000), dtype="int16")
   sf.write(path, audio, rate, subtype="PCM_16")

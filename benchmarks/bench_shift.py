@@ -23,11 +23,11 @@ import numpy as np
 from benchmarks import bench_accuracy as acc
 from benchmarks import common
 from configs import default
-from jaxdiar import bundled
 from jaxdiar import cli
-from jaxdiar import geometry
-from jaxdiar import rttm
+from jaxdiar.core import geometry
 from jaxdiar.data import shift
+from jaxdiar.io import rttm
+from jaxdiar.models import bundled
 
 SPEECH = "../shared/data/speech/libri-test-other"
 SUITE_SEED = 4100

@@ -11,10 +11,10 @@ import numpy as np
 
 from benchmarks import common
 from configs import causal
-from jaxdiar import export
-from jaxdiar import features as features_lib
-from jaxdiar import model as model_lib
-from jaxdiar import runtime
+from jaxdiar.core import features as features_lib
+from jaxdiar.core import model as model_lib
+from jaxdiar.models import export
+from jaxdiar.models import runtime
 
 
 def main():

@@ -17,8 +17,8 @@ import numpy as np
 
 from benchmarks import common
 from configs import default
-from jaxdiar import features as features_lib
-from jaxdiar import build
+from jaxdiar.core import features as features_lib
+from jaxdiar.training import build
 
 
 def matmul_peak(n: int | None = None, dtype=jnp.float32) -> float:

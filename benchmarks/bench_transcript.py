@@ -22,11 +22,11 @@ import numpy as np
 from pyannote.metrics.diarization import DiarizationErrorRate
 
 from configs import default
-from jaxdiar import devmeetings
-from jaxdiar import formats
 from jaxdiar import pipeline as pipeline_lib
-from jaxdiar import rttm
-from jaxdiar import transcript
+from jaxdiar.data import devmeetings
+from jaxdiar.io import formats
+from jaxdiar.io import rttm
+from jaxdiar.io import transcript
 
 DEV_SPEECH = "../shared/data/speech/libri-test-other"
 

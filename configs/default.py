@@ -11,7 +11,7 @@ import math
 
 import ml_collections
 
-from jaxdiar import settings
+from jaxdiar.decoding import settings
 
 
 def circular_array(num_mics: int = 8, radius: float = 0.10) -> list[list[float]]:
@@ -136,7 +136,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   # --------------------------------------------------------------- inference
   # Decoding settings (window sliding, stitching, clustering, the spatial stages), each
-  # declared once with its meaning and valid range in jaxdiar/settings.py.
+  # declared once with its meaning and valid range in jaxdiar/decoding/settings.py.
   config.inference = settings.config_block()
 
   return config

@@ -3,7 +3,7 @@
     from jaxdiar import Pipeline
     annotation = Pipeline.from_pretrained()("meeting.wav")    # a pyannote.core.Annotation
 
-`Pipeline` and `exclusive` are imported on first use (`import jaxdiar.rttm` stays light).
+`Pipeline` and `exclusive` are imported on first use (`import jaxdiar.io.rttm` stays light).
 """
 
 __version__ = "0.1.0"
@@ -15,6 +15,6 @@ def __getattr__(name: str):
     from jaxdiar.pipeline import Pipeline
     return Pipeline
   if name == "exclusive":
-    from jaxdiar.formats import exclusive
+    from jaxdiar.io.formats import exclusive
     return exclusive
   raise AttributeError(f"module 'jaxdiar' has no attribute {name!r}")

@@ -34,10 +34,10 @@ from jaxdiar.decoding.frames import top_speakers
 from jaxdiar.decoding.frames import turns_of
 from jaxdiar.decoding.refine import merge_groups
 from jaxdiar.decoding.refine import split_by_direction
-from jaxdiar.decoding.windows import VOICE_ONSET
 from jaxdiar.decoding.windows import Inference
 from jaxdiar.decoding.windows import InputError
 from jaxdiar.decoding.windows import Stages
+from jaxdiar.decoding.windows import VOICE_ONSET
 from jaxdiar.decoding.windows import alone_weights
 from jaxdiar.decoding.windows import check_input
 from jaxdiar.decoding.windows import heard_frames

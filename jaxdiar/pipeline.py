@@ -27,19 +27,19 @@ import numpy as np
 import soundfile as sf
 from pyannote.core import Annotation
 
-from jaxdiar import bundled
-from jaxdiar import enroll
-from jaxdiar import formats
-from jaxdiar import geometry
-from jaxdiar import rttm
-from jaxdiar import runtime
-from jaxdiar import settings as settings_lib
-from jaxdiar import transcript as transcript_lib
-from jaxdiar import vad as vad_lib
+from jaxdiar.core import geometry
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.decoding import decode as decode_lib
+from jaxdiar.decoding import enroll
 from jaxdiar.decoding import frames as frames_lib
+from jaxdiar.decoding import settings as settings_lib
 from jaxdiar.decoding import windows as windows_lib
+from jaxdiar.io import formats
+from jaxdiar.io import rttm
+from jaxdiar.io import transcript as transcript_lib
+from jaxdiar.models import bundled
+from jaxdiar.models import runtime
+from jaxdiar.models import vad as vad_lib
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,13 @@ class Diarization:
 
   def json(self) -> dict:
     """The JSON answer of the CLI and the service."""
-    return formats.result_json(self.annotation, uri=self.uri, duration=round(self.duration, 3),
+    return formats.result_json(self.annotation, uri=self.uri, duration=self.duration,
                                model=self.model, settings=_plain(self.settings))
+
+  def dumps(self, fmt: str) -> str:
+    """The result as the text of format `fmt` (`jaxdiar.io.formats.FORMATS`)."""
+    return formats.dumps(self.annotation, fmt, uri=self.uri, duration=self.duration,
+                         model=self.model, settings=_plain(self.settings))
 
 
 def _plain(value):
@@ -83,12 +88,12 @@ class Pipeline:
   Args:
     model: a bundled model's name ("array8", "mono"), a .jaxdiar file, or None: the bundled
       model that fits each recording's channel count (8: "array8", otherwise "mono").
-    settings: decoding settings over the model's own (names: `jaxdiar.settings`; a name the
+    settings: decoding settings over the model's own (names: `jaxdiar.decoding.settings`; a name the
       schema does not know is refused).
     speakers: an enrolled-speaker bank (`python -m jaxdiar.enroll`): matching talkers are
       labelled with their names.
     name_threshold: cosine similarity a talker needs to take a name (default: the bank's).
-    mics: where the recordings' microphones are (`jaxdiar.geometry`: a preset name such as
+    mics: where the recordings' microphones are (`jaxdiar.core.geometry`: a preset name such as
       "respeaker-4", a JSON / CSV file of [x, y, z] metres in channel order, or the array):
       the spatial stages then run with that geometry (a one-channel model reads one channel);
       a recording with another channel count is refused.

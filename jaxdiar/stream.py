@@ -16,9 +16,9 @@ from jaxdiar.live.streamer import PROVISIONAL_THRESHOLD
 from jaxdiar.live.streamer import RELIABLE_SECONDS
 from jaxdiar.live.streamer import RESET_SECONDS
 from jaxdiar.live.streamer import STREAM_THRESHOLD
-from jaxdiar.live.streamer import TUNABLE
 from jaxdiar.live.streamer import Segment
 from jaxdiar.live.streamer import Streamer
+from jaxdiar.live.streamer import TUNABLE
 
 __all__ = [
     "CARRY_SECONDS", "CAUSAL_SPATIAL_WEIGHT", "CAUSAL_THRESHOLD", "PIECE_SECONDS",

@@ -30,7 +30,7 @@ def shared_data(*parts) -> pathlib.Path:
 def trained_smoke(tmp_path_factory):
   """(config, workdir) of a smoke model trained for 12 steps on the procedural corpus."""
   from configs import smoke
-  from jaxdiar import trainer
+  from jaxdiar.training import trainer
   root = tmp_path_factory.mktemp("smoke")
   config = smoke.get_config()
   config.data.data_dir = str(root / "data")
@@ -47,10 +47,10 @@ def trained_smoke(tmp_path_factory):
 @pytest.fixture(scope="session")
 def exported(trained_smoke, tmp_path_factory):
   """(path of the smoke model exported as .jaxdiar, its workdir)."""
-  from jaxdiar import export
+  from jaxdiar.cli import export as cli_export
   config, workdir = trained_smoke
   out = tmp_path_factory.mktemp("export") / "smoke.jaxdiar"
-  assert export.main(["--workdir", str(workdir), "--out", str(out)]) == 0
+  assert cli_export.main(["--workdir", str(workdir), "--out", str(out)]) == 0
   return out, workdir
 
 

@@ -13,11 +13,11 @@ import pytest
 import soundfile as sf
 
 from jaxdiar import diarize
-from jaxdiar import enroll
-from jaxdiar import evaluate
-from jaxdiar import export
-from jaxdiar import runtime
-from jaxdiar import simulate
+from jaxdiar.cli import enroll as cli_enroll
+from jaxdiar.cli import evaluate as cli_evaluate
+from jaxdiar.cli import export as cli_export
+from jaxdiar.cli import simulate as cli_simulate
+from jaxdiar.models import runtime
 
 RATE = 16000
 
@@ -184,8 +184,8 @@ def _case_table():
 
 
 CASES = _case_table()
-MAINS = dict(diarize=diarize.main, evaluate=evaluate.main, export=export.main,
-             enroll=enroll.main, simulate=simulate.main)
+MAINS = dict(diarize=diarize.main, evaluate=cli_evaluate.main, export=cli_export.main,
+             enroll=cli_enroll.main, simulate=cli_simulate.main)
 
 
 def test_at_least_25_cases():

@@ -8,8 +8,8 @@ import pytest
 
 from benchmarks import bench_accuracy
 from jaxdiar import diarize
-from jaxdiar import evaluate
-from jaxdiar import rttm
+from jaxdiar.core import scoring as evaluate
+from jaxdiar.io import rttm
 
 HOP, SR = 256, 16000
 FS = HOP / SR

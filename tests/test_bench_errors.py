@@ -5,8 +5,8 @@ import numpy as np
 
 from benchmarks import bench_errors
 from jaxdiar import diarize
-from jaxdiar import evaluate
-from jaxdiar import rttm
+from jaxdiar.core import scoring as evaluate
+from jaxdiar.io import rttm
 
 FS = 0.016
 

@@ -10,7 +10,7 @@ import numpy as np
 from benchmarks import bench_pit
 from benchmarks import common
 from benchmarks import report
-from jaxdiar import losses
+from jaxdiar.core import losses
 
 
 def test_pit_baselines_compute_what_pit_bce_computes():

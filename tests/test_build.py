@@ -1,4 +1,4 @@
-"""jaxdiar.build, the setup seam: the mesh from the config (a renamed data axis), the one
+"""jaxdiar.training.build, the setup seam: the mesh from the config (a renamed data axis), the one
 dtype field (bf16 tracks f32), gradient accumulation, the resolved config, and every config
 field overridable from the command line."""
 
@@ -10,7 +10,7 @@ from ml_collections import config_flags
 
 from configs import default
 from configs import smoke
-from jaxdiar import build
+from jaxdiar.training import build
 from tests.test_train import _run_steps, _synthetic_batch
 
 

@@ -7,13 +7,13 @@ import sys
 import pytest
 
 from configs import default
-from jaxdiar import bundled
-from jaxdiar import devmeetings
-from jaxdiar import evaluate
-from jaxdiar import rttm
-from jaxdiar import runtime
+from jaxdiar.core import scoring as evaluate
 from jaxdiar.data import audio as audio_lib
+from jaxdiar.data import devmeetings
 from jaxdiar.data import simulate as sim_lib
+from jaxdiar.io import rttm
+from jaxdiar.models import bundled
+from jaxdiar.models import runtime
 from tests.conftest import REPO
 from tests.conftest import shared_data
 

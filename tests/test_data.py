@@ -7,13 +7,14 @@ import pytest
 import soundfile as sf
 
 from configs import smoke
-from jaxdiar import features
-from jaxdiar import rttm
+from jaxdiar.cli import simulate as cli_simulate
+from jaxdiar.core import features
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.data import corpus as corpus_lib
 from jaxdiar.data import datasets
 from jaxdiar.data import pipeline
 from jaxdiar.data import simulate as sim_lib
+from jaxdiar.io import rttm
 from tests.conftest import shared_data
 
 CFG = smoke.get_config()
@@ -245,11 +246,10 @@ def test_bad_inputs(tmp_path):
 
 
 def test_simulate_cli(tmp_path, capsys):
-  from jaxdiar import simulate
-  assert simulate.main(["--out", str(tmp_path / "c"), "--num-meetings", "1", "--duration", "4",
-                        "--workers", "1"]) == 0
+  assert cli_simulate.main(["--out", str(tmp_path / "c"), "--num-meetings", "1", "--duration", "4",
+                            "--workers", "1"]) == 0
   captured = capsys.readouterr()
   assert "procedural" in captured.err and "wrote 1 meetings" in captured.out
   assert audio_lib.info(tmp_path / "c" / "meeting00000.wav") == (16000, 8, 64000)
-  assert simulate.main(["--out", str(tmp_path / "d"), "--speech", str(tmp_path / "none")]) == 2
+  assert cli_simulate.main(["--out", str(tmp_path / "d"), "--speech", str(tmp_path / "none")]) == 2
   assert "does not exist" in capsys.readouterr().err

@@ -13,8 +13,9 @@ from pyannote.core import Segment, Timeline
 from pyannote.metrics.diarization import DiarizationErrorRate
 
 from jaxdiar import diarize
-from jaxdiar import evaluate
-from jaxdiar import rttm
+from jaxdiar.cli import evaluate as cli_evaluate
+from jaxdiar.core import scoring as evaluate
+from jaxdiar.io import rttm
 from tests.conftest import shared_data
 
 
@@ -31,8 +32,8 @@ def test_diarize_a_simulated_meeting_and_evaluate(exported, trained_smoke, tmp_p
   duration = sf.info(wav).duration
   assert all(0 <= t.onset < t.offset <= duration + 1e-6 for t in hyp["meeting00000"])
   assert (tmp_path / "d.png").stat().st_size > 10000
-  assert evaluate.main(["--ref", str(ref), "--hyp", str(out), "--json",
-                        str(tmp_path / "s.json")]) == 0
+  assert cli_evaluate.main(["--ref", str(ref), "--hyp", str(out), "--json",
+                            str(tmp_path / "s.json")]) == 0
   scores = json.loads((tmp_path / "s.json").read_text())
   t = scores["total"]
   assert t["der"] == pytest.approx(t["missed"] + t["false_alarm"] + t["confusion"])
@@ -44,8 +45,8 @@ def test_frame_responses_are_the_recordings_and_each_computed_once(exported, tra
   """Overlapping windows share frames: infer computes each frame's SRP-PHAT response once,
   equal to that of the whole recording's STFT (but at the last window's end, zero-padded);
   each local speaker's direction is the weighted mean over its window's frames."""
-  from jaxdiar import runtime
-  from jaxdiar import spatial
+  from jaxdiar.models import runtime
+  from jaxdiar.core import spatial
   from jaxdiar.data import audio as audio_lib
   config, _ = trained_smoke
   wav = sorted(pathlib.Path(config.data.data_dir).glob("simulated-*/dev"))[0] / "meeting00000.wav"

@@ -7,8 +7,9 @@ import pytest
 import soundfile as sf
 
 from jaxdiar import diarize
-from jaxdiar import enroll
-from jaxdiar import rttm
+from jaxdiar.cli import enroll as cli_enroll
+from jaxdiar.decoding import enroll
+from jaxdiar.io import rttm
 
 
 def _bank(names, embeddings, threshold=0.5):
@@ -47,9 +48,9 @@ def test_enroll_and_diarize_with_names(exported, meetings, tmp_path, capsys):
   audio, rate = sf.read(meetings[0])
   sf.write(mono, audio[:len(audio) // 2, 0], rate)
   sf.write(part, audio[len(audio) // 2:], rate)
-  assert enroll.main(["--model", str(model), "--speaker", "Zoë", str(mono),
-                      "--speaker", "bob", str(part), str(meetings[0]),
-                      "--out", str(bank)]) == 0
+  assert cli_enroll.main(["--model", str(model), "--speaker", "Zoë", str(mono),
+                          "--speaker", "bob", str(part), str(meetings[0]),
+                          "--out", str(bank)]) == 0
   assert "enrolled Zoë" in capsys.readouterr().out
   loaded = enroll.load_bank(bank)
   assert list(loaded["names"]) == ["Zoë", "bob"]
@@ -86,7 +87,7 @@ def test_bank_errors(exported, meetings, tmp_path, capsys):
   assert not out.exists()
   zeros = tmp_path / "zeros.wav"
   sf.write(zeros, np.zeros((16000, 8), np.float32), 16000)
-  assert enroll.main(["--model", str(model), "--speaker", "ann", str(zeros),
-                      "--out", str(tmp_path / "b.npz")]) == 2
+  assert cli_enroll.main(["--model", str(model), "--speaker", "ann", str(zeros),
+                          "--out", str(tmp_path / "b.npz")]) == 2
   assert "all zeros" in capsys.readouterr().err
   assert not (tmp_path / "b.npz").exists()

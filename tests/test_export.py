@@ -1,4 +1,4 @@
-"""Export and the exported file (jaxdiar.export, jaxdiar.runtime): a fresh process without
+"""Export and the exported file (jaxdiar.export, jaxdiar.models.runtime): a fresh process without
 flax equals the checkpoint, the streaming step equals the offline model, --set changes only
 the decoding settings, a bad file is refused."""
 
@@ -11,22 +11,24 @@ import numpy as np
 import pytest
 
 from configs import smoke
-from jaxdiar import export
-from jaxdiar import features as features_lib
-from jaxdiar import model as model_lib
-from jaxdiar import runtime
+from jaxdiar.cli import export as cli_export
+from jaxdiar.core import features as features_lib
+from jaxdiar.core import model as model_lib
+from jaxdiar.models import export
+from jaxdiar.models import runtime
+from jaxdiar.training import checkpoints
 
 
 FRESH_PROCESS = r"""
 import sys, numpy as np
-from jaxdiar import runtime
+from jaxdiar.models import runtime
 model = runtime.load(sys.argv[1])
 data = np.load(sys.argv[2])
 outs = {}
 for i in range(int(data["count"])):
   for k, v in model(data[f"audio{i}"]).items():
     outs[f"{k}{i}"] = np.asarray(v)
-assert "flax" not in sys.modules and "jaxdiar.model" not in sys.modules, "imported flax"
+assert "flax" not in sys.modules and "jaxdiar.core.model" not in sys.modules, "imported flax"
 np.savez(sys.argv[3], **outs)
 print("ok")
 """
@@ -34,7 +36,7 @@ print("ok")
 
 def test_exported_file_in_a_fresh_process_equals_the_checkpoint(exported, tmp_path):
   path, workdir = exported
-  config, variables, _ = export.load_checkpoint(workdir)
+  config, variables, _ = checkpoints.load_checkpoint(workdir)
   forward = jax.jit(export.forward_fn(model_lib.from_config(config.model), variables,
                                       config.features))
   rng = np.random.default_rng(0)
@@ -129,7 +131,7 @@ def test_export_set_changes_only_the_decoding_settings(exported, tmp_path):
 
 def test_export_blend_interpolates_the_weights_and_keeps_the_base_decoding(exported, tmp_path):
   _, workdir = exported
-  config, tuned, _ = export.load_checkpoint(workdir)
+  config, tuned, _ = checkpoints.load_checkpoint(workdir)
   rng = np.random.default_rng(1)
   base_vars = jax.tree.map(lambda x: np.asarray(x) + rng.standard_normal(np.shape(x)).astype(
       np.asarray(x).dtype), tuned)
@@ -138,7 +140,8 @@ def test_export_blend_interpolates_the_weights_and_keeps_the_base_decoding(expor
   base = tmp_path / "base.jaxdiar"
   export.export(base_config, base_vars, base, platforms=("cpu",))
   out = tmp_path / "blend.jaxdiar"
-  assert export.main(["--workdir", str(workdir), "--blend", f"{base}:0.25", "--out", str(out)]) == 0
+  assert cli_export.main(["--workdir", str(workdir), "--blend", f"{base}:0.25",
+                          "--out", str(out)]) == 0
   got = runtime.load(out)
   assert got.meta["inference"] == runtime.load(base).meta["inference"]
   assert got.meta["inference"]["cluster_threshold"] == 0.33
@@ -167,9 +170,9 @@ def test_bad_model_file(tmp_path):
 def test_float16_storage_halves_the_file_and_keeps_the_outputs(exported, tmp_path):
   path, workdir = exported
   half = tmp_path / "half.jaxdiar"
-  assert export.main(["--workdir", str(workdir), "--float16", "--out", str(half)]) == 0
+  assert cli_export.main(["--workdir", str(workdir), "--float16", "--out", str(half)]) == 0
   copy = tmp_path / "copy.jaxdiar"
-  assert export.main(["--model", str(path), "--float16", "--out", str(copy)]) == 0
+  assert cli_export.main(["--model", str(path), "--float16", "--out", str(copy)]) == 0
   full_model, half_model, copy_model = runtime.load(path), runtime.load(half), runtime.load(copy)
   assert half.stat().st_size < 0.6 * path.stat().st_size
   for a, b in zip(jax.tree.leaves(full_model.variables), jax.tree.leaves(half_model.variables)):

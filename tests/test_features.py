@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from configs import default
-from jaxdiar import features
+from jaxdiar.core import features
 from tests.conftest import shared_data
 
 

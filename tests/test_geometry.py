@@ -9,12 +9,12 @@ import pytest
 import soundfile as sf
 
 import jaxdiar
-from jaxdiar import bundled
 from jaxdiar import diarize
-from jaxdiar import geometry
-from jaxdiar import runtime
-from jaxdiar import spatial
 from jaxdiar import stream
+from jaxdiar.core import geometry
+from jaxdiar.core import spatial
+from jaxdiar.models import bundled
+from jaxdiar.models import runtime
 from tests.conftest import REPO
 
 
@@ -113,7 +113,7 @@ def test_the_one_channel_model_reads_directions_from_the_given_array(tmp_path):
 
 
 def test_any_array_settings_are_valid_and_only_for_a_one_channel_model_with_mics():
-  from jaxdiar import settings
+  from jaxdiar.decoding import settings
   extra = bundled.any_array_settings()
   settings.validate(extra)
   assert extra["spatial_weight"] > 0 and extra["resegment"]

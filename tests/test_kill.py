@@ -115,10 +115,10 @@ def test_keep_checkpoints_bounds_the_kept_checkpoints(tmp_path):
   metric only at 30, 60, 90): keep_checkpoints latest + the best dev one are kept."""
   import orbax.checkpoint as ocp
   from configs import smoke
-  from jaxdiar import build
+  from jaxdiar.training import checkpoints
   tcfg = smoke.get_config().train
   tcfg.keep_checkpoints = 2
-  manager = build.checkpoint_manager(tmp_path, tcfg)
+  manager = checkpoints.manager(tmp_path, tcfg)
   ders = {30: 0.5, 60: 0.7, 90: 0.9}
   for step in range(10, 101, 10):
     manager.save(step, args=ocp.args.Composite(

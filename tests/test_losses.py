@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from configs import default
-from jaxdiar import losses
+from jaxdiar.core import losses
 
 
 def _brute_force_pit(logits, targets):

@@ -7,7 +7,7 @@ import pytest
 
 from configs import default
 from configs import smoke
-from jaxdiar import model as model_lib
+from jaxdiar.core import model as model_lib
 
 
 def _tiny(**overrides):

@@ -12,9 +12,9 @@ import pytest
 from configs import array8
 from configs import mono
 from configs import smoke
-from jaxdiar import export
 from jaxdiar import online
-from jaxdiar import runtime
+from jaxdiar.models import export
+from jaxdiar.models import runtime
 
 
 def pool(rng, m=3, c=8, n=4000, t=None, s=4):

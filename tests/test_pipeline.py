@@ -15,10 +15,10 @@ from pyannote.core import Annotation, Segment
 
 import jaxdiar
 from jaxdiar import diarize
-from jaxdiar import formats
-from jaxdiar import rttm
-from jaxdiar import runtime
-from jaxdiar import transcript
+from jaxdiar.io import formats
+from jaxdiar.io import rttm
+from jaxdiar.io import transcript
+from jaxdiar.models import runtime
 from tests.conftest import REPO
 
 

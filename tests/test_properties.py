@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from jaxdiar import diarize
-from jaxdiar import rttm
 from jaxdiar.data import corpus
+from jaxdiar.io import rttm
 
 # A label is any UTF-8 text that is one whitespace-separated field (surrogates cannot be
 # encoded; control characters and separators split fields or lines).

@@ -12,11 +12,11 @@ import tensorboardX
 from etils import epath
 from etils.epath import testing as epath_testing
 
-from jaxdiar import atomic
-from jaxdiar import build
-from jaxdiar import export
-from jaxdiar import runtime
-from jaxdiar import trainer
+from jaxdiar.io import atomic
+from jaxdiar.models import export
+from jaxdiar.models import runtime
+from jaxdiar.training import checkpoints
+from jaxdiar.training import trainer
 
 BUCKET = "gs://bucket/"
 
@@ -53,7 +53,7 @@ def bucket(tmp_path, monkeypatch):
     seen["tensorboard"].append(str(logdir))
     return writer_cls(local(logdir), *args, **kwargs)
 
-  monkeypatch.setattr(build.ocp, "CheckpointManager", manager)
+  monkeypatch.setattr(checkpoints.ocp, "CheckpointManager", manager)
   monkeypatch.setattr(trainer.tensorboardX, "SummaryWriter", writer)
   fns = {name: redirect for name in ("copy", "exists", "glob", "isdir", "listdir", "makedirs",
                                      "mkdir", "open", "remove", "rename", "replace", "rmtree",
@@ -82,7 +82,7 @@ def test_gs_workdir_reaches_orbax_metrics_tensorboard_and_export(bucket, trained
   assert list((run / "tensorboard").glob("events.out.tfevents.*"))
 
   # Export reads the gs:// workdir and writes the model file to the bucket.
-  cfg, variables, step = export.load_checkpoint(BUCKET + "runs/one")
+  cfg, variables, step = checkpoints.load_checkpoint(BUCKET + "runs/one")
   assert step == 4 and seen["orbax"][-1] == BUCKET + "runs/one/checkpoints"
   export.export(cfg, variables, BUCKET + "models/m.jaxdiar", platforms=("cpu",))
   assert BUCKET + "models/m.jaxdiar" in seen["epath"]

@@ -1,4 +1,4 @@
-"""jaxdiar.resegment: the per-frame spatial features, the speakers' shares (non-negative
+"""jaxdiar.core.resegment: the per-frame spatial features, the speakers' shares (non-negative
 least squares against scipy's), the logistic fit (against scikit-learn's), the decision rule,
 and decode with it on a synthetic two-talker scene."""
 
@@ -7,7 +7,7 @@ import pytest
 import scipy.optimize
 
 from jaxdiar import diarize
-from jaxdiar import resegment
+from jaxdiar.core import resegment
 from tests.test_decode import OPTIONS, frames, inference
 
 G = 72

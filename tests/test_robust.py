@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from jaxdiar import diarize
-from jaxdiar import rttm
+from jaxdiar.io import rttm
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

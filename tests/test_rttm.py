@@ -2,7 +2,7 @@
 
 import pytest
 
-from jaxdiar import rttm
+from jaxdiar.io import rttm
 from tests.conftest import shared_data
 
 

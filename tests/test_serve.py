@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from jaxdiar import diarize
-from jaxdiar import serve
+from jaxdiar.cli import serve as cli_serve
 
 
 def _free_port() -> int:
@@ -220,8 +220,8 @@ def test_error_statuses(strict, server, meeting, tmp_path):
 
 
 def test_overlap_regions():
-  from jaxdiar import formats
-  from jaxdiar.rttm import Turn
+  from jaxdiar.io import formats
+  from jaxdiar.io.rttm import Turn
   turns = [Turn("u", 0, 2, "a"), Turn("u", 1, 3, "b"), Turn("u", 1.5, 1.8, "c"),
            Turn("u", 4, 5, "a"), Turn("u", 5, 6, "b")]
   assert formats.overlap_regions(formats.to_annotation(turns)) == [(1, 2)]
@@ -229,7 +229,7 @@ def test_overlap_regions():
 
 def test_serve_refuses_a_bad_model_file(tmp_path):
   (tmp_path / "m.jaxdiar").write_bytes(b"nope")
-  assert serve.main(["--model", str(tmp_path / "m.jaxdiar")]) == 2
+  assert cli_serve.main(["--model", str(tmp_path / "m.jaxdiar")]) == 2
 
 
 PARAM = st.one_of(st.none(), st.integers(-5, 10**12), st.text(max_size=12),
@@ -258,9 +258,9 @@ def test_service_parameters_never_give_a_500(server, num, low, high, uri, speake
 
 
 def test_per_request_settings_are_the_declared_subset(server, meeting):
-  """`settings={...}` takes exactly jaxdiar.settings.SERVICE (each a declared, scalar
+  """`settings={...}` takes exactly jaxdiar.decoding.settings.SERVICE (each a declared, scalar
   setting), applied to that request; any other name or a bad value is a 422 naming it."""
-  from jaxdiar import settings as settings_lib
+  from jaxdiar.decoding import settings as settings_lib
   assert set(settings_lib.SERVICE) <= set(settings_lib.BY_NAME)
   assert all(settings_lib.BY_NAME[k].kind is not tuple for k in settings_lib.SERVICE)
   chosen = {k: (settings_lib.BY_NAME[k].default if settings_lib.BY_NAME[k].default is not None

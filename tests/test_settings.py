@@ -1,4 +1,4 @@
-"""The inference settings' one declaration (jaxdiar.settings) and who reads it."""
+"""The inference settings' one declaration (jaxdiar.decoding.settings) and who reads it."""
 
 import json
 
@@ -7,11 +7,12 @@ import pytest
 from configs import default
 from configs import array8
 from configs import mono
-from jaxdiar import bundled
 from jaxdiar import diarize
-from jaxdiar import runtime
-from jaxdiar import settings
 from jaxdiar import stream
+from jaxdiar.cli import export as cli_export
+from jaxdiar.decoding import settings
+from jaxdiar.models import bundled
+from jaxdiar.models import runtime
 
 
 def test_config_block_is_the_schema():
@@ -51,13 +52,12 @@ def test_unknown_or_bad_settings_are_refused_naming_the_key():
 
 
 def test_export_set_validates(tmp_path):
-  from jaxdiar import export
   out = tmp_path / "m.jaxdiar"
-  assert export.main(["--model", str(bundled.path("mono")), "--set", "onset=0.6",
-                      "--out", str(out)]) == 0
+  assert cli_export.main(["--model", str(bundled.path("mono")), "--set", "onset=0.6",
+                          "--out", str(out)]) == 0
   assert json.loads(json.dumps(runtime.load(out).meta["inference"]))["onset"] == 0.6
-  assert export.main(["--model", str(bundled.path("mono")), "--set", "onset=7",
-                      "--out", str(tmp_path / "x.jaxdiar")]) == 2
+  assert cli_export.main(["--model", str(bundled.path("mono")), "--set", "onset=7",
+                          "--out", str(tmp_path / "x.jaxdiar")]) == 2
   assert not (tmp_path / "x.jaxdiar").exists()
 
 

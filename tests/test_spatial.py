@@ -1,4 +1,4 @@
-"""SRP-PHAT directions (jaxdiar.spatial) against pyroomacoustics.doa and librosa."""
+"""SRP-PHAT directions (jaxdiar.core.spatial) against pyroomacoustics.doa and librosa."""
 
 import librosa
 import numpy as np
@@ -6,7 +6,7 @@ import pyroomacoustics as pra
 import pytest
 
 from configs import default
-from jaxdiar import spatial
+from jaxdiar.core import spatial
 
 SR = 16000
 

@@ -1,12 +1,12 @@
-"""jaxdiar.steps alone: optimizer groups, the one-cycle schedule, per-group learning rates."""
+"""jaxdiar.training.steps alone: optimizer groups, the one-cycle schedule, per-group learning rates."""
 
 import jax
 import jax.numpy as jnp
 import pytest
 
 from configs import smoke
-from jaxdiar import model as model_lib
-from jaxdiar import steps
+from jaxdiar.core import model as model_lib
+from jaxdiar.training import steps
 
 
 def test_optimizer_groups_and_learning_rates():

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from jaxdiar import rttm
-from jaxdiar import runtime
-from jaxdiar import settings as settings_lib
 from jaxdiar import stream
+from jaxdiar.decoding import settings as settings_lib
+from jaxdiar.io import rttm
+from jaxdiar.models import runtime
+from jaxdiar.training import checkpoints
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -126,9 +127,9 @@ def test_pcm_blocks_decode_and_resample():
 def causal_model(trained_smoke, tmp_path_factory):
   """The smoke model's variables exported as a causal model (its TCN is causal already;
   causal heads and windowed attention change no shape), so it has a streaming step."""
-  from jaxdiar import export
+  from jaxdiar.models import export
   _, workdir = trained_smoke
-  config, variables, _ = export.load_checkpoint(workdir)
+  config, variables, _ = checkpoints.load_checkpoint(workdir)
   config.model.causal = True
   config.model.attention_window = 20
   out = tmp_path_factory.mktemp("causal") / "causal.jaxdiar"
@@ -380,9 +381,9 @@ def test_causal_stream_resegments_from_the_array(causal_model, meeting, tmp_path
   """With resegmentation weights the causal stream re-decides each frame from the array:
   its per-frame responses are the offline ones of the whole file, the decision changes,
   and stdin still equals the file."""
-  from jaxdiar import export
-  from jaxdiar import resegment as resegment_lib
-  from jaxdiar import spatial as spatial_lib
+  from jaxdiar.models import export
+  from jaxdiar.core import resegment as resegment_lib
+  from jaxdiar.core import spatial as spatial_lib
   weights = np.zeros(resegment_lib.NUM_FEATURES + 1)
   weights[2 * len(resegment_lib.SMOOTH_FRAMES)] = 8.0     # the speaker's score ...
   weights[1] = 2.0                                        # ... and its direction (5 frames)

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from configs import smoke
-from jaxdiar import build
-from jaxdiar import trainer
+from jaxdiar.training import build
+from jaxdiar.training import checkpoints
+from jaxdiar.training import trainer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -41,7 +42,7 @@ def data_dir(tmp_path_factory):
 
 def _params(workdir, config, step):
   """Restore the parameters of a checkpoint without the trainer."""
-  return build.restore_state(workdir, step)[0]["params"]
+  return checkpoints.restore_state(workdir, step)[0]["params"]
 
 
 def test_smoke_run_end_to_end_then_resume_reaches_the_same_parameters(data_dir, tmp_path):
@@ -154,7 +155,7 @@ jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processe
                            process_id=pid)
 sys.path.insert(0, sys.argv[3])
 from tests import test_train as t
-from jaxdiar import build, trainer
+from jaxdiar.training import build, trainer
 batch = t._synthetic_batch(8)
 local = {k: v[pid * 4:(pid + 1) * 4] for k, v in batch.items()}   # this host's rows only
 from configs import smoke
@@ -217,8 +218,8 @@ jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processe
                            process_id=pid)
 sys.path.insert(0, repo)
 from tests import test_train as t
-from jaxdiar import trainer
 from jaxdiar.data import prepare
+from jaxdiar.training import trainer
 config = t.tiny_config(data_dir, num_steps=4, checkpoint_every=4, log_every=2)
 config.eval.every = 4
 print("shared disk:", prepare.shared_disk(prepare.pathlib.Path(data_dir)), flush=True)
@@ -239,7 +240,7 @@ def test_two_processes_with_their_own_data_disks_train_as_one_process(tmp_path):
   assert all("shared disk: False" in out for out in outs)
   for i in range(2):                   # each host wrote its own corpus
     assert list((tmp_path / f"host{i}-data").glob("simulated-*/speakers.json"))
-  trained = build.restore_state(tmp_path / "workdir", 4)[0]["params"]
+  trained = checkpoints.restore_state(tmp_path / "workdir", 4)[0]["params"]
 
   config = tiny_config(tmp_path / "reference-data", num_steps=4)
   data = prepare.prepare(config)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from jaxdiar import diarize
-from jaxdiar import vad
+from jaxdiar.cli import vad as cli_vad
 from jaxdiar.data import audio as audio_lib
+from jaxdiar.models import vad
 from tests.conftest import REPO
 from tests.conftest import shared_data
 
@@ -108,7 +109,7 @@ def test_gate_speech():
 
 def test_decode_needs_the_detector_and_diarize_runs_it(exported, trained_smoke):
   import pathlib
-  from jaxdiar import runtime
+  from jaxdiar.models import runtime
   path, _ = exported
   config, _ = trained_smoke
   wav = sorted(pathlib.Path(config.data.data_dir).glob("simulated-*/dev"))[0] / "meeting00000.wav"
@@ -135,7 +136,7 @@ def test_cli_detects_and_refuses_bad_inputs(tmp_path, capsys):
   audio_lib.write_wav(wav, tone[None], 16000)
   prob = vad.speech_probability(tone)
   threshold = float(prob.min() + prob.max()) / 2       # some chunks above it, some below
-  assert vad.main(["detect", str(wav), "--threshold", repr(threshold)]) == 0
+  assert cli_vad.main(["detect", str(wav), "--threshold", repr(threshold)]) == 0
   lines = capsys.readouterr().out.splitlines()
   p = prob >= threshold
   assert 1 <= len(lines) == len(diarize.runs(p))
@@ -143,9 +144,9 @@ def test_cli_detects_and_refuses_bad_inputs(tmp_path, capsys):
     name, start, end = line.split()
     assert name == str(wav) and float(start) == pytest.approx(a * 0.032, abs=1e-3)
     assert float(end) == pytest.approx(b * 0.032, abs=1e-3)
-  assert vad.main(["detect", str(tmp_path / "missing.wav")]) == 2
+  assert cli_vad.main(["detect", str(tmp_path / "missing.wav")]) == 2
   err = capsys.readouterr().err
   assert err.startswith("error:") and "missing.wav" in err and "Traceback" not in err
   (tmp_path / "bad.jit").write_text("not a model")
-  assert vad.main(["port", str(tmp_path / "bad.jit"), "--out", str(tmp_path / "w.npz")]) == 2
+  assert cli_vad.main(["port", str(tmp_path / "bad.jit"), "--out", str(tmp_path / "w.npz")]) == 2
   assert not (tmp_path / "w.npz").exists()

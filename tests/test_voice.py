@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from jaxdiar import diarize
-from jaxdiar import voice
+from jaxdiar.cli import voice as cli_voice
 from jaxdiar.data import audio as audio_lib
+from jaxdiar.models import voice
 from tests.conftest import REPO
 from tests.conftest import shared_data
 
@@ -134,7 +135,7 @@ def test_infer_gives_each_local_speaker_its_dvector(exported, trained_smoke):
   """diarize.infer(voice=True): one d-vector per window and local speaker, that of its own
   audio (voice_segments of the window's first channel), and decode clusters them."""
   import pathlib
-  from jaxdiar import runtime
+  from jaxdiar.models import runtime
   path, _ = exported
   config, _ = trained_smoke
   wav = sorted(pathlib.Path(config.data.data_dir).glob("simulated-*/dev"))[0] / "meeting00000.wav"
@@ -161,14 +162,14 @@ def test_cli_embeds_files_and_refuses_bad_ones(tmp_path, capsys):
   rng = np.random.default_rng(5)
   wav = tmp_path / "a.wav"
   audio_lib.write_wav(wav, (0.05 * rng.normal(size=(1, 24000))).astype(np.float32), 16000)
-  assert voice.main(["embed", str(wav)]) == 0
+  assert cli_voice.main(["embed", str(wav)]) == 0
   line = capsys.readouterr().out.split()
   assert line[0] == str(wav) and len(line) == 257
   np.testing.assert_allclose(np.float32(line[1:]), voice.embed([audio_lib.read(wav, 16000)[0]])[0],
                              atol=1e-5)
-  assert voice.main(["embed", str(tmp_path / "missing.wav")]) == 2
+  assert cli_voice.main(["embed", str(tmp_path / "missing.wav")]) == 2
   err = capsys.readouterr().err
   assert err.startswith("error:") and "missing.wav" in err and "Traceback" not in err
   (tmp_path / "bad.pt").write_text("not a checkpoint")
-  assert voice.main(["port", str(tmp_path / "bad.pt"), "--out", str(tmp_path / "w.npz")]) == 2
+  assert cli_voice.main(["port", str(tmp_path / "bad.pt"), "--out", str(tmp_path / "w.npz")]) == 2
   assert not (tmp_path / "w.npz").exists()

@@ -19,26 +19,25 @@ E.npz` writes each talker's embedding (and d-vector where computed).
 
 import argparse
 import contextlib
-import json
 import pathlib
 import sys
 
 import numpy as np
 
-from jaxdiar import atomic
-from jaxdiar import bundled
-from jaxdiar import enroll
-from jaxdiar import formats
-from jaxdiar import geometry
 from jaxdiar import pipeline as pipeline_lib
-from jaxdiar import rttm
-from jaxdiar import runtime
-from jaxdiar import settings as settings_lib
-from jaxdiar import transcript as transcript_lib
+from jaxdiar.core import geometry
 from jaxdiar.data import audio as audio_lib
+from jaxdiar.decoding import enroll
+from jaxdiar.decoding import settings as settings_lib
 from jaxdiar.decoding.decode import MAX_SPEAKERS
 from jaxdiar.decoding.decode import check_counts
 from jaxdiar.decoding.windows import InputError
+from jaxdiar.io import atomic
+from jaxdiar.io import formats
+from jaxdiar.io import rttm
+from jaxdiar.io import transcript as transcript_lib
+from jaxdiar.models import bundled
+from jaxdiar.models import runtime
 
 PROG = "jaxdiar.diarize"
 
@@ -183,7 +182,7 @@ def main(argv=None) -> int:
     if args.out_dir:
       target = pathlib.Path(args.out_dir) / (uri + formats.SUFFIX[fmt])
       target.parent.mkdir(parents=True, exist_ok=True)
-      atomic.write_text(target, _dumps(result, fmt))
+      atomic.write_text(target, result.dumps(fmt))
       _say(f"{uri}: {len(result.annotation.labels())} speaker(s), "
            f"{len(result.annotation)} turn(s) -> {target}")
     done.append((path, result))
@@ -193,7 +192,7 @@ def main(argv=None) -> int:
     if args.transcript:
       text = transcript_lib.dumps(pipeline.attribute(segments, done[0][1].annotation), fmt)
     elif len(done) == 1:
-      text = _dumps(done[0][1], fmt)
+      text = done[0][1].dumps(fmt)
     else:
       text = formats.dumps_many([r.annotation for _, r in done], fmt)
     if args.out == "-":
@@ -207,19 +206,13 @@ def main(argv=None) -> int:
   if args.embeddings:
     write_embeddings(args.embeddings, [r for _, r in done])
   if args.plot:
-    from jaxdiar import plots   # matplotlib only when asked
+    from jaxdiar.io import plots   # matplotlib only when asked
     path, result = done[0]
     if result.result is not None:
       ref = rttm.read_rttm(args.ref).get(pathlib.Path(path).stem, []) if args.ref else None
       _, model = pipeline.model_for(audio_lib.info(path)[1])
       plots.diarization_figure(path, result.result, model.sample_rate, ref, args.plot)
   return 1 if failed else 0
-
-
-def _dumps(result: pipeline_lib.Diarization, fmt: str) -> str:
-  if fmt == "json":
-    return json.dumps(result.json(), indent=1) + "\n"
-  return formats.dumps(result.annotation, fmt, duration=result.duration)
 
 
 def write_embeddings(path, results) -> None:

@@ -1,5 +1,5 @@
-"""python -m jaxdiar.online simulate|import|train: the command of `jaxdiar.online` (whose
-docstring is its description)."""
+"""python -m jaxdiar.online simulate|import|train: the command of `jaxdiar.training.budget`
+(whose docstring is its description)."""
 
 import argparse
 import json
@@ -7,17 +7,17 @@ import os
 import sys
 
 from jaxdiar import cli
-from jaxdiar import online
 from jaxdiar.data import simulate as sim_lib
-from jaxdiar.online.pool import import_corpus
-from jaxdiar.online.pool import simulate_pool
-from jaxdiar.online.train import load_config
-from jaxdiar.online.train import pool_geometry
-from jaxdiar.online.train import train
+from jaxdiar.training import budget
+from jaxdiar.training.budget import load_config
+from jaxdiar.training.budget import pool_geometry
+from jaxdiar.training.budget import train
+from jaxdiar.training.pool import import_corpus
+from jaxdiar.training.pool import simulate_pool
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(prog="python -m jaxdiar.online", description=online.__doc__,
+  p = argparse.ArgumentParser(prog="python -m jaxdiar.online", description=budget.__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = p.add_subparsers(dest="command", required=True)
   s = sub.add_parser("simulate", help="fill a pool folder with simulated meetings")

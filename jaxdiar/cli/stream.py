@@ -43,22 +43,22 @@ import sys
 
 import numpy as np
 
-from jaxdiar import atomic
-from jaxdiar import bundled
-from jaxdiar import formats
-from jaxdiar import geometry
-from jaxdiar import rttm
-from jaxdiar import runtime
-from jaxdiar import settings as settings_lib
+from jaxdiar.core import geometry
 from jaxdiar.data import audio as audio_lib
+from jaxdiar.decoding import settings as settings_lib
 from jaxdiar.decoding import windows as windows_lib
+from jaxdiar.io import atomic
+from jaxdiar.io import formats
+from jaxdiar.io import rttm
 from jaxdiar.live.sources import file_blocks
 from jaxdiar.live.sources import pcm_blocks
 from jaxdiar.live.streamer import CAUSAL_THRESHOLD
 from jaxdiar.live.streamer import PIECE_SECONDS
 from jaxdiar.live.streamer import STREAM_THRESHOLD
-from jaxdiar.live.streamer import TUNABLE
 from jaxdiar.live.streamer import Streamer
+from jaxdiar.live.streamer import TUNABLE
+from jaxdiar.models import bundled
+from jaxdiar.models import runtime
 
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python -m jaxdiar.stream", description=__doc__,
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
                  help="seconds from a sample's arrival to its decision (step .. window; "
                       "default: the step)")
   p.add_argument("--mics", default=None, metavar="FILE|PRESET",
-                 help="the microphones' positions (jaxdiar.geometry): picks the array model "
+                 help="the microphones' positions (jaxdiar.core.geometry): picks the array model "
                       "for its own array, else the one-channel model (the live modes do not "
                       "use other geometries yet)")
   p.add_argument("--max-speakers", type=int, default=8)

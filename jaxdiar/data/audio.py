@@ -12,7 +12,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from jaxdiar import atomic
+from jaxdiar.io import atomic
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 # Compressed formats of phones and video calls, decoded through PyAV (FFmpeg) when it is

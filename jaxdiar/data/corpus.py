@@ -11,8 +11,8 @@ import pathlib
 
 import numpy as np
 
-from jaxdiar import rttm
 from jaxdiar.data import audio as audio_lib
+from jaxdiar.io import rttm
 
 
 @dataclasses.dataclass(frozen=True)

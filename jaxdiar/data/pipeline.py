@@ -7,7 +7,7 @@ import grain
 import jax
 import numpy as np
 
-from jaxdiar.features import is_uniform_circular
+from jaxdiar.core.features import is_uniform_circular
 
 
 @dataclasses.dataclass(frozen=True)

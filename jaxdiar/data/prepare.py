@@ -22,10 +22,10 @@ import jax
 from jax.experimental import multihost_utils
 import numpy as np
 
-from jaxdiar import atomic
 from jaxdiar.data import corpus as corpus_lib
 from jaxdiar.data import datasets
 from jaxdiar.data import simulate as sim_lib
+from jaxdiar.io import atomic
 
 log = logging.getLogger(__name__)
 

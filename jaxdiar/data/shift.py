@@ -24,15 +24,13 @@ Written to share as little as possible with `jaxdiar.data.simulate`:
 
 Each meeting is a function of (set, seed, index) alone: the same arguments write the same
 bytes. `<uri>.wav`, `<uri>.rttm`, `<uri>.json` and `corpus.json` (the manifest) as
-`jaxdiar.devmeetings` writes them, so the same benchmark code reads both.
+`jaxdiar.data.devmeetings` writes them, so the same benchmark code reads both.
 """
 
-import argparse
 import hashlib
 import json
 import logging
 import pathlib
-import sys
 import time
 import zlib
 
@@ -40,9 +38,6 @@ import numpy as np
 import scipy.signal
 import soxr
 
-from jaxdiar import atomic
-from jaxdiar import cli
-from jaxdiar import rttm
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.data import corpus as corpus_lib
 from jaxdiar.data import shift_scene as scene_lib
@@ -51,6 +46,9 @@ from jaxdiar.data.shift_scene import conversation
 from jaxdiar.data.shift_scene import diffuse_noise
 from jaxdiar.data.shift_scene import voices
 from jaxdiar.decoding import frames as frames_lib
+from jaxdiar.io import atomic
+from jaxdiar.io import rttm
+from jaxdiar.training import pool as pool_lib
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +256,6 @@ def pool(speech_dir, out, *, seconds: float, seed: int, geometry, meeting_second
   frame activity, talker names), each drawn with its own `randomised` settings (at most
   `max_speakers` talkers, `meeting_seconds` long), until `seconds` have passed. Indices
   start, start + step, ... (one writer per index class); returns how many were written."""
-  from jaxdiar import online     # deferred: the training stack (flax), for the pool only
   speech = voices(speech_dir)
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
@@ -273,39 +270,14 @@ def pool(speech_dir, out, *, seconds: float, seed: int, geometry, meeting_second
       audio, rate, turns, scene = meeting(speech, "pool", seed, index, geometry, settings)
       frames = 1 + audio.shape[1] // hop
       activity = corpus_lib.frame_activity(turns, scene["speakers"], frames, hop, rate)
-      online.save_meeting(path, audio, activity, scene["speakers"])
+      pool_lib.save_meeting(path, audio, activity, scene["speakers"])
       made += 1
     index += step
   return made
 
 
-def main(argv=None) -> int:
-  from configs import default
-  cli.configure_logging()
-  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("command", nargs="?", choices=["set", "pool"], default="set",
-                 help="set: one set's meetings (default); pool: training meetings drawn with "
-                      "randomised settings for jaxdiar.online train --pool")
-  p.add_argument("--speech", required=True, help="folder <speaker>/<utterance>.flac")
-  p.add_argument("--set", choices=sorted(SETS) + [FIT])
-  p.add_argument("--out", required=True)
-  p.add_argument("--meetings", type=int, default=16)
-  p.add_argument("--seed", type=int, default=4100)
-  p.add_argument("--seconds", type=float, default=600.0, help="pool: simulate this long")
-  p.add_argument("--start", type=int, default=0, help="pool: first index (one per writer)")
-  p.add_argument("--step", type=int, default=1, help="pool: index step (the writers' count)")
-  a = p.parse_args(argv)
-  geometry = default.circular_array(8, 0.10)
-  if a.command == "pool":
-    n = pool(a.speech, a.out, seconds=a.seconds, seed=a.seed, geometry=geometry,
-             start=a.start, step=a.step)
-    print(f"wrote {n} training meetings into {a.out}", file=sys.stderr)
-    return 0
-  if a.set is None:
-    p.error("--set is required")
-  make(a.speech, a.set, a.out, num_meetings=a.meetings, seed=a.seed, geometry=geometry)
-  return 0
-
-
 if __name__ == "__main__":
-  sys.exit(main())
+  import sys
+
+  from jaxdiar.cli import shift as command    # the command imports this module
+  sys.exit(command.main())

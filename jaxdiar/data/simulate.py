@@ -22,9 +22,9 @@ import pyroomacoustics as pra
 import scipy.signal
 import tqdm
 
-from jaxdiar import atomic
-from jaxdiar import rttm
 from jaxdiar.data import audio as audio_lib
+from jaxdiar.io import atomic
+from jaxdiar.io import rttm
 
 log = logging.getLogger(__name__)
 

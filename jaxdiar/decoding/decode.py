@@ -8,12 +8,8 @@ import logging
 import numpy as np
 import scipy.ndimage
 
-from jaxdiar import bundled
-from jaxdiar import resegment as resegment_lib
-from jaxdiar import rttm
-from jaxdiar import runtime
-from jaxdiar import settings as settings_lib
-from jaxdiar import vad as vad_lib
+from jaxdiar.core import resegment as resegment_lib
+from jaxdiar.decoding import settings as settings_lib
 from jaxdiar.decoding.cluster import cluster
 from jaxdiar.decoding.cluster import voice_joined
 from jaxdiar.decoding.frames import binarize_each
@@ -29,6 +25,10 @@ from jaxdiar.decoding.windows import InputError
 from jaxdiar.decoding.windows import Stages
 from jaxdiar.decoding.windows import heard_frames
 from jaxdiar.decoding.windows import infer
+from jaxdiar.io import rttm
+from jaxdiar.models import bundled
+from jaxdiar.models import runtime
+from jaxdiar.models import vad as vad_lib
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ def diarize(path, model: runtime.ExportedModel, *, uri: str | None = None,
             progress: bool = True, channel: int | None = None, mics=None,
             **options) -> Result:
   """Diarize one recording (`infer` then `decode`; `options` override the model's inference
-  settings; `mics`: the recording's microphone positions, `jaxdiar.geometry`). Raises
+  settings; `mics`: the recording's microphone positions, `jaxdiar.core.geometry`). Raises
   InputError / AudioError with a clear message."""
   check_counts(num_speakers, min_speakers, max_speakers)
   o = decoding_settings(model, options, mics)

@@ -3,7 +3,7 @@ pause, turns, exclusive (one talker a frame) decisions."""
 
 import numpy as np
 
-from jaxdiar import rttm
+from jaxdiar.io import rttm
 
 
 def talker_count(count: np.ndarray, speech: np.ndarray, osd: np.ndarray, k: int,

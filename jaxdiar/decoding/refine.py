@@ -4,7 +4,7 @@ split; two speakers marked together most of the time are merged."""
 import numpy as np
 import scipy.ndimage
 
-from jaxdiar import resegment as resegment_lib
+from jaxdiar.core import resegment as resegment_lib
 from jaxdiar.decoding.cluster import unit_responses
 
 

@@ -10,12 +10,12 @@ import time
 import numpy as np
 import tqdm
 
-from jaxdiar import geometry as geometry_lib
-from jaxdiar import runtime
-from jaxdiar import spatial as spatial_lib
-from jaxdiar import vad as vad_lib
-from jaxdiar import voice as voice_lib
+from jaxdiar.core import geometry as geometry_lib
+from jaxdiar.core import spatial as spatial_lib
 from jaxdiar.data import audio as audio_lib
+from jaxdiar.models import runtime
+from jaxdiar.models import vad as vad_lib
+from jaxdiar.models import voice as voice_lib
 
 
 class InputError(ValueError):
@@ -169,13 +169,13 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   """Run the model over sliding windows of one recording (read in blocks).
 
   With `spatial` and a multi-channel recording, each local speaker also gets its SRP-PHAT
-  response over azimuths, from the frames where it talks alone (`jaxdiar.spatial`). With
+  response over azimuths, from the frames where it talks alone (`jaxdiar.core.spatial`). With
   `voice`, each local speaker gets a d-vector of the pretrained voice encoder
   (`jaxdiar.voice`) from its audio in the window (`voice_segments`, first channel). With
   `detect_speech`, the pretrained speech detector (`jaxdiar.vad`) scores the first channel.
   `channel`: read that channel only (a one-channel model, or copied with `replicate_channels`);
   it is then also the channel of the d-vectors and the speech detector. `mics`: the
-  recording's microphone positions ([C, 3] metres, `jaxdiar.geometry`): the directions come
+  recording's microphone positions ([C, 3] metres, `jaxdiar.core.geometry`): the directions come
   from all its channels with this geometry, whatever the model reads (a one-channel model
   then reads `channel`, default the first). `stages`: where the time goes (`windows` in all,
   of which `voice` and `directions`; `speech_detector`).

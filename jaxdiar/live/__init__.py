@@ -13,8 +13,8 @@ settings were chosen: docs/inference.md, "Live diarization".
 
 from jaxdiar.live.sources import file_blocks
 from jaxdiar.live.sources import pcm_blocks
-from jaxdiar.live.streamer import TUNABLE
 from jaxdiar.live.streamer import Segment
 from jaxdiar.live.streamer import Streamer
+from jaxdiar.live.streamer import TUNABLE
 
 __all__ = ["Segment", "Streamer", "TUNABLE", "file_blocks", "pcm_blocks"]

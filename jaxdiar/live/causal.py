@@ -6,14 +6,14 @@ attributes it reads (see `Streamer.__init__`)."""
 
 import numpy as np
 
-from jaxdiar import resegment as resegment_lib
-from jaxdiar import spatial as spatial_lib
+from jaxdiar.core import resegment as resegment_lib
+from jaxdiar.core import spatial as spatial_lib
 from jaxdiar.decoding import cluster as cluster_lib
 from jaxdiar.decoding import frames as frames_lib
 from jaxdiar.decoding import windows as windows_lib
 
 # Frames of context before the ones being decided (the widest smoothing of
-# jaxdiar.resegment is 45 frames, centred).
+# jaxdiar.core.resegment is 45 frames, centred).
 RESEGMENT_CONTEXT = 45
 
 

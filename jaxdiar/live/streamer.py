@@ -9,9 +9,7 @@ import time
 
 import numpy as np
 
-from jaxdiar import runtime
-from jaxdiar import spatial as spatial_lib
-from jaxdiar import vad as vad_lib
+from jaxdiar.core import spatial as spatial_lib
 from jaxdiar.decoding import cluster as cluster_lib
 from jaxdiar.decoding import decode as decode_lib
 from jaxdiar.decoding import frames as frames_lib
@@ -19,6 +17,8 @@ from jaxdiar.decoding import windows as windows_lib
 from jaxdiar.live import causal
 from jaxdiar.live import speakers
 from jaxdiar.live.speakers import Segment
+from jaxdiar.models import runtime
+from jaxdiar.models import vad as vad_lib
 
 
 # Where each value below was chosen (DER on the dev meetings, with the figures):
@@ -180,7 +180,7 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
       self.carry_frames = int(round(carry_seconds * self.sr / self.hop))
       self.reliable_seconds = reliable_seconds
     # Live spatial resegmentation (causal mode, an array, a model with `resegment` weights):
-    # each decided frame is re-decided as offline (jaxdiar.resegment), from the speakers'
+    # each decided frame is re-decided as offline (jaxdiar.core.resegment), from the speakers'
     # directions over the frames decided so far and the responses up to the newest frame.
     self.reseg = bool(causal and self.steer is not None and self.o["resegment"])
     if self.reseg:

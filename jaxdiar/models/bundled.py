@@ -15,7 +15,7 @@ import importlib.resources
 import json
 import pathlib
 
-from jaxdiar import geometry
+from jaxdiar.core import geometry
 
 MODELS = {"array8": "array8.jaxdiar", "mono": "mono.jaxdiar",
           "array8-live": "array8_live.jaxdiar"}

@@ -5,7 +5,7 @@ kind, window, thresholds, ...), `variables.npz` (the weights), `forward.jaxexpor
 ((variables, audio [b, C, n]) -> probabilities and local-speaker embeddings, symbolic b and
 n) and, for causal models, `stream.jaxexport` ((variables, one block of audio, the carried
 state) -> the block's frame probabilities and the new state).
-This module imports only jax, numpy and `jaxdiar.features` (its table of feature kinds).
+This module imports only jax, numpy and `jaxdiar.core.features` (its table of feature kinds).
 """
 
 import hashlib
@@ -18,8 +18,8 @@ import jax
 from jax import export as jax_export
 import numpy as np
 
-from jaxdiar import bundled
-from jaxdiar import features
+from jaxdiar.core import features
+from jaxdiar.models import bundled
 
 FORMAT_VERSION = 1
 
@@ -95,7 +95,7 @@ class ExportedModel:
     """The zero state of a new stream."""
     if not self.can_stream:
       raise ModelFileError("this model was not exported with a streaming step (only models "
-                           "for which jaxdiar.model.streamable holds get one)")
+                           "for which jaxdiar.core.model.streamable holds get one)")
     (_, _, state_avals), _ = jax.tree.unflatten(self._stream.in_tree, self._stream.in_avals)
     return jax.tree.map(
         lambda a: np.zeros((batch_size,) + tuple(int(d) for d in a.shape[1:]), np.float32),

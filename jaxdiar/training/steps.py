@@ -2,7 +2,7 @@
 
 Everything here is a pure function of arrays and configs, jit- and shard-friendly, with no
 data, checkpoint or logging dependencies (so benchmarks and other loops can use the step
-alone). The loop around it is `jaxdiar.trainer`.
+alone). The loop around it is `jaxdiar.training.trainer`.
 """
 
 import flax
@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxdiar import features as features_lib
-from jaxdiar import losses
-from jaxdiar import model as model_lib
+from jaxdiar.core import features as features_lib
+from jaxdiar.core import losses
+from jaxdiar.core import model as model_lib
 
 
 @flax.struct.dataclass

@@ -83,7 +83,7 @@ INFERENCE = (
       "disables.", legacy=1.0, low=0, high=1, search=(0.4, 1.0)),
     S("max_cluster_embeddings", 2000, "Beyond this many local speakers (about 2 h), cluster an "
       "even subset and assign the rest: bounded memory for any length.", int, low=2),
-    S("resegment", None, "Spatial resegmentation weights (jaxdiar.resegment; arrays only), "
+    S("resegment", None, "Spatial resegmentation weights (jaxdiar.core.resegment; arrays only), "
       "fitted per model: bench_accuracy --fit-resegment SEED.", tuple, legacy=None,
       optional=True),
     S("resegment_threshold", 0.6, "A speaker is marked where P(talks) is above this.",

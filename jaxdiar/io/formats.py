@@ -20,7 +20,7 @@ import tempfile
 
 from pyannote.core import Annotation, Segment
 
-from jaxdiar import rttm
+from jaxdiar.io import rttm
 
 FORMATS = ("rttm", "json", "csv", "srt", "vtt", "textgrid", "eaf")
 # Formats that hold several recordings in one file (a uri on each line).
@@ -89,7 +89,8 @@ def result_json(annotation: Annotation, *, uri: str | None = None, duration: flo
   """The JSON answer (CLI and service alike): uri, duration, speakers, segments, overlap
   regions, and the model and decoding settings used where given."""
   turns = to_turns(annotation, uri)
-  out = dict(uri=uri or annotation.uri, duration=duration,
+  out = dict(uri=uri or annotation.uri,
+             duration=None if duration is None else round(duration, 3),
              speakers=sorted({t.speaker for t in turns}),
              segments=[dict(start=round(t.onset, 3), end=round(t.offset, 3), speaker=t.speaker)
                        for t in turns],
@@ -145,14 +146,15 @@ def _through_file(write) -> str:
     os.unlink(path)
 
 
-def dumps(annotation: Annotation, fmt: str, *, duration: float | None = None,
-          model: str | None = None, settings: dict | None = None) -> str:
-  """`annotation` as the text of format `fmt` (FORMATS)."""
+def dumps(annotation: Annotation, fmt: str, *, uri: str | None = None,
+          duration: float | None = None, model: str | None = None,
+          settings: dict | None = None) -> str:
+  """`annotation` as the text of format `fmt` (FORMATS); the JSON one is `result_json`'s."""
   fmt = infer_format("-", fmt)
   if fmt == "rttm":
     return rttm.format_rttm(to_turns(annotation))
   if fmt == "json":
-    return json.dumps(result_json(annotation, duration=duration, model=model,
+    return json.dumps(result_json(annotation, uri=uri, duration=duration, model=model,
                                   settings=settings), indent=1) + "\n"
   if fmt == "csv":
     return dumps_csv([annotation])

@@ -14,10 +14,10 @@ import pathlib
 import ml_collections
 import numpy as np
 
-from jaxdiar import atomic
-from jaxdiar import rttm
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.data import simulate as sim_lib
+from jaxdiar.io import atomic
+from jaxdiar.io import rttm
 
 log = logging.getLogger(__name__)
 

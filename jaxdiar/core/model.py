@@ -1,7 +1,7 @@
 """DiarizationTCN: the seed design's multi-task diarization network, in Flax Linen.
 
 Layout is time-major inside the network ([B, T, C], what XLA convolutions prefer); the
-public input is the feature layout [B, D, T] of `jaxdiar.features.extract`.
+public input is the feature layout [B, D, T] of `jaxdiar.core.features.extract`.
 
 Outputs (a dict, all float32):
   vad        [B, T, S]  per-local-speaker activity logits

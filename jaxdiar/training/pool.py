@@ -11,10 +11,10 @@ import time
 
 import numpy as np
 
-from jaxdiar import atomic
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.data import corpus as corpus_lib
 from jaxdiar.data import simulate as sim_lib
+from jaxdiar.io import atomic
 
 log = logging.getLogger(__name__)
 

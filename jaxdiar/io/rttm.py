@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import dataclasses
 import pathlib
 
-from jaxdiar import atomic
+from jaxdiar.io import atomic
 
 
 class FormatError(ValueError):

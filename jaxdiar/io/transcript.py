@@ -19,7 +19,7 @@ import re
 import numpy as np
 from pyannote.core import Annotation
 
-from jaxdiar import formats
+from jaxdiar.io import formats
 
 MAX_GAP = 0.5             # seconds: the nearest talker a word without overlap may take
 TRANSCRIPT_FORMATS = ("json", "srt", "vtt")

@@ -7,8 +7,7 @@
 `build` resolves the config once (a locked copy: the number of speaker classes read from the
 data, the compute dtype chosen for the backend) and returns it with the model, the optimizer,
 the device mesh and its shardings, and the jitted, sharded init / train / eval steps. The
-checkpoint layout (orbax: `checkpoints/<step>/{state,data}` under the workdir, any `epath`
-path, `gs://` included) has one owner here too: `checkpoint_manager` and `restore`.
+checkpoints (every format) are `jaxdiar.training.checkpoints`'.
 """
 
 import dataclasses
@@ -20,12 +19,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
-from etils import epath
 
-from jaxdiar import features as features_lib
-from jaxdiar import model as model_lib
-from jaxdiar import steps
+from jaxdiar.core import features as features_lib
+from jaxdiar.core import model as model_lib
+from jaxdiar.training import steps
 
 
 def compute_dtype(tcfg, backend: str | None = None) -> str:
@@ -124,47 +121,3 @@ def build(config, *, num_speaker_classes: int | None = None, devices=None, tx=No
                       in_shardings=(replicated, batch_sharding), out_shardings=replicated)
   return Built(config, model, tx, mesh, replicated, batch_sharding, init, train_step,
                eval_step, num_features)
-
-
-# ---------------------------------------------------------------------- checkpoints
-
-
-def checkpoint_dir(workdir) -> epath.Path:
-  """Where a workdir keeps its orbax checkpoints (local or gs://)."""
-  path = epath.Path(workdir) / "checkpoints"
-  return path if "://" in str(workdir) else path.absolute()    # orbax wants absolute paths
-
-
-def checkpoint_manager(workdir, tcfg) -> ocp.CheckpointManager:
-  """Orbax manager of a workdir: the last `keep_checkpoints` and the best dev one."""
-  policy = ocp.checkpoint_managers.AnyPreservationPolicy([
-      ocp.checkpoint_managers.LatestN(n=tcfg.keep_checkpoints),
-      # The best dev checkpoint besides them; those saved without a dev metric are not kept
-      # by this rule (orbax's default keeps them all: the bound would not hold).
-      ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: m["dev_der"], reverse=True, n=1,
-                                    keep_checkpoints_without_metrics=False),
-  ])
-  options = ocp.CheckpointManagerOptions(preservation_policy=policy,
-                                         best_fn=lambda m: m["dev_der"], best_mode="min",
-                                         enable_async_checkpointing=True)
-  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
-
-
-def restore_state(workdir, step: int | None = None) -> tuple[dict, int]:
-  """(the saved train state as nested dicts of arrays on this process's first device, its
-  step) of a workdir's latest or given checkpoint, without building the model; whatever the
-  topology it was saved from (8 devices, 2 hosts, ...)."""
-  manager = ocp.CheckpointManager(checkpoint_dir(workdir),
-                                  item_handlers=dict(state=ocp.StandardCheckpointHandler()))
-  try:
-    step = manager.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"{workdir}: no checkpoint")
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
-                          manager.item_metadata(step)["state"])
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target)))
-  finally:
-    manager.close()
-  return restored["state"], step

@@ -9,7 +9,7 @@ from absl import flags
 from ml_collections import config_flags
 
 # The repository's recipes, next to the package (a source checkout or an editable install).
-CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "configs"
 
 
 class ConfigError(ValueError):

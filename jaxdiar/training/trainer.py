@@ -1,9 +1,9 @@
-"""Training: the loop around the pure steps of `jaxdiar.steps`, with data, evaluation,
+"""Training: the loop around the pure steps of `jaxdiar.training.steps`, with data, evaluation,
 checkpoints and logging.
 
 `train_and_evaluate(config, workdir)` runs the same code on 1 CPU, 8 forced CPU devices,
 GPUs, several hosts or a TPU pod: one Mesh over every device of every process, the batch
-sharded on its data axis (`train.mesh`), parameters replicated; the setup is `jaxdiar.build`.
+sharded on its data axis (`train.mesh`), parameters replicated; the setup is `jaxdiar.training.build`.
 """
 
 import json
@@ -13,20 +13,20 @@ import time
 import jax
 from jax.experimental import multihost_utils
 import numpy as np
-import orbax.checkpoint as ocp
 from etils import epath
 import psutil
 import tensorboardX
 import tqdm
 
-from jaxdiar import atomic
-from jaxdiar import build
-from jaxdiar import losses
-from jaxdiar import metrics as metrics_lib
-from jaxdiar import model as model_lib
+from jaxdiar.core import losses
+from jaxdiar.core import metrics as metrics_lib
+from jaxdiar.core import model as model_lib
 from jaxdiar.data import pipeline
 from jaxdiar.data import prepare as prepare_lib
-from jaxdiar.steps import learning_rate
+from jaxdiar.io import atomic
+from jaxdiar.training import build
+from jaxdiar.training import checkpoints
+from jaxdiar.training.steps import learning_rate
 
 logger = logging.getLogger(__name__)
 
@@ -175,15 +175,13 @@ def train_and_evaluate(config, workdir) -> dict:
                                 augment=pipeline.augment_from_config(config.data, config.features))
   train_iter = iter(loader)
 
-  manager = build.checkpoint_manager(workdir, tcfg)
+  manager = checkpoints.manager(workdir, tcfg)
   latest = manager.latest_step()
   if latest is not None:
     target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
                           abstract_state)
-    restored = manager.restore(latest, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()))
-    state = restored["state"]
-    train_iter.set_state(json.dumps(restored["data"]).encode())
+    state, data_state = checkpoints.restore_train(manager, latest, target)
+    train_iter.set_state(json.dumps(data_state).encode())
     log(f"jaxdiar: resumed from {workdir / 'checkpoints'} at step {latest}")
   else:
     state = built.init(init_rng)
@@ -210,10 +208,8 @@ def train_and_evaluate(config, workdir) -> dict:
   window_start, window_steps = time.time(), 0
 
   def save(step, dev_metrics=None):
-    data_state = json.loads(train_iter.get_state().decode())
-    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                               data=ocp.args.JsonSave(data_state)),
-                 metrics={"dev_der": dev_metrics["dev/der"]} if dev_metrics else None)
+    checkpoints.save_train(manager, step, state, json.loads(train_iter.get_state().decode()),
+                           dev_metrics["dev/der"] if dev_metrics else None)
 
   try:
     for step in range(start + 1, micro_steps + 1):

@@ -1,45 +1,13 @@
-"""What the ported pretrained networks (`jaxdiar.voice`, `jaxdiar.vad`) share: where their
-shipped weights lie and how they load, how the original weights are converted, and their
-command lines' parser and input reading."""
+"""What the commands of the ported networks (`python -m jaxdiar.vad`, `python -m jaxdiar.voice`)
+share: their parser, the port subcommand and the reading of their inputs."""
 
 import argparse
-import functools
-import importlib.resources
-import pathlib
-import pickle
 import sys
 
 import numpy as np
 
 from jaxdiar.data import audio as audio_lib
-
-
-def package_weights(name: str) -> pathlib.Path:
-  """Where a shipped weight file lies (jaxdiar/models/NAME)."""
-  return pathlib.Path(str(importlib.resources.files("jaxdiar") / "models" / name))
-
-
-@functools.lru_cache(maxsize=4)
-def load_npz(path: str, what: str, module: str) -> dict:
-  """The float32 arrays of a ported network's npz (`what`, made as `module` says)."""
-  path = pathlib.Path(path)
-  if not path.exists():
-    raise FileNotFoundError(f"{path}: {what} weights are missing (the package is incomplete; "
-                            f"see {module} for how they are made)")
-  with np.load(path) as z:
-    return {k: z[k].astype(np.float32) for k in z.files}
-
-
-# What reading a file that is not the expected checkpoint raises.
-NOT_THE_CHECKPOINT = (OSError, KeyError, RuntimeError, ValueError, EOFError,
-                      pickle.UnpicklingError)
-
-
-def save_float16(out, params: dict) -> dict:
-  """The npz the modules read: every array as float16 (half the size; checked in the tests
-  against the original network's outputs)."""
-  np.savez_compressed(out, **{k: np.asarray(v).astype(np.float16) for k, v in params.items()})
-  return params
+from jaxdiar.models import ported
 
 
 def parser(doc: str, *, source: str, source_help: str, default_out, run: str, run_help: str):
@@ -64,7 +32,7 @@ def port_command(port, source, out, what: str) -> int:
   except ImportError:
     print("error: porting reads the PyTorch file: pip install torch", file=sys.stderr)
     return 2
-  except NOT_THE_CHECKPOINT as e:
+  except ported.NOT_THE_CHECKPOINT as e:
     print(f"error: {source}: not {what} ({e})", file=sys.stderr)
     return 2
   print(f"{out}: {sum(np.size(v) for v in params.values())} weights", file=sys.stderr)

@@ -1,6 +1,28 @@
-"""`jaxdiar.online`'s trainer: the pure steps of `jaxdiar.steps` on windows drawn from the
-device pool, for a wall-clock budget (the one-cycle schedule over time), saved every
-`save_every` seconds and resumed with the rest of the budget."""
+"""Training on meetings simulated while it trains, for a wall-clock budget: the pure steps of
+`jaxdiar.training.steps` on windows drawn from the device pool (`jaxdiar.training.pool`: the
+meetings folder; `jaxdiar.training.device`: the pool on the accelerator; the formats:
+`jaxdiar.training.checkpoints`; the command: `jaxdiar/cli/online.py`).
+
+  python -m jaxdiar.online simulate --speech DIR --out POOL --workers 12 --seconds 600
+  python -m jaxdiar.online import --config configs/mono.py --corpus CORPUS --out POOL
+  python -m jaxdiar.online train --config configs/array8.py --pool POOL --out DIR --seconds 480
+
+For machines with many cores and an accelerator (and no TFDS/grain): simulator processes
+write finished meetings into a pool folder (each file written under a temporary name, then
+renamed); the trainer keeps every meeting of the pool on the device in a fixed-capacity ring
+and draws random windows from it inside the jitted step, with the augmentation (gain, white
+noise, cyclic rotation of a circular array; a random channel for a one-channel model) on the
+device too. The learning rate follows the config's one-cycle schedule over the *time* budget,
+so runs of different speed are compared at equal compute. Every `--save-every` seconds the
+variables are saved as `variables-NNN.npz` chunks (each under 15 MB; `load_variables` reads
+them back for `jaxdiar.export`) and the whole train state as `state-NNN.bin` with
+`progress.json`: the same command on the same `--out` resumes a killed run where its last
+save left it, with the rest of its budget. `import` adds annotated real recordings (RTTM +
+audio) to a pool folder beside simulated meetings (`import_corpus`).
+
+The pure step functions are those of `jaxdiar.training.steps`; the orbax/grain loop of
+`jaxdiar.training.trainer` is the one to use for corpora on disk and for multi-host runs.
+"""
 
 import functools
 import json
@@ -13,20 +35,20 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdiar import atomic
-from jaxdiar import build
-from jaxdiar import configfile
-from jaxdiar import features as features_lib
-from jaxdiar import model as model_lib
-from jaxdiar import runtime
-from jaxdiar import steps
-from jaxdiar.online.checkpoints import load_state
-from jaxdiar.online.checkpoints import load_variables
-from jaxdiar.online.checkpoints import save_state
-from jaxdiar.online.checkpoints import save_variables
-from jaxdiar.online.device import DevicePool
-from jaxdiar.online.device import check_capacity
-from jaxdiar.online.device import window_batch
+from jaxdiar.core import features as features_lib
+from jaxdiar.core import model as model_lib
+from jaxdiar.io import atomic
+from jaxdiar.io import configfile
+from jaxdiar.models import runtime
+from jaxdiar.training import build
+from jaxdiar.training import steps
+from jaxdiar.training.checkpoints import load_state
+from jaxdiar.training.checkpoints import load_variables
+from jaxdiar.training.checkpoints import save_state
+from jaxdiar.training.checkpoints import save_variables
+from jaxdiar.training.device import DevicePool
+from jaxdiar.training.device import check_capacity
+from jaxdiar.training.device import window_batch
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +204,7 @@ def pool_geometry(config):
 
 
 def load_config(path, overrides=()):
-  """A config file by path with `--config.a.b=value` overrides (`jaxdiar.configfile`)."""
+  """A config file by path with `--config.a.b=value` overrides (`jaxdiar.io.configfile`)."""
   try:
     return configfile.load(path, overrides, prog="jaxdiar.online")
   except configfile.ConfigError as e:

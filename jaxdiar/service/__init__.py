@@ -1,0 +1,1 @@
+"""The HTTP service (`app`; the command: `python -m jaxdiar.serve`)."""
