@@ -73,6 +73,13 @@ class Diarization:
                          model=self.model, settings=_plain(self.settings))
 
 
+def _geometry(mics) -> tuple:
+  """(positions [M, 3] or None, the name given for messages or None) of a `mics` argument."""
+  if mics is None:
+    return None, None
+  return geometry.load(mics), str(mics) if isinstance(mics, (str, os.PathLike)) else None
+
+
 def _plain(value):
   """JSON-ready settings (tuples as lists)."""
   if isinstance(value, dict):
@@ -96,7 +103,8 @@ class Pipeline:
     mics: where the recordings' microphones are (`jaxdiar.core.geometry`: a preset name such as
       "respeaker-4", a JSON / CSV file of [x, y, z] metres in channel order, or the array):
       the spatial stages then run with that geometry (a one-channel model reads one channel);
-      a recording with another channel count is refused.
+      a recording with another channel count is refused. A call's own `mics=` replaces it
+      for that recording.
     progress: a progress bar over each recording's windows.
     notify: where notices go (which model was picked, channels dropped); default: logging.
   """
@@ -106,9 +114,7 @@ class Pipeline:
                mics=None, progress: bool = False,
                notify: Callable[[str], None] | None = None):
     self.model = None if model is None else str(model)
-    self.mics = None if mics is None else geometry.load(mics)
-    self.mics_name = None if mics is None or not isinstance(mics, (str, os.PathLike)) \
-        else str(mics)
+    self.mics, self.mics_name = _geometry(mics)
     self.settings = dict(settings or {})
     settings_lib.validate(self.settings)
     if speakers is not None and not pathlib.Path(speakers).is_file():
@@ -159,13 +165,15 @@ class Pipeline:
                min_speakers: int | None = None, max_speakers: int | None = None,
                exclusive: bool = False, return_embeddings: bool = False,
                uri: str | None = None, channel: int | None = None,
-               split_channels: bool = False, replicate_channels: bool = False):
+               split_channels: bool = False, replicate_channels: bool = False, mics=None):
     """The diarization of `file` (a path, an AMI-style folder of per-channel files, or
-    {"waveform": [channels, samples] array, "sample_rate": int, "uri": optional}).
+    {"waveform": [channels, samples] array, "sample_rate": int, "uri": optional}); `mics`:
+    this recording's microphone positions (as the pipeline's `mics`, which it replaces).
     Returns an Annotation, or (annotation, {label: embedding}) with `return_embeddings`."""
     out = self.run(file, num_speakers=num_speakers, min_speakers=min_speakers,
                    max_speakers=max_speakers, exclusive=exclusive, uri=uri, channel=channel,
-                   split_channels=split_channels, replicate_channels=replicate_channels)
+                   split_channels=split_channels, replicate_channels=replicate_channels,
+                   mics=mics)
     if return_embeddings:
       return out.annotation, out.embeddings
     return out.annotation
@@ -174,7 +182,7 @@ class Pipeline:
           max_speakers: int | None = None, exclusive: bool = False, uri: str | None = None,
           channel: int | None = None, split_channels: bool = False,
           replicate_channels: bool = False, name_speakers: bool = True,
-          settings: dict | None = None) -> Diarization:
+          settings: dict | None = None, mics=None) -> Diarization:
     """`__call__`'s work, with everything it knows (`Diarization`); `name_speakers`: use the
     speaker bank if the pipeline has one; `settings`: decoding settings for this recording
     over the pipeline's (validated). Raises InputError / AudioError (and the bank's
@@ -192,8 +200,8 @@ class Pipeline:
       duration = frames / rate
       if split_channels:
         return self._split_channels(path, uri, rate, channels, frames)
-      mics = self.mics
-      windows_lib.check_mics(mics, channels, name, self.mics_name)
+      mics, mics_name = (self.mics, self.mics_name) if mics is None else _geometry(mics)
+      windows_lib.check_mics(mics, channels, name, mics_name)
       model_name, model = self.model_for(1 if channel is not None and mics is None
                                          else channels, mics)
       if mics is not None and not model.needs_array:

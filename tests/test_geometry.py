@@ -11,6 +11,7 @@ import soundfile as sf
 import jaxdiar
 from jaxdiar import diarize
 from jaxdiar import stream
+from jaxdiar.cli import enroll as cli_enroll
 from jaxdiar.core import geometry
 from jaxdiar.core import spatial
 from jaxdiar.models import bundled
@@ -64,6 +65,15 @@ def test_a_wrong_channel_count_is_refused_naming_mics(tmp_path, capsys):
   pipeline = jaxdiar.Pipeline(mics="respeaker-6")
   with pytest.raises(diarize.InputError, match="--mics"):
     pipeline({"waveform": np.zeros((4, 16000), np.float32), "sample_rate": 16000})
+  # A call's own geometry replaces the pipeline's, for that recording only.
+  noise = np.random.default_rng(1).standard_normal((4, 32000)).astype(np.float32) * 0.05
+  pipeline({"waveform": noise, "sample_rate": 16000}, mics="respeaker-4")
+  with pytest.raises(diarize.InputError, match="--mics respeaker-6"):
+    pipeline({"waveform": noise, "sample_rate": 16000})
+  # enroll checks its clips the same way.
+  assert cli_enroll.main(["--model", "mono", "--speaker", "ann", str(wav), "--mics",
+                          "respeaker-4", "--out", str(tmp_path / "bank.npz")]) == 2
+  assert "--mics" in capsys.readouterr().err and not (tmp_path / "bank.npz").exists()
   # The array model takes its own geometry only.
   with pytest.raises(diarize.InputError, match="--mics"):
     diarize.infer(_write(tmp_path / "eight.wav", np.zeros((8, 16000), np.float32) + 0.01),

@@ -18,6 +18,8 @@ import soundfile as sf
 
 from jaxdiar import diarize
 from jaxdiar.cli import serve as cli_serve
+from jaxdiar.models import runtime
+from tests.conftest import REPO
 
 
 def _free_port() -> int:
@@ -283,3 +285,23 @@ def test_per_request_settings_are_the_declared_subset(server, meeting):
                  params={"settings": "[1, 2]"})
   assert r.status_code == 422 and "JSON object" in r.json()["error"]
   assert not server.leftovers()
+
+
+def test_per_request_mics(server, exported, meeting):
+  """`mics`: this recording's positions, a JSON list or a preset name (never a path on the
+  server); checked before queueing as `diarize --mics` checks them."""
+  path, _ = exported
+  own = np.asarray(runtime.load(path).meta["mic_positions"]).tolist()
+  plain = httpx.post(server.url + "/v1/diarize", content=meeting.read_bytes(), timeout=120)
+  same = httpx.post(server.url + "/v1/diarize", content=meeting.read_bytes(), timeout=120,
+                    params={"mics": json.dumps(own)})
+  assert plain.status_code == same.status_code == 200, same.text
+  assert same.json()["segments"] == plain.json()["segments"]
+  for mics, said in (("respeaker-4", "4 microphone positions"),
+                     (json.dumps((np.asarray(own) * 0.5).tolist()), "its own array"),
+                     (str(REPO / "README.md"), "JSON list"), ("[[0, 0, 0]]", "at least two")):
+    r = httpx.post(server.url + "/v1/diarize", content=meeting.read_bytes(), timeout=60,
+                   params={"mics": mics})
+    assert r.status_code == 422 and said in r.json()["error"], (mics, r.text)
+  assert not server.leftovers()
+

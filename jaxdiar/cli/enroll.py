@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 
+from jaxdiar.core import geometry
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.decoding import enroll
 from jaxdiar.decoding import windows as windows_lib
@@ -27,6 +28,9 @@ def main(argv=None) -> int:
                  help="cosine similarity a speaker needs to take a name (stored in the bank; "
                       f"default {enroll.DEFAULT_THRESHOLD['one channel']} for a one-channel model, "
                       f"{enroll.DEFAULT_THRESHOLD['array']} for an array model)")
+  p.add_argument("--mics", default=None, metavar="FILE|PRESET",
+                 help="the clips' microphone positions (jaxdiar.core.geometry): checked as "
+                      "diarize --mics checks them (one per channel; an array model's own)")
   args = p.parse_args(argv)
   clips = {}
   for name, *paths in args.speaker:
@@ -37,10 +41,11 @@ def main(argv=None) -> int:
     clips[name] = paths
   try:
     atomic.check_output(args.out)
+    mics = None if args.mics is None else geometry.load(args.mics)
     model = runtime.load(args.model)
-    bank = enroll.enroll(model, clips)
-  except (runtime.ModelFileError, windows_lib.InputError, audio_lib.AudioError,
-          FileNotFoundError, atomic.OutputError) as e:
+    bank = enroll.enroll(model, clips, mics=mics)
+  except (geometry.GeometryError, runtime.ModelFileError, windows_lib.InputError,
+          audio_lib.AudioError, FileNotFoundError, atomic.OutputError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   if args.threshold is not None:

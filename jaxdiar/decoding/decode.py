@@ -51,7 +51,7 @@ class Result:
 
 def gate_speech(active: np.ndarray, score: np.ndarray, speech: np.ndarray, fs: float, *,
                 gate: float | None, fill: float | None, pad: float = 0.0) -> np.ndarray:
-  """The pretrained speech detector's say over the decision (`jaxdiar.vad`; `speech`: its
+  """The pretrained speech detector's say over the decision (`jaxdiar.models.vad`; `speech`: its
   probability every 32 ms): frames where it is under `gate` (its highest within `pad` seconds
   either side) have no speaker; frames where it is at least `fill` and no speaker is marked
   get the one with the highest stitched score. None: that half off."""

@@ -37,12 +37,14 @@ class BankError(ValueError):
   """Not a usable speaker bank (message says why)."""
 
 
-def clip_embedding(path, model: runtime.ExportedModel,
-                   replicate_channels: bool = True) -> tuple[np.ndarray, float]:
+def clip_embedding(path, model: runtime.ExportedModel, replicate_channels: bool = True,
+                   mics=None) -> tuple[np.ndarray, float]:
   """(sum of weighted unit embeddings [E], seconds of speech) of one clip; a one-channel clip
-  is copied to every channel of an array model (`replicate_channels`)."""
+  is copied to every channel of an array model (`replicate_channels`). `mics`: the clip's
+  microphone positions, checked as `diarize` checks them (one per channel; an array model's
+  own), so that a bank is made from what the recordings will be diarized from."""
   inf = windows_lib.infer(path, model, progress=False, spatial=False,
-                          replicate_channels=replicate_channels)
+                          replicate_channels=replicate_channels, mics=mics)
   heard = windows_lib.heard_frames(inf, model.meta["inference"]["onset"])     # [W, S]
   slot = np.argmax(heard, axis=1)
   frames = heard[np.arange(len(slot)), slot].astype(np.float64)
@@ -59,13 +61,14 @@ def clip_embedding(path, model: runtime.ExportedModel,
   return np.sum(x * frames[:, None], axis=0), float(spoken.sum()) * inf.hop / inf.sample_rate
 
 
-def enroll(model: runtime.ExportedModel, clips: dict[str, list]) -> dict:
-  """{name: [clip paths]} -> bank dict (names, embeddings [N, E] unit, seconds [N])."""
+def enroll(model: runtime.ExportedModel, clips: dict[str, list], mics=None) -> dict:
+  """{name: [clip paths]} -> bank dict (names, embeddings [N, E] unit, seconds [N]);
+  `mics`: the clips' microphone positions ([M, 3], see `clip_embedding`)."""
   names, embeddings, seconds = [], [], []
   for name, paths in clips.items():
     total, speech = 0.0, 0.0
     for path in paths:
-      e, s = clip_embedding(path, model)
+      e, s = clip_embedding(path, model, mics=mics)
       total, speech = total + e, speech + s
     if speech == 0.0:
       raise windows_lib.InputError(f"{name}: no speech found in {', '.join(map(str, paths))}")

@@ -96,7 +96,7 @@ INFERENCE = (
     S("merge_overlap", None, "Merge two speakers marked together on this share of the "
       "less-heard one's frames (None: never).", legacy=None, low=0, high=1, optional=True),
     S("voice_weight", 0.0, "Weight of the voice encoder's d-vectors in the clustering (1: "
-      "d-vectors alone; jaxdiar.voice).", legacy=0.0, low=0, high=1),
+      "d-vectors alone; jaxdiar.models.voice).", legacy=0.0, low=0, high=1),
     S("min_cluster_size", 0, "Unless the count is given, clusters of fewer anchors are "
       "dissolved.", int, legacy=0, low=0),
     S("speech_gate", None, "No speaker where the pretrained speech detector (jaxdiar.vad) stays "

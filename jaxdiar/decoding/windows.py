@@ -78,10 +78,10 @@ class Inference:
   # [total_frames, G] SRP-PHAT response of every frame over azimuths (arrays with `spatial`;
   # float16, 9 kB a second): what `resegment` reads.
   response: np.ndarray | None = None
-  # [W, S, 256] d-vector (`jaxdiar.voice`) of each local speaker, from the first channel's
+  # [W, S, 256] d-vector (`jaxdiar.models.voice`) of each local speaker, from the first channel's
   # audio where it talks (alone, when that is long enough); zero where it is never heard.
   voice: np.ndarray | None = None
-  # [ceil(num_samples / 512)] the pretrained speech detector's probability (`jaxdiar.vad`,
+  # [ceil(num_samples / 512)] the pretrained speech detector's probability (`jaxdiar.models.vad`,
   # Silero VAD) every 32 ms of the first channel.
   speech: np.ndarray | None = None
 
@@ -171,8 +171,8 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   With `spatial` and a multi-channel recording, each local speaker also gets its SRP-PHAT
   response over azimuths, from the frames where it talks alone (`jaxdiar.core.spatial`). With
   `voice`, each local speaker gets a d-vector of the pretrained voice encoder
-  (`jaxdiar.voice`) from its audio in the window (`voice_segments`, first channel). With
-  `detect_speech`, the pretrained speech detector (`jaxdiar.vad`) scores the first channel.
+  (`jaxdiar.models.voice`) from its audio in the window (`voice_segments`, first channel). With
+  `detect_speech`, the pretrained speech detector (`jaxdiar.models.vad`) scores the first channel.
   `channel`: read that channel only (a one-channel model, or copied with `replicate_channels`);
   it is then also the channel of the d-vectors and the speech detector. `mics`: the
   recording's microphone positions ([C, 3] metres, `jaxdiar.core.geometry`): the directions come

@@ -3,7 +3,9 @@
   POST /v1/diarize   audio as the raw body or a multipart `file` field; query (or form)
                      fields num_speakers, min_speakers, max_speakers, uri, speakers
                      (true: name clusters from the --speakers bank), exclusive (true: one
-                     talker at a time). JSON answer (uri, duration, speakers, segments,
+                     talker at a time), settings (JSON object), mics (this recording's
+                     microphone positions: a JSON list of [x, y, z] metres in channel order,
+                     or a preset name; replaces --mics). JSON answer (uri, duration, speakers, segments,
                      overlap, model, settings: the CLI's JSON), or RTTM with
                      Accept: text/plain.
   GET  /healthz      liveness and queue depth.
@@ -34,6 +36,7 @@ import threading
 import numpy as np
 
 from jaxdiar import pipeline as pipeline_lib
+from jaxdiar.core import geometry
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.decoding import decode as decode_lib
 from jaxdiar.decoding import settings as settings_lib
@@ -66,7 +69,10 @@ DIARIZE_BODY = {"requestBody": {"required": True, "content": {
         "file": {"type": "string", "format": "binary", "description": "the recording"},
         "num_speakers": {"type": "integer"}, "min_speakers": {"type": "integer"},
         "max_speakers": {"type": "integer"}, "uri": {"type": "string"},
-        "speakers": {"type": "boolean"}, "exclusive": {"type": "boolean"}}}}}}}
+        "speakers": {"type": "boolean"}, "exclusive": {"type": "boolean"},
+        "settings": {"type": "string", "description": "JSON object of decoding settings"},
+        "mics": {"type": "string", "description": "JSON list of [x, y, z] metres in channel "
+                                                  "order, or a preset name"}}}}}}}
 _ERROR = {"content": {"application/json": {"schema": {
     "type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}}}}
 DIARIZE_RESPONSES = {
@@ -125,6 +131,25 @@ def request_settings(text: str | None) -> dict:
     raise ValueError(f"setting(s) {', '.join(refused)} cannot be changed per request; "
                      f"these can: {', '.join(settings_lib.SERVICE)}")
   return values
+
+
+def request_mics(text: str | None):
+  """A request's own microphone positions ([M, 3]) or None: a JSON list of [x, y, z] metres
+  in channel order, or a preset name (`jaxdiar.core.geometry.PRESETS`); never a path (a
+  request does not make the server read its files). ValueError says what is wrong."""
+  if text is None or not text.strip():
+    return None
+  text = text.strip()
+  if text in geometry.PRESETS:
+    return geometry.load(text)
+  try:
+    positions = json.loads(text)
+  except json.JSONDecodeError:
+    positions = None
+  if not isinstance(positions, list):
+    raise ValueError(f"mics: expected a JSON list of [x, y, z] positions (metres, channel "
+                     f"order) or a preset ({', '.join(sorted(geometry.PRESETS))})")
+  return geometry.load(positions)
 
 
 class _Worker:
@@ -227,9 +252,11 @@ def create_app(settings: Settings):
                     min_speakers: int | None = None, max_speakers: int | None = None,
                     uri: str | None = None, speakers: bool = False,
                     exclusive: bool = False,
-                    overrides: str | None = fastapi.Query(None, alias="settings")):
+                    overrides: str | None = fastapi.Query(None, alias="settings"),
+                    mics: str | None = None):
     """Diarize one recording (raw body or multipart field `file`); `settings`: a JSON object
-    of decoding settings for this request (names: jaxdiar.decoding.settings.SERVICE)."""
+    of decoding settings for this request (names: jaxdiar.decoding.settings.SERVICE); `mics`:
+    this recording's microphone positions (JSON list of [x, y, z] metres, or a preset)."""
     try:
       body = await read_body(request)
     except starlette.requests.ClientDisconnect:
@@ -261,6 +288,7 @@ def create_app(settings: Settings):
       return error(422, str(e))
     try:
       overrides = request_settings(fields.get("settings", overrides))
+      positions = request_mics(fields.get("mics", mics))
     except ValueError as e:
       return error(422, str(e))
     uri = rttm.safe_uri(fields.get("uri", uri) or (pathlib.Path(name).stem if name else "upload"))
@@ -283,7 +311,8 @@ def create_app(settings: Settings):
         shutil.rmtree(folder, ignore_errors=True)
         return error(413, f"recording of {duration:.0f} s, over the "
                           f"{settings.max_duration_s:g} s cap")
-      windows_lib.check_input(path, worker.model)
+      windows_lib.check_input(path, worker.model,
+                              mics=worker.pipeline.mics if positions is None else positions)
     except (audio_lib.AudioError, windows_lib.InputError) as e:
       shutil.rmtree(folder, ignore_errors=True)
       status = 415 if isinstance(e, audio_lib.AudioError) else 422
@@ -296,7 +325,7 @@ def create_app(settings: Settings):
       try:
         return 200, worker.pipeline.run(path, uri=uri, exclusive=exclusive,
                                         name_speakers=name_speakers, settings=overrides,
-                                        **counts)
+                                        mics=positions, **counts)
       except audio_lib.AudioError as e:
         return 415, str(e).replace(str(path), uri)
       except windows_lib.InputError as e:
