@@ -51,6 +51,17 @@ def test_same_seed_same_meeting_other_seed_differs(speech):
   assert a.shape != c.shape or not np.array_equal(a, c) or turns != turns_c
 
 
+def test_ray_traced_meetings_are_reproducible(speech):
+  """pyroomacoustics' ray tracing draws from generators of its own: the generator seeds them
+  per meeting, so whatever state numpy's global generator is in, the meeting is the same."""
+  np.random.seed(1)
+  a, _, turns, _ = _meeting(speech, "heavy", 3)
+  np.random.seed(2)
+  b, _, turns_b, _ = _meeting(speech, "heavy", 3)
+  np.testing.assert_array_equal(a, b)
+  assert turns == turns_b and shift.SETS["heavy"]["ray_tracing"]
+
+
 def test_rates_set_is_the_uneven_meeting_resampled(speech):
   a, rate, turns, _ = _meeting(speech, "uneven", 5, index=1)
   b, rate_b, turns_b, scene_b = _meeting(speech, "rates", 5, index=1)
