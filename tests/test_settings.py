@@ -59,6 +59,10 @@ def test_export_set_validates(tmp_path):
   assert cli_export.main(["--model", str(bundled.path("mono")), "--set", "onset=7",
                           "--out", str(tmp_path / "x.jaxdiar")]) == 2
   assert not (tmp_path / "x.jaxdiar").exists()
+  # A bundled model's name works as it does for every other command.
+  assert cli_export.main(["--model", "mono", "--set", "onset=0.6", "--out",
+                          str(tmp_path / "n.jaxdiar")]) == 0
+  assert runtime.load(tmp_path / "n.jaxdiar").meta["inference"]["onset"] == 0.6
 
 
 def test_search_space_lies_inside_the_valid_ranges():

@@ -21,6 +21,7 @@ from jaxdiar.core import features as features_lib
 from jaxdiar.core import model as model_lib
 from jaxdiar.decoding import settings as settings_lib
 from jaxdiar.io import atomic
+from jaxdiar.models import bundled
 from jaxdiar.models import runtime
 
 
@@ -120,8 +121,9 @@ def _write_model(out, entries: dict) -> None:
 def set_inference(model, out, settings: dict, float16: bool = False) -> dict:
   """Copy the exported `model` to `out` with `settings` merged into its decoding settings
   (everything else byte for byte, but with `float16` the weights stored in half precision).
-  Unknown keys raise ValueError. Returns the new meta."""
-  with zipfile.ZipFile(model) as z:
+  Unknown keys raise ValueError. `model`: a file or a bundled model's name. Returns the new
+  meta."""
+  with zipfile.ZipFile(bundled.resolve(model)) as z:
     entries = {name: z.read(name) for name in z.namelist()}
   meta = json.loads(entries["meta.json"])
   settings_lib.validate(settings)
