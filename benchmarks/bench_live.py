@@ -28,6 +28,7 @@ from benchmarks import common
 from configs import default
 from jaxdiar import diarize as diarize_lib
 from jaxdiar import stream
+from jaxdiar.data import audio as audio_lib
 from jaxdiar.data import devmeetings
 from jaxdiar.io import rttm
 from jaxdiar.models import bundled
@@ -68,6 +69,7 @@ def main(argv=None) -> int:
     for m in meetings:
       uri = m["uri"]
       s = stream.Streamer(model, step_seconds=args.step, latency_seconds=latency,
+                          num_channels=audio_lib.info(folder / f"{uri}.wav")[1],
                           causal=args.causal, **options)
       for x in stream.file_blocks(folder / f"{uri}.wav", model.sample_rate, s.step):
         s.push(x)

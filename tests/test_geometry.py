@@ -136,3 +136,21 @@ def test_any_array_settings_are_valid_and_only_for_a_one_channel_model_with_mics
                                    geometry.load("respeaker-4"))["spatial_weight"] == 0.1
   own = geometry.load("ami-array1")
   assert diarize.decoding_settings(array8, {}, own) == diarize.decoding_settings(array8, {})
+
+
+def test_the_live_modes_take_the_given_array():
+  """stream --mics: the one-channel model reads channel 0; with a spatial weight the talkers'
+  directions come from every channel with the given positions (off by default: it lost on
+  the fit meetings); an array model takes its own geometry only."""
+  mics = geometry.load("respeaker-4")
+  s = stream.Streamer(runtime.load("mono"), num_channels=4, mics=mics, spatial_weight=0.2)
+  assert s.first_only and s.steer is not None and s.steer.real.shape[1] > 0
+  assert s.o["spatial_weight"] == 0.2
+  assert stream.Streamer(runtime.load("mono"), num_channels=4, mics=mics).steer is None
+  assert stream.Streamer(runtime.load("mono"), num_channels=4, spatial_weight=0.2).steer is None
+  with pytest.raises(diarize.InputError, match="4 microphone positions"):
+    stream.Streamer(runtime.load("mono"), num_channels=2, mics=mics)
+  with pytest.raises(diarize.InputError, match="its own array"):
+    stream.Streamer(runtime.load("array8"), num_channels=8,
+                    mics=geometry.load("ami-array1") * 0.5)
+

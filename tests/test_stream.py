@@ -12,6 +12,7 @@ import soundfile as sf
 from jaxdiar import stream
 from jaxdiar.decoding import settings as settings_lib
 from jaxdiar.io import rttm
+from jaxdiar.live.streamer import MIN_TALKER_SECONDS
 from jaxdiar.models import runtime
 from jaxdiar.training import checkpoints
 
@@ -100,7 +101,7 @@ def test_stream_errors(exported, tmp_path):
   # --set reaches every tunable of the Streamer (carry_seconds was once missed).
   assert stream.TUNABLE == {"piece_seconds", "reset_seconds", "carry_seconds", "reliable_seconds",
                             "hold_seconds", "provisional_threshold", "provisional_direction",
-                            "live_gate"}
+                            "live_gate", "min_talker_seconds"}
   parse = lambda items: settings_lib.parse_items(items, extra=stream.TUNABLE, what="setting")
   assert parse(["carry_seconds=3.5", "onset=0.6"]) == dict(carry_seconds=3.5, onset=0.6)
   assert parse(["provisional_threshold=null"]) == dict(provisional_threshold=None)
@@ -181,7 +182,9 @@ class _Voices(_Scripted):
 
 
 def _stream(model, frames, **options):
-  s = stream.Streamer(model, causal=True, **options)
+  """The scripted voices, streamed causally. Their turns last seconds: the end-of-stream fold
+  of short talkers is off unless a test asks for it."""
+  s = stream.Streamer(model, causal=True, **{"min_talker_seconds": 0.0, **options})
   audio = np.zeros((1, frames * 256), np.float32)
   for start in range(0, audio.shape[1], s.step):
     s.push(audio[:, start:start + s.step])
@@ -234,6 +237,24 @@ def test_dropped_provisional_speaker_is_relabelled(capsys):
   final = s.final_segments()
   assert [g.speaker for g in final] == ["spk00", "spk00", "spk00", "spk02"]
   assert [(g.start, g.end) for g in final] == [(g.start, g.end) for g in s.segments]
+
+
+def test_a_short_talker_joins_the_nearest_speaker_at_the_end(capsys):
+  """A voice heard long enough to be confirmed (1 s alone) but under min_talker_seconds in the
+  whole stream joins the speaker nearest it when the stream ends: a relabel event, printed by
+  the command, and the final labels; with 0 it stays a speaker."""
+  from jaxdiar.cli import stream as cli_stream
+  turns = [(0, 300, 0), (400, 530, 1), (650, 950, 2)]       # voice 1: 2.1 s, the others 4.8 s
+  s = _stream(_Voices(turns), 1050, min_talker_seconds=MIN_TALKER_SECONDS)
+  cli_stream._relabels(s)
+  assert capsys.readouterr().out.splitlines() == ['{"relabel": {"spk01": "spk00"}}']
+  assert s.num_speakers == 2 and s.num_dropped == 0 and s.folded == {1: 0}
+  assert [g.speaker for g in s.segments] == ["spk00", "spk01", "spk02"]
+  assert [g.speaker for g in s.final_segments()] == ["spk00", "spk00", "spk02"]
+  kept = _stream(_Voices(turns), 1050, min_talker_seconds=0.0)
+  assert kept.num_speakers == 3 and not kept.pop_relabels()
+  with pytest.raises(ValueError, match="min_talker_seconds"):
+    stream.Streamer(_Scripted(switch=0), causal=True, min_talker_seconds=-1.0)
 
 
 def test_live_gate_silences_what_the_speech_detector_does_not_hear():

@@ -81,8 +81,8 @@ def main(argv=None) -> int:
                       "default: the step)")
   p.add_argument("--mics", default=None, metavar="FILE|PRESET",
                  help="the microphones' positions (jaxdiar.core.geometry): picks the array model "
-                      "for its own array, else the one-channel model (the live modes do not "
-                      "use other geometries yet)")
+                      "for its own array, else the one-channel model (channel 0; with --set "
+                      "spatial_weight=W the talkers' directions from these positions)")
   p.add_argument("--max-speakers", type=int, default=8)
   p.add_argument("--threshold", type=float, default=None,
                  help=f"cosine distance beyond which a voice is a new speaker (default "
@@ -136,8 +136,9 @@ def _run(args, stdin: bool) -> int:
       print(f"jaxdiar.stream: using the bundled '{name}' model"
             + (" (causal, its 128 ms blocks)" if causal else ""), file=sys.stderr)
     if mics is not None and not model.needs_array:
-      print(f"jaxdiar.stream: the '{name}' model reads channel 0; the live modes do not use "
-            "the --mics geometry yet (python -m jaxdiar.diarize --mics does)", file=sys.stderr)
+      print(f"jaxdiar.stream: the '{name}' model reads channel 0; with --set spatial_weight=W "
+            "the talkers' directions come from the --mics positions (off by default: "
+            "docs/arrays.md)", file=sys.stderr)
     elif model.num_channels == 1 and channels > 1:
       print(f"jaxdiar.stream: {channels} channels: the '{name}' model reads channel 0 "
             "(--mics FILE|PRESET names the array)", file=sys.stderr)
@@ -149,7 +150,7 @@ def _run(args, stdin: bool) -> int:
       latency = bundled.LIVE_LATENCY
     streamer = Streamer(model, step_seconds=args.step, latency_seconds=latency,
                         max_speakers=args.max_speakers, num_channels=channels,
-                        causal=causal, **{"piece_seconds": args.piece, **settings})
+                        causal=causal, mics=mics, **{"piece_seconds": args.piece, **settings})
     block = streamer.step
     blocks = (pcm_blocks(sys.stdin.buffer, channels, args.sample_rate, args.format,
                          model.sample_rate, block) if stdin

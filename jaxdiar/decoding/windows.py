@@ -121,6 +121,18 @@ def check_mics(mics, channels: int, where, spec: str | None = None) -> None:
                      "in channel order)")
 
 
+def check_geometry(mics, model: runtime.ExportedModel, channels: int, where) -> None:
+  """`check_mics`, and an array model takes its own geometry only (`where`: the recording's
+  name in the message). Raises InputError naming --mics."""
+  check_mics(mics, channels, where)
+  meta = model.meta
+  if mics is not None and model.needs_array and not geometry_lib.same(mics,
+                                                                      meta["mic_positions"]):
+    raise InputError(f"{where}: the model was trained for its own array "
+                     f"({len(meta['mic_positions'])} microphones), not the --mics geometry: "
+                     "use a one-channel model (e.g. --model mono) with --mics")
+
+
 def check_input(path, model: runtime.ExportedModel, replicate_channels: bool = False,
                 channel: int | None = None, mics=None):
   """(sample rate, channels, frames, tile) of a recording the model can take, read from its
@@ -132,12 +144,7 @@ def check_input(path, model: runtime.ExportedModel, replicate_channels: bool = F
   rate, channels, frames = audio_lib.info(path)
   if frames == 0:
     raise InputError(f"{path}: empty recording")
-  check_mics(mics, channels, path)
-  if mics is not None:
-    if model.needs_array and not geometry_lib.same(mics, meta["mic_positions"]):
-      raise InputError(f"{path}: the model was trained for its own array "
-                       f"({len(meta['mic_positions'])} microphones), not the --mics geometry: "
-                       "use a one-channel model (e.g. --model mono) with --mics")
+  check_geometry(mics, model, channels, path)
   if channel is not None:
     if isinstance(channel, bool) or int(channel) != channel or not 0 <= channel < channels:
       raise InputError(f"{path}: channel {channel!r} does not exist ({channels} channel(s), "

@@ -172,7 +172,37 @@ class SpeakerMatching:
 
   def _confirmed(self, exclude: int = -1) -> list[int]:
     return [c for c in range(len(self.centroids))
-            if c != exclude and c not in self.dropped and c not in self.provisional]
+            if c != exclude and c not in self.dropped and c not in self.provisional
+            and c not in self.folded]
+
+  def fold_short(self, min_seconds: float) -> None:
+    """At the end of the stream: each confirmed speaker whose segments (under their final
+    labels) add up to less than `min_seconds` joins the confirmed speaker whose centroid is
+    nearest, the shortest first, while two or more are left; a relabel event each (earlier
+    relabels to it follow it)."""
+    while True:
+      confirmed = self._confirmed()
+      if len(confirmed) < 2:
+        return
+      label = {c: f"spk{self.names[c]:02d}" for c in confirmed}
+      talk = dict.fromkeys(label.values(), 0.0)
+      for g in self.segments:
+        final = self.renamed.get(g.speaker, g.speaker)
+        if final in talk:
+          talk[final] += g.end - g.start
+      c = min(confirmed, key=lambda c: talk[label[c]])
+      if talk[label[c]] >= min_seconds:
+        return
+      others = [o for o in confirmed if o != c]
+      near = np.stack([self.centroids[o] for o in others]) @ self.centroids[c]
+      to = others[int(np.argmax(near))]
+      self.folded[c] = to
+      old, new = label[c], label[to]
+      for sent, final in self.renamed.items():
+        if final == old:
+          self.renamed[sent] = new
+      self.renamed[old] = new
+      self.relabels.append({old: new})
 
   def _relabel_waiting(self) -> None:
     """Dropped provisional speakers that had no confirmed speaker to go to: the nearest one,

@@ -32,6 +32,7 @@ CAUSAL_THRESHOLD = 0.45            # causal: distance beyond which a voice is ne
 CAUSAL_SPATIAL_WEIGHT = 0.75       # causal: the direction's weight in the matching (arrays)
 PROVISIONAL_THRESHOLD = 0.7        # causal: a new voice this far founds a provisional speaker
 PROVISIONAL_DIRECTION = 0.2        # ... and its direction this far from every speaker's
+MIN_TALKER_SECONDS = 3.0           # at the end: a speaker with less speech joins the nearest
 
 
 class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
@@ -49,8 +50,17 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
                templates: str = "decided", open_end: bool = False,
                hold_seconds: float | None = None, live_gate: bool = False,
                provisional_threshold: float | None = PROVISIONAL_THRESHOLD,
-               provisional_direction: float | None = PROVISIONAL_DIRECTION, **options):
+               provisional_direction: float | None = PROVISIONAL_DIRECTION,
+               min_talker_seconds: float = MIN_TALKER_SECONDS, mics=None, **options):
     meta = model.meta
+    channels = num_channels or model.num_channels
+    # mics ([C, 3]): a one-channel model reads channel 0; with a `spatial_weight` the talkers'
+    # directions come from all channels with these positions (off by default: docs/arrays.md).
+    positions = meta["mic_positions"]
+    if mics is not None:
+      mics = np.asarray(mics, float)
+      windows_lib.check_geometry(mics, model, channels, "the stream")
+      positions = positions if model.needs_array else mics
     self.model, self.sr, self.hop = model, model.sample_rate, model.hop
     causal_defaults = ({"cluster_threshold": CAUSAL_THRESHOLD}
                        | ({"spatial_weight": CAUSAL_SPATIAL_WEIGHT}
@@ -124,6 +134,12 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
     self.renamed: dict[str, str] = {}
     self.relabels: list[dict[str, str]] = []
     self.waiting: dict[str, np.ndarray] = {}            # dropped before any was confirmed
+    # min_talker_seconds: at the end, a speaker with less speech (final labels) joins the
+    # nearest one (`fold_short`): a voice split off its talker for a moment. 0: off.
+    if min_talker_seconds < 0:
+      raise ValueError(f"min_talker_seconds must be >= 0, got {min_talker_seconds}")
+    self.min_talker_seconds = min_talker_seconds
+    self.folded: dict[int, int] = {}                    # speaker -> the one it joined
     # Causal mode's cold start, three options measured on / off on dev and held-out meetings
     # (benchmarks/results/live-causal-coldstart-sweep-2026-12-01.json), each off by default:
     # each gains up to 0.9 points on dev at 128 ms and none gains on held-out.
@@ -131,16 +147,14 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
     self.first_founds = causal and first_founds
     if templates not in ("pieces", "decided"):
       raise ValueError(f"templates must be 'pieces' or 'decided', got {templates!r}")
-    channels = num_channels or model.num_channels
     if channels != model.num_channels and model.needs_array:
       raise windows_lib.InputError(f"{channels} channel(s), the model expects "
                                    f"{model.num_channels}")
     self.channels = channels
     self.first_only = not model.needs_array and model.num_channels == 1 and channels > 1
     self.steer = None
-    if (self.o["spatial_weight"] > 0 and channels > 1
-        and len(meta["mic_positions"]) == channels):
-      self.steer = spatial_lib.steering(meta["mic_positions"], meta["n_fft"], self.sr,
+    if self.o["spatial_weight"] > 0 and channels > 1 and len(positions) == channels:
+      self.steer = spatial_lib.steering(positions, meta["n_fft"], self.sr,
                                         spatial_lib.azimuth_grid())
     self.buffer = np.zeros((channels, 0 if causal else self.window), np.float32)
     self.pending = np.zeros((channels, 0), np.float32)
@@ -247,6 +261,7 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
       pad = self.step - self.pending.shape[1]
       out += self._feed(np.zeros((self.channels, pad), np.float32))
     out += self._decide(1 + self.samples_in // self.hop, final=True)
+    self.fold_short(self.min_talker_seconds)
     return out
 
   @property
@@ -255,8 +270,9 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
 
   @property
   def num_speakers(self) -> int:
-    """The speakers found so far, less the provisional ones (dropped or not confirmed yet)."""
-    return len(self.centroids) - len(self.dropped) - len(self.provisional)
+    """The speakers found so far, less the provisional ones (dropped or not confirmed yet)
+    and those folded into another at the end."""
+    return len(self.centroids) - len(self.dropped) - len(self.provisional) - len(self.folded)
 
   # ------------------------------------------------------------------- internal
   def _grow(self, frames: int) -> None:
@@ -377,4 +393,4 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
 # The Streamer's own settings that --set reaches (the rest are flags of their own).
 TUNABLE = frozenset({"piece_seconds", "reset_seconds", "carry_seconds", "reliable_seconds",
                      "hold_seconds", "provisional_threshold", "provisional_direction",
-                     "live_gate"})
+                     "min_talker_seconds", "live_gate"})
