@@ -11,6 +11,7 @@ import sys
 import time
 
 import numpy as np
+import psutil
 import pytest
 import soundfile as sf
 
@@ -157,10 +158,25 @@ def test_killed_pool_simulation_stops_its_workers(tmp_path):
   out = tmp_path / "pool"
   cmd = [sys.executable, "-m", "jaxdiar.online", "simulate", "--config", "configs/smoke.py",
          "--speech", "", "--out", str(out), "--workers", "1", "--seconds", "600"]
+  workers = []
   with open(tmp_path / "log.txt", "w") as log:
     p = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    assert _kill_when(p, lambda: len(list(out.glob("meeting*.npz"))) >= 1, timeout=300)
+
+    def started():
+      if list(out.glob("meeting*.npz")):
+        return True
+      try:
+        workers[:] = psutil.Process(p.pid).children(recursive=True)  # the pool's processes
+      except psutil.NoSuchProcess:
+        pass
+      return False
+    assert _kill_when(p, started, timeout=300)
+  assert workers
   time.sleep(8.0)                     # the meeting in progress may still be finished
   count = len(list(out.glob("meeting*.npz")))
   time.sleep(8.0)
   assert len(list(out.glob("meeting*.npz"))) == count
+  # ... and end: none of them is left running, orphaned (the worker process used to wait for
+  # its next task for good, and with it multiprocessing's resource tracker).
+  _, alive = psutil.wait_procs(workers, timeout=30)
+  assert not [w for w in alive if w.status() != psutil.STATUS_ZOMBIE], alive

@@ -34,8 +34,8 @@ def _simulate_worker(args) -> int:
   made = 0
   index = worker
   while made == 0 or time.time() < deadline:          # at least one meeting per worker
-    if os.getppid() != parent:                          # the parent was killed: stop too
-      break
+    if os.getppid() != parent:      # the parent was killed: end this process (returning would
+      os._exit(0)                   # leave it waiting for the next task, orphaned, for good)
     audio, turns, scene = sim_lib.simulate_meeting(source, index, seed, sim, geometry,
                                                    duration, sample_rate)
     names = [s["name"] for s in scene["speakers"]]
