@@ -4,12 +4,12 @@
 """
 
 import argparse
-import json
 import sys
 
 import ml_collections
 
 from jaxdiar.core import model as model_lib
+from jaxdiar.decoding import settings as settings_lib
 from jaxdiar.io import atomic
 from jaxdiar.models import export
 from jaxdiar.models import runtime
@@ -45,14 +45,7 @@ def main(argv=None) -> int:
   try:
     atomic.check_output(args.out)
     if args.model:
-      settings = {}
-      for item in args.set:
-        key, sep, value = item.partition("=")
-        try:
-          settings[key] = json.loads(value)
-        except json.JSONDecodeError:
-          raise ValueError(f"--set {item}: the value is not JSON" if sep else
-                           f"--set {item}: expected KEY=JSON")
+      settings = settings_lib.parse_items(args.set)
       runtime.load(args.model)              # a readable model file of this format, or why not
       export.set_inference(args.model, args.out, settings, float16=args.float16)
       print(f"{args.out}: {args.model} with "

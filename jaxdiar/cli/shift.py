@@ -29,7 +29,7 @@ def main(argv=None) -> int:
   geometry = default.circular_array(8, 0.10)
   if a.command == "pool":
     n = shift.pool(a.speech, a.out, seconds=a.seconds, seed=a.seed, geometry=geometry,
-             start=a.start, step=a.step)
+                   start=a.start, step=a.step)
     print(f"wrote {n} training meetings into {a.out}", file=sys.stderr)
     return 0
   if a.set is None:

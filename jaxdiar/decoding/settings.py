@@ -147,11 +147,12 @@ def parse_items(items, extra=(), what: str = "decoding setting") -> dict:
   raises ValueError naming the item at fault."""
   out = {}
   for item in items:
-    key, _, value = item.partition("=")
+    key, sep, value = item.partition("=")
     try:
       out[key] = json.loads(value)
     except json.JSONDecodeError:
-      raise ValueError(f"--set {item}: expected KEY=JSON") from None
+      raise ValueError(f"--set {item}: the value is not JSON" if sep else
+                       f"--set {item}: expected KEY=JSON") from None
     try:
       validate({key: out[key]}, extra=extra, what=what)
     except ValueError as e:

@@ -166,9 +166,7 @@ class SpeakerMatching:
         return
       near = np.stack([self.centroids[c] for c in confirmed]) @ self.centroids[dropped]
       matched = confirmed[int(np.argmax(near))]
-    new = f"spk{self.names[matched]:02d}"
-    self.renamed[old] = new
-    self.relabels.append({old: new})
+    self._rename(old, f"spk{self.names[matched]:02d}")
 
   def _confirmed(self, exclude: int = -1) -> list[int]:
     return [c for c in range(len(self.centroids))
@@ -197,12 +195,16 @@ class SpeakerMatching:
       near = np.stack([self.centroids[o] for o in others]) @ self.centroids[c]
       to = others[int(np.argmax(near))]
       self.folded[c] = to
-      old, new = label[c], label[to]
-      for sent, final in self.renamed.items():
-        if final == old:
-          self.renamed[sent] = new
-      self.renamed[old] = new
-      self.relabels.append({old: new})
+      self._rename(label[c], label[to])
+
+  def _rename(self, old: str, new: str) -> None:
+    """Label `old`'s segments (sent or to come, and those relabelled to it before) belong to
+    `new`: the final labels and a relabel event."""
+    for sent, final in self.renamed.items():
+      if final == old:
+        self.renamed[sent] = new
+    self.renamed[old] = new
+    self.relabels.append({old: new})
 
   def _relabel_waiting(self) -> None:
     """Dropped provisional speakers that had no confirmed speaker to go to: the nearest one,
@@ -212,7 +214,5 @@ class SpeakerMatching:
       return
     centroids = np.stack([self.centroids[c] for c in confirmed])
     for old, centroid in self.waiting.items():
-      new = f"spk{self.names[confirmed[int(np.argmax(centroids @ centroid))]]:02d}"
-      self.renamed[old] = new
-      self.relabels.append({old: new})
+      self._rename(old, f"spk{self.names[confirmed[int(np.argmax(centroids @ centroid))]]:02d}")
     self.waiting = {}

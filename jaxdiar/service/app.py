@@ -5,9 +5,9 @@
                      (true: name clusters from the --speakers bank), exclusive (true: one
                      talker at a time), settings (JSON object), mics (this recording's
                      microphone positions: a JSON list of [x, y, z] metres in channel order,
-                     or a preset name; replaces --mics). JSON answer (uri, duration, speakers, segments,
-                     overlap, model, settings: the CLI's JSON), or RTTM with
-                     Accept: text/plain.
+                     or a preset name; replaces --mics). JSON answer (uri, duration,
+                     speakers, segments, overlap, model, settings: the CLI's JSON), or RTTM
+                     with Accept: text/plain.
   GET  /healthz      liveness and queue depth.
   GET  /v1/model     the exported model's metadata.
   GET  /docs         the endpoints (a page of the service's own, no CDN: works offline);
