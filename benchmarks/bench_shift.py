@@ -55,16 +55,22 @@ def score_set(folder, meetings, models: dict, variants: dict, *, baselines: bool
     inferences = acc.infer_all(model, folder, meetings, voice=any(n["voice"] for n in need),
                                detect_speech=any(n["detect_speech"] for n in need),
                                cache=cache and pathlib.Path(cache) / folder.name / name,
-                               mics=mics if model.num_channels == 1 else None)
+                               mics=mics if spatial_alone(model) else None)
     defaults = {**acc.diarize_lib.DEFAULT_DECODE, **model.meta["inference"]}
     rows = {name: {}} | {v: opts for v, (m, opts) in variants.items() if m == name}
-    if mics is not None and model.num_channels == 1:     # the same windows, spatial stages on
+    if mics is not None and spatial_alone(model):     # the same windows, spatial stages on
       rows[f"{name} + --mics"] = bundled.any_array_settings()
     for row, opts in rows.items():
       out[row] = {count: acc.summarise(refs, acc.decode_all(inferences, refs, {**defaults, **opts},
                                                             true_count=count == "true"))
                   for count in ("est", "true")}
   return out
+
+
+def spatial_alone(model) -> bool:
+  """Whether the model takes a geometry other than its own: a one-channel model (the spatial
+  stages alone use it) or one whose features take the geometry (`srp`)."""
+  return model.num_channels == 1 or model.takes_geometry
 
 
 def means(sets: dict) -> dict:

@@ -204,11 +204,16 @@ class Pipeline:
       windows_lib.check_mics(mics, channels, name, mics_name)
       model_name, model = self.model_for(1 if channel is not None and mics is None
                                          else channels, mics)
-      if mics is not None and not model.needs_array:
+      if mics is not None and model.takes_geometry:
+        self.notify(f"{name}: {channels} channels with the given geometry: the '{model_name}' "
+                    "model reads them all with their positions; the spatial stages use them too")
+      elif mics is not None and not model.needs_array:
         self.notify(f"{name}: {channels} channels with the given geometry: the '{model_name}' "
                     f"model reads channel {channel or 0}; the spatial stages (directions in "
                     "the clustering, split, merge) use the --mics positions")
-      elif model.num_channels == 1 and channels > 1 and channel is None:
+      elif ((model.num_channels == 1 or model.takes_geometry) and channels > 1
+            and channel is None and mics is None
+            and channels != len(model.meta["mic_positions"])):
         self.notify(f"{name}: {channels} channels: the "
                     f"{'bundled ' if self.model is None else ''}'{model_name}' model reads "
                     "channel 0 only; give the microphones' positions (--mics FILE|PRESET) for "

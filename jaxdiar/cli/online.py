@@ -42,6 +42,7 @@ def main(argv=None) -> int:
   t.add_argument("--capacity", type=int, default=1024)
   t.add_argument("--save-every", type=float, default=60.0)
   t.add_argument("--max-steps", type=int, default=None)
+  t.add_argument("--log-every", type=int, default=100, help="steps per metrics.jsonl row")
   t.add_argument("--init", default=None,
                  help="start from the variables of this train --out folder or .jaxdiar "
                       "file, e.g. jaxdiar/models/array8.jaxdiar (fine-tuning)")
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
   speakers = sim_lib.speech_source(args.speech).speakers
   summary = train(config, args.pool, args.out, seconds=args.seconds, capacity=args.capacity,
                   save_every=args.save_every, speakers=speakers, max_steps=args.max_steps,
-                  init=args.init)
+                  init=args.init, log_every=args.log_every)
   print(json.dumps(summary))
   return 0
 

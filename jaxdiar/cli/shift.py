@@ -25,11 +25,14 @@ def main(argv=None) -> int:
   p.add_argument("--seconds", type=float, default=600.0, help="pool: simulate this long")
   p.add_argument("--start", type=int, default=0, help="pool: first index (one per writer)")
   p.add_argument("--step", type=int, default=1, help="pool: index step (the writers' count)")
+  p.add_argument("--arrays", choices=["array8", "random"], default="array8",
+                 help="pool: the 8-microphone 10 cm circle, or a random small array of 8 "
+                      "microphones per meeting (shift.random_array; for the any-array model)")
   a = p.parse_args(argv)
   geometry = default.circular_array(8, 0.10)
   if a.command == "pool":
     n = shift.pool(a.speech, a.out, seconds=a.seconds, seed=a.seed, geometry=geometry,
-                   start=a.start, step=a.step)
+                   start=a.start, step=a.step, random_arrays=a.arrays == "random")
     print(f"wrote {n} training meetings into {a.out}", file=sys.stderr)
     return 0
   if a.set is None:

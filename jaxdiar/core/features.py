@@ -30,6 +30,12 @@ def feature_dim(cfg) -> int:
   return kind(cfg.kind).dim(cfg, cfg.n_fft // 2 + 1)
 
 
+def srp_azimuths(cfg) -> np.ndarray:
+  """The fixed azimuth grid (radians) of the `srp` features: cfg.srp_azimuths evenly."""
+  num = cfg.get("srp_azimuths", 36)
+  return np.arange(num) * (2 * np.pi / num)
+
+
 def periodic_hann(n: int) -> np.ndarray:
   """scipy.signal.get_window('hann', n, fftbins=True), what librosa uses."""
   return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)
@@ -148,27 +154,83 @@ def angle_features(ipd: jax.Array, delays: np.ndarray, n_fft: int,
              for p in range(num_pairs)) / num_pairs
 
 
-def extract(audio: jax.Array, cfg) -> jax.Array:
+def extract(audio: jax.Array, cfg, mics=None, mic_mask=None) -> jax.Array:
   """Features of a batch of multi-channel waveforms.
 
   Args:
     audio: [B, C, N] float32 in [-1, 1] at cfg.sample_rate.
     cfg: the `features` config (n_fft, hop, kind, mic_positions, mic_pairs,
-      look_directions_deg, speed_of_sound, sample_rate).
+      look_directions_deg, speed_of_sound, sample_rate; srp_azimuths, srp_band).
+    mics: for the `srp` kind, the microphones' positions [B, C, 3] (metres; default the
+      config's array for every row); mic_mask: [B, C], 1 where a channel holds a microphone
+      (default all): channels past a recording's own are zero-padded and masked.
   Returns:
     [B, D, T] float32, D = feature_dim(cfg), T = 1 + N // hop:
       compact: [LPS, mean_p cos IPD_p, max_theta AF_theta]        (3 x 257)
       full:    [LPS, cos IPD_p for each pair, AF_theta for each theta]
       lps:     [LPS]                                               (257)
+      srp:     [LPS of channel 0, SRP-PHAT over srp_azimuths]      (257 + 36): the shape
+               does not depend on the array (any geometry of up to C microphones)
   """
   _check(audio, cfg)
-  return from_spectrum(stft(audio.astype(jnp.float32), cfg.n_fft, cfg.hop), cfg)
+  spec = stft(audio.astype(jnp.float32), cfg.n_fft, cfg.hop)
+  if kind(cfg.kind).takes_positions:
+    return srp_features(spec, cfg, *_positions(audio, cfg, mics, mic_mask))
+  return from_spectrum(spec, cfg)
+
+
+def _positions(audio, cfg, mics, mic_mask):
+  b, c = audio.shape[:2]
+  if mics is None:
+    mics = jnp.broadcast_to(jnp.asarray(cfg.mic_positions, jnp.float32)[:c], (b, c, 3))
+  if mic_mask is None:
+    mic_mask = jnp.ones((b, c), jnp.float32)
+  return jnp.asarray(mics, jnp.float32), jnp.asarray(mic_mask, jnp.float32)
+
+
+def srp_map(spec: jax.Array, mics: jax.Array, mic_mask: jax.Array, grid: np.ndarray,
+            n_fft: int, sample_rate: int, speed_of_sound: float,
+            band=(300.0, 3500.0)) -> jax.Array:
+  """SRP-PHAT of every frame over the azimuths `grid`, for per-example geometries.
+
+  spec [B, C, T, F]; mics [B, C, 3]; mic_mask [B, C]. The PHAT cross-spectra of the
+  microphone pairs (i < j, both in the mask) steered to each azimuth, averaged over the
+  pairs and the bins of `band`: `jaxdiar.core.spatial.frame_response` with the geometry an
+  input ([B, T, G]; zero where fewer than two microphones).
+  """
+  c = spec.shape[1]
+  freqs = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
+  bins = np.flatnonzero((freqs >= band[0]) & (freqs <= band[1]))
+  pairs = [(i, j) for i in range(c) for j in range(i + 1, c)]
+  if not pairs:
+    return jnp.zeros(spec.shape[:1] + spec.shape[2:3] + (len(grid),), jnp.float32)
+  ipd = ipd_phasors(spec[..., bins], pairs)                           # [B, P, T, F']
+  first, second = np.array(pairs).T
+  weight = mic_mask[:, first] * mic_mask[:, second]                   # [B, P]
+  weight = weight / jnp.maximum(jnp.sum(weight, axis=1, keepdims=True), 1.0) / len(bins)
+  u = np.stack([np.cos(grid), np.sin(grid), np.zeros_like(grid)]).astype(np.float32)
+  tau = jnp.einsum("bpx,xg->bpg", mics[:, first] - mics[:, second], u) / speed_of_sound
+  phase = 2 * np.pi * tau[:, :, None, :] * freqs[bins].astype(np.float32)[None, None, :, None]
+  # Re(X_i X_j* e^{-i phase}) = re cos(phase) + im sin(phase), summed over pairs and bins.
+  w = weight[:, :, None, None]
+  return (jnp.einsum("bptf,bpfg->btg", jnp.real(ipd), jnp.cos(phase) * w)
+          + jnp.einsum("bptf,bpfg->btg", jnp.imag(ipd), jnp.sin(phase) * w))
+
+
+def srp_features(spec: jax.Array, cfg, mics: jax.Array, mic_mask: jax.Array) -> jax.Array:
+  """The `srp` kind's [B, D, T] of a multi-channel STFT [B, C, T, F] and its geometry."""
+  lps = log_power_spectrum(spec[:, 0])                                 # [B, T, F]
+  srp = srp_map(spec, mics, mic_mask, srp_azimuths(cfg), cfg.n_fft, cfg.sample_rate,
+                cfg.speed_of_sound, tuple(cfg.get("srp_band", (300.0, 3500.0))))
+  return jnp.swapaxes(jnp.concatenate([lps, srp], axis=-1), 1, 2)
 
 
 def extract_stream(block: jax.Array, state: jax.Array, cfg):
   """Streaming `extract`: block [B, C, m * hop], state [B, C, n_fft - hop] (zeros at the
   start) -> ([B, D, m], new state), frame-by-frame equal to `extract` on the whole signal."""
   _check(block, cfg)
+  if kind(cfg.kind).takes_positions:
+    raise ValueError(f"features.kind={cfg.kind!r} has no streaming form")
   spec, state = stream_stft(block.astype(jnp.float32), state, cfg.n_fft, cfg.hop)
   return from_spectrum(spec, cfg), state
 
@@ -218,7 +280,8 @@ class FeatureKind:
   spectrum, the IPD phasors [B, P, T, F] and the angle features [B, Q, T, F]."""
   needs_array: bool
   dim: Callable[..., int]
-  parts: Callable[..., list]
+  parts: Callable[..., list] | None
+  takes_positions: bool = False   # the geometry is an input (any array): `srp_features`
 
 
 # The one table of feature kinds: every place that depends on the kind reads it here.
@@ -232,6 +295,8 @@ FEATURE_KINDS = {
         lambda lps, ipd, af: [lps, *jnp.unstack(jnp.real(ipd), axis=1),
                               *jnp.unstack(af, axis=1)]),
     "lps": FeatureKind(False, lambda cfg, bins: bins, lambda lps, ipd, af: [lps]),
+    "srp": FeatureKind(False, lambda cfg, bins: bins + len(srp_azimuths(cfg)), None,
+                       takes_positions=True),
 }
 
 

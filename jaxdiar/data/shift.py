@@ -256,12 +256,42 @@ def cached(speech_dir, set_name: str, *, num_meetings: int = 16, seed: int, geom
                       geometry=geometry, progress=progress)
 
 
+def random_array(rng: np.random.Generator, num_mics: int = 8) -> np.ndarray:
+  """[num_mics, 3] positions (metres, in the array's plane) of a random small array: a circle
+  of radius 3-10 cm (with a centre microphone or not), a line (1.5-4 cm spacing), two rows
+  (2-5 cm), or points scattered in a disc of radius 3-10 cm at least 1 cm apart."""
+  shape = rng.integers(4)
+  if shape == 0:
+    centre = bool(rng.integers(2))
+    ring = num_mics - centre
+    angles = rng.uniform(0, 2 * np.pi) + np.arange(ring) * 2 * np.pi / ring
+    xy = rng.uniform(0.03, 0.10) * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    xy = np.concatenate([np.zeros((1, 2)), xy]) if centre else xy
+  elif shape == 1:
+    xy = np.stack([np.arange(num_mics) * rng.uniform(0.015, 0.04), np.zeros(num_mics)], axis=1)
+  elif shape == 2:
+    cols = -(-num_mics // 2)
+    d = rng.uniform(0.02, 0.05)
+    xy = np.array([[i % cols * d, i // cols * d] for i in range(num_mics)], float)
+  else:
+    radius, xy = rng.uniform(0.03, 0.10), np.zeros((0, 2))
+    while len(xy) < num_mics:
+      p = rng.uniform(-radius, radius, 2)
+      if np.hypot(*p) <= radius and all(np.hypot(*(p - q)) >= 0.01 for q in xy):
+        xy = np.concatenate([xy, p[None]])
+  xy = xy - xy.mean(axis=0)
+  return np.concatenate([xy, np.zeros((num_mics, 1))], axis=1)
+
+
 def pool(speech_dir, out, *, seconds: float, seed: int, geometry, meeting_seconds: float = 60.0,
-         max_speakers: int = 4, hop: int = 256, start: int = 0, step: int = 1) -> int:
+         max_speakers: int = 4, hop: int = 256, start: int = 0, step: int = 1,
+         random_arrays: bool = False) -> int:
   """Training meetings for `jaxdiar.online train`'s pool (`meeting-shift-*.npz`: audio,
-  frame activity, talker names), each drawn with its own `randomised` settings (at most
-  `max_speakers` talkers, `meeting_seconds` long), until `seconds` have passed. Indices
-  start, start + step, ... (one writer per index class); returns how many were written."""
+  frame activity, talker names, the microphones' positions), each drawn with its own
+  `randomised` settings (at most `max_speakers` talkers, `meeting_seconds` long), until
+  `seconds` have passed; with `random_arrays`, each with its own `random_array` of as many
+  microphones as `geometry` has. Indices start, start + step, ... (one writer per index
+  class); returns how many were written."""
   speech = voices(speech_dir)
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
@@ -273,10 +303,12 @@ def pool(speech_dir, out, *, seconds: float, seed: int, geometry, meeting_second
       settings = randomised(np.random.default_rng([seed, index, 2]))
       settings.update(seconds=(meeting_seconds, meeting_seconds),
                       speakers=(settings["speakers"][0], min(settings["speakers"][1], max_speakers)))
-      audio, rate, turns, scene = meeting(speech, "pool", seed, index, geometry, settings)
+      mics = (random_array(np.random.default_rng([seed, index, 3]), len(geometry))
+              if random_arrays else np.asarray(geometry, float))
+      audio, rate, turns, scene = meeting(speech, "pool", seed, index, mics, settings)
       frames = 1 + audio.shape[1] // hop
       activity = corpus_lib.frame_activity(turns, scene["speakers"], frames, hop, rate)
-      pool_lib.save_meeting(path, audio, activity, scene["speakers"])
+      pool_lib.save_meeting(path, audio, activity, scene["speakers"], mics)
       made += 1
     index += step
   return made

@@ -149,12 +149,20 @@ def check_input(path, model: runtime.ExportedModel, replicate_channels: bool = F
     if isinstance(channel, bool) or int(channel) != channel or not 0 <= channel < channels:
       raise InputError(f"{path}: channel {channel!r} does not exist ({channels} channel(s), "
                        f"numbered from 0)")
-    if model.num_channels == 1:
+    if model.num_channels == 1 or model.takes_geometry:
       return rate, channels, frames, 0
     if not replicate_channels:
       raise InputError(f"{path}: one channel chosen, the model expects {model.num_channels} "
                        "(use a one-channel model, or --replicate-channels)")
     return rate, channels, frames, model.num_channels
+  if model.takes_geometry:        # any array up to its channels, given its geometry
+    own = channels == len(meta["mic_positions"])
+    if mics is None and not own:
+      return rate, channels, frames, 0
+    if channels > model.num_channels:
+      raise InputError(f"{path}: {channels} channels, the model takes up to "
+                       f"{model.num_channels}")
+    return rate, channels, frames, 1
   tile = 1
   if channels != model.num_channels:
     if model.needs_array and not (replicate_channels and channels == 1):
@@ -275,7 +283,8 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
         blocks = [np.tile(x, (tile, 1)) if tile > 1 else x for x in raw]
       audio = np.stack(blocks + [np.zeros_like(blocks[0])] * (batch - len(blocks)))
       peak = max(peak, float(np.abs(audio).max()))
-      out = model(audio)      # dispatched: the previous batch's directions run meanwhile
+      # Dispatched: the previous batch's directions run meanwhile.
+      out = model(audio, positions) if model.takes_geometry and tile == 1 else model(audio)
       if pending is not None:
         finish(*pending)
         bar.update(len(pending[1]))

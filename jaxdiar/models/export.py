@@ -32,9 +32,15 @@ def forward_fn(model, variables, fcfg):
 
 def forward_with(model, fcfg):
   """(variables, audio) -> outputs: the weights are an argument, not baked-in constants
-  (XLA then compiles a small program, in a fraction of the memory)."""
-  def forward(variables, audio):
-    out = model.apply(variables, features_lib.extract(audio, fcfg), train=False)
+  (XLA then compiles a small program, in a fraction of the memory). For features that take
+  the geometry (`srp`): (variables, audio, mics [C, 3], mic_mask [C]) -> outputs."""
+  def forward(variables, audio, mics=None, mic_mask=None):
+    if mics is not None:
+      b = audio.shape[0]
+      mics = jnp.broadcast_to(mics, (b,) + mics.shape)
+      mic_mask = jnp.broadcast_to(mic_mask, (b,) + mic_mask.shape)
+    feats = features_lib.extract(audio, fcfg, mics, mic_mask)
+    out = model.apply(variables, feats, train=False)
     return dict(vad=jax.nn.sigmoid(out["vad"]), osd=jax.nn.sigmoid(out["osd"]),
                 spk_emb=out["spk_emb"])
   return forward
@@ -70,8 +76,12 @@ def export(config, variables, out, *, platforms=("cpu", "cuda", "tpu"),
   b, n = jax_export.symbolic_shape("b, n", constraints=[f"n >= {fcfg.n_fft}"])
   audio_spec = jax.ShapeDtypeStruct((b, num_channels, n), jnp.float32)
   var_spec = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), variables)
+  geometry_specs = ()
+  if features_lib.kind(fcfg.kind).takes_positions:
+    geometry_specs = (jax.ShapeDtypeStruct((num_channels, 3), jnp.float32),
+                      jax.ShapeDtypeStruct((num_channels,), jnp.float32))
   forward = jax_export.export(jax.jit(forward_with(model, fcfg)),
-                              platforms=platforms)(var_spec, audio_spec)
+                              platforms=platforms)(var_spec, audio_spec, *geometry_specs)
   files = {"forward.jaxexport": forward.serialize(),
            "variables.npz": _weights_npz(jax.tree.leaves(variables), float16)}
   block_frames = config.inference.stream_block_frames

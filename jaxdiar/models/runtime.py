@@ -53,7 +53,7 @@ class ExportedModel:
     if self.meta.get("format_version") != FORMAT_VERSION:
       raise ModelFileError(f"{path}: format version {self.meta.get('format_version')}, this "
                            f"jaxdiar reads {FORMAT_VERSION}")
-    (var_avals, _), _ = jax.tree.unflatten(self._forward.in_tree, self._forward.in_avals)
+    (var_avals, *_), _ = jax.tree.unflatten(self._forward.in_tree, self._forward.in_avals)
     # Weights stored in half precision (export --float16) compute in the exported dtype.
     leaves = [w.astype(a.dtype) for w, a in zip(leaves, jax.tree.leaves(var_avals))]
     self._variables = jax.device_put(jax.tree.unflatten(jax.tree.structure(var_avals), leaves))
@@ -78,8 +78,20 @@ class ExportedModel:
     no other channel count is accepted."""
     return features.kind(self.meta["feature_kind"]).needs_array
 
-  def __call__(self, audio) -> dict:
-    return self._forward_jit(self._variables, np.asarray(audio, np.float32))
+  @property
+  def takes_geometry(self) -> bool:
+    """Whether the geometry is an input (`srp` features: any array of up to num_channels
+    microphones, or one channel)."""
+    return features.kind(self.meta["feature_kind"]).takes_positions
+
+  def __call__(self, audio, mics=None) -> dict:
+    """audio [B, C, N]; for a model that takes the geometry, `mics` [C, 3] are the
+    microphones' positions (None: one channel, no directions) and C may be fewer than
+    num_channels (the rest are zero-padded and masked)."""
+    audio = np.asarray(audio, np.float32)
+    if not self.takes_geometry:
+      return self._forward_jit(self._variables, audio)
+    return self._forward_jit(self._variables, *geometry_input(audio, mics, self.num_channels))
 
   @property
   def variables(self) -> dict:
@@ -119,6 +131,23 @@ class ExportedModel:
     if not self.can_stream:
       self.stream_init()
     return self._stream_jit(self._variables, np.asarray(block, np.float32), state)
+
+
+def geometry_input(audio: np.ndarray, mics, num_channels: int):
+  """(audio [B, num_channels, N], mics [num_channels, 3], mask [num_channels]) for a model
+  that takes the geometry: the recording's C channels first, zeros after; without `mics`,
+  the first channel alone."""
+  c = audio.shape[1]
+  if mics is None:
+    audio, c, mics = audio[:, :1], 1, np.zeros((1, 3))
+  mics = np.asarray(mics, np.float32)
+  if c > num_channels or len(mics) != c:
+    raise ValueError(f"{c} channels and {len(mics)} microphone positions: the model takes up "
+                     f"to {num_channels} channels, one position per channel")
+  pad = num_channels - c
+  audio = np.pad(audio, ((0, 0), (0, pad), (0, 0)))
+  mask = np.r_[np.ones(c), np.zeros(pad)].astype(np.float32)
+  return audio, np.pad(mics, ((0, pad), (0, 0))), mask
 
 
 def load(path) -> ExportedModel:

@@ -39,6 +39,7 @@ from jaxdiar.core import features as features_lib
 from jaxdiar.core import model as model_lib
 from jaxdiar.io import atomic
 from jaxdiar.io import configfile
+from jaxdiar.models import bundled
 from jaxdiar.models import runtime
 from jaxdiar.training import build
 from jaxdiar.training import steps
@@ -90,33 +91,38 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
   check_capacity(capacity, pool_channels, meeting_samples)
   pool = DevicePool(pool_dir, capacity, pool_channels, meeting_samples,
                     1 + meeting_samples // hop,
-                    config.model.num_speakers, {s: i for i, s in enumerate(speakers)})
+                    config.model.num_speakers, {s: i for i, s in enumerate(speakers)},
+                    geometry=pool_geometry(config))
   atomic.write_text(out / "config.json", config.to_json(indent=1))
   state = steps.init_state(jax.random.key(tcfg.seed), model=model, tx=tx,
                            num_features=features_lib.feature_dim(fcfg))
   if init is not None:
-    if pathlib.Path(init).is_file():
+    if bundled.resolve(init).is_file():          # a .jaxdiar file or a bundled model's name
       variables = runtime.load(init).variables
     else:
       _, variables = load_variables(init)
     try:
-      state = state.replace(params=jax.tree.map(_like, state.params, variables["params"]),
-                            batch_stats=jax.tree.map(_like, state.batch_stats,
-                                                     variables.get("batch_stats", {})))
+      like = functools.partial(jax.tree_util.tree_map_with_path, _like)
+      state = state.replace(params=like(state.params, variables["params"]),
+                            batch_stats=like(state.batch_stats, variables.get("batch_stats", {})))
     except (KeyError, ValueError) as e:
       raise SystemExit(f"jaxdiar.online: {init} does not fit {out}'s config: {e}") from None
   state, progress = load_state(out, state)      # a killed run continues where it stopped
   rotate = bool(d.augment_rotate) and features_lib.is_uniform_circular(fcfg.mic_positions)
+  any_array = features_lib.kind(fcfg.kind).takes_positions
   batcher = functools.partial(window_batch, window_samples=window, hop=hop,
                               model_channels=model_channels, gain_db=d.augment_gain_db,
                               noise_snr_db=d.augment_noise_snr_db, rotate=rotate,
                               silence_db=d.get("augment_silence_db", 0.0),
-                              pause_prob=d.get("augment_pause_prob", 0.0), sample_rate=sr)
+                              pause_prob=d.get("augment_pause_prob", 0.0), sample_rate=sr,
+                              subset_mono_prob=(d.get("subset_mono_prob", 0.1) if any_array
+                                                else None))
 
   @functools.partial(jax.jit, donate_argnums=0)
-  def step(state, pool_audio, pool_activity, pool_ids, index, frame_start, rng, lr):
+  def step(state, pool_audio, pool_activity, pool_ids, pool_mics, index, frame_start, rng, lr):
     k_batch, k_step = jax.random.split(jax.random.fold_in(rng, state.step))
-    batch = batcher(pool_audio, pool_activity, pool_ids, index, frame_start, k_batch)
+    batch = batcher(pool_audio, pool_activity, pool_ids, index, frame_start, k_batch,
+                    pool_mics=pool_mics)
     hyper = dict(state.opt_state.hyperparams, learning_rate=lr)
     state = state.replace(opt_state=state.opt_state._replace(hyperparams=hyper))
     return steps.train_step(state, batch, k_step, model=model, tx=tx, config=config)
@@ -160,8 +166,8 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
     index = host_rng.integers(0, pool.filled, tcfg.batch_size).astype(np.int32)
     frame_start = host_rng.integers(0, max_start + 1, tcfg.batch_size).astype(np.int32)
     lr = time_learning_rate(tcfg, fraction)
-    state, metrics = step(state, pool.audio, pool.activity, pool.ids, index, frame_start, rng,
-                          jnp.float32(lr))
+    state, metrics = step(state, pool.audio, pool.activity, pool.ids, pool.mics, index,
+                          frame_start, rng, jnp.float32(lr))
     step_count += 1
     for k, v in metrics.items():
       sums[k] = sums.get(k, 0.0) + v
@@ -188,12 +194,25 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
   return summary
 
 
-def _like(template, value):
+def _like(path, template, value):
+  """`value` as the variable `template` (at `path`) of the model being trained. A model whose
+  input is wider than the one it starts from (e.g. `srp` features from an `lps` model: more
+  rows of the input norm and the first TCN block) gets the old rows as they were and zero weights for the new
+  inputs, so that it starts as the old model; BatchNorm scales and variances of the new
+  inputs start at 1."""
   value = jnp.asarray(value, template.dtype)
   if value.shape != template.shape:
-    raise ValueError(f"shape {value.shape}, expected {template.shape}")
+    grown = [a for a, (v, t) in enumerate(zip(value.shape, template.shape)) if v != t]
+    first_layers = any(getattr(k, "key", None) in ("input_norm", "tcn_0") for k in path)
+    if (not first_layers or value.ndim != template.ndim or len(grown) != 1
+        or value.shape[grown[0]] > template.shape[grown[0]]):
+      raise ValueError(f"shape {value.shape}, expected {template.shape}")
+    axis = grown[0]
+    size = template.shape[axis] - value.shape[axis]
+    fill = 1.0 if getattr(path[-1], "key", None) in ("scale", "var") else 0.0
+    shape = value.shape[:axis] + (size,) + value.shape[axis + 1:]
+    value = jnp.concatenate([value, jnp.full(shape, fill, value.dtype)], axis=axis)
   return value
-
 
 
 def pool_geometry(config):

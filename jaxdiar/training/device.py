@@ -44,8 +44,14 @@ class DevicePool:
   """Meetings of a pool folder held on the device in a ring of `capacity` slots."""
 
   def __init__(self, folder, capacity: int, num_channels: int, num_samples: int,
-               num_frames: int, num_speakers: int, speaker_ids: dict[str, int]):
+               num_frames: int, num_speakers: int, speaker_ids: dict[str, int],
+               geometry=None):
+    """`geometry`: the microphones' positions [num_channels, 3] of meetings whose file has
+    none (`mics` holds each meeting's, [capacity, num_channels, 3])."""
     self.folder = pathlib.Path(folder)
+    self.geometry = (np.zeros((num_channels, 3), np.float32) if geometry is None
+                     else np.asarray(geometry, np.float32))
+    self.mics = jnp.zeros((capacity, num_channels, 3), jnp.float32)
     self.capacity, self.filled, self.next_slot = capacity, 0, 0
     self.speaker_ids = speaker_ids
     self.seen: set[str] = set()
@@ -63,6 +69,7 @@ class DevicePool:
       self.seen.add(path.name)
       with np.load(path) as z:
         audio, activity, names = z["audio"], z["activity"], list(z["speakers"])
+        mics = z["mics"] if "mics" in z.files else self.geometry
       c, n = self.audio.shape[1:]
       t, s = self.activity.shape[1:]
       if audio.shape[1] < n or len(names) > s:
@@ -75,6 +82,7 @@ class DevicePool:
       self.audio = self._put(self.audio, i, jnp.asarray(audio[:c, :n]))
       self.activity = self._put(self.activity, i, jnp.asarray(act))
       self.ids = self._put(self.ids, i, jnp.asarray(ids))
+      self.mics = self._put(self.mics, i, jnp.asarray(mics[:c], jnp.float32))
       self.next_slot = (i + 1) % self.capacity
       self.filled = min(self.filled + 1, self.capacity)
       self.loaded += 1
@@ -85,9 +93,15 @@ class DevicePool:
 def window_batch(pool_audio, pool_activity, pool_ids, index, frame_start, rng, *,
                  window_samples: int, hop: int, model_channels: int, gain_db: float,
                  noise_snr_db: float, rotate: bool, silence_db: float = 0.0,
-                 pause_prob: float = 0.0, sample_rate: int = 16000) -> dict:
+                 pause_prob: float = 0.0, sample_rate: int = 16000, pool_mics=None,
+                 subset_mono_prob: float | None = None) -> dict:
   """Training batch from the device pool: windows at (index[b], frame_start[b] * hop).
 
+  `subset_mono_prob` (a model whose features take the geometry, `pool_mics` [P, C, 3] each
+  meeting's microphones): each window keeps a random subset of its array's microphones in
+  random order, one only with this probability, else 2 to all equally likely, the rest
+  zeroed and masked; the batch then carries their positions, turned by a random angle about
+  the vertical (`mics` [B, C, 3], `mic_mask` [B, C]).
   `pause_prob`: the share of windows in which a stretch of 1 s up to the whole window is
   replaced by coloured noise 10-50 dB under the window's level, its labels cleared (simulated
   meetings have no pause longer than a few seconds; real ones do)."""
@@ -105,7 +119,10 @@ def window_batch(pool_audio, pool_activity, pool_ids, index, frame_start, rng, *
   b = audio.shape[0]
   k_rot, k_gain, k_snr, k_noise, k_quiet, k_pause = jax.random.split(rng, 6)
   shift = jax.random.randint(k_rot, (b,), 0, num_channels)
-  if model_channels == 1:                      # one random channel of the array
+  extra = {}
+  if subset_mono_prob is not None:
+    audio, extra = _mic_subsets(audio, pool_mics[index], k_rot, subset_mono_prob)
+  elif model_channels == 1:                      # one random channel of the array
     audio = jnp.take_along_axis(audio, shift[:, None, None], axis=1)
   elif rotate:                                 # cyclic rotation of a uniform circular array
     order = (jnp.arange(num_channels)[None, :] + shift[:, None]) % num_channels
@@ -131,7 +148,25 @@ def window_batch(pool_audio, pool_activity, pool_ids, index, frame_start, rng, *
   ids = jnp.where(present, pool_ids[index], -1)
   overlap = (jnp.sum(activity, axis=-1) >= 2).astype(jnp.uint8)
   return dict(audio=jnp.clip(audio, -1.0, 1.0), activity=activity, overlap=overlap,
-              speaker_ids=ids)
+              speaker_ids=ids, **extra)
+
+
+def _mic_subsets(audio, mics, rng, mono_prob: float):
+  """`window_batch`'s microphone subsets: audio [B, C, N] and mics [B, C, 3] -> the audio of a
+  random subset in random order (zeros past it) and dict(mics, mic_mask)."""
+  b, c = audio.shape[:2]
+  k_order, k_mono, k_count, k_turn = jax.random.split(rng, 4)
+  order = jnp.argsort(jax.random.uniform(k_order, (b, c)), axis=1)
+  count = jnp.where(jax.random.uniform(k_mono, (b,)) < mono_prob, 1,
+                    jax.random.randint(k_count, (b,), 2, c + 1))
+  mask = (jnp.arange(c)[None, :] < count[:, None]).astype(jnp.float32)          # [B, C]
+  audio = jnp.take_along_axis(audio, order[:, :, None], axis=1) * mask[:, :, None]
+  mics = jnp.take_along_axis(mics, order[:, :, None], axis=1)
+  turn = jax.random.uniform(k_turn, (b,), maxval=2 * jnp.pi)
+  cos, sin = jnp.cos(turn)[:, None], jnp.sin(turn)[:, None]
+  x, y = mics[..., 0], mics[..., 1]
+  mics = jnp.stack([cos * x - sin * y, sin * x + cos * y, mics[..., 2]], axis=-1) * mask[..., None]
+  return audio, dict(mics=mics, mic_mask=mask)
 
 
 def _splice_pauses(audio, activity, rng, prob: float, hop: int, sample_rate: int):

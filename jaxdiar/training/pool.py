@@ -19,11 +19,13 @@ from jaxdiar.io import atomic
 log = logging.getLogger(__name__)
 
 
-def save_meeting(path, audio: np.ndarray, activity: np.ndarray, speakers) -> None:
+def save_meeting(path, audio: np.ndarray, activity: np.ndarray, speakers, mics=None) -> None:
   """One pool meeting (what `DevicePool.refresh` reads): int16 audio [C, N], frame activity
-  [T, K] and the K talkers' names, written under a temporary name then renamed."""
+  [T, K], the K talkers' names and, where known, the microphones' positions [C, 3] (metres),
+  written under a temporary name then renamed."""
+  extra = {} if mics is None else dict(mics=np.asarray(mics, np.float32))
   with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
-    np.savez(f, audio=audio, activity=activity, speakers=np.array(speakers))
+    np.savez(f, audio=audio, activity=activity, speakers=np.array(speakers), **extra)
 
 
 def _simulate_worker(args) -> int:

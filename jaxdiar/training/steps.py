@@ -103,7 +103,8 @@ def init_state(rng, *, model, tx, num_features: int) -> TrainState:
 def _forward(params, batch_stats, batch, rng, *, model, config, train: bool):
   # A batch may carry precomputed features [B, D, T] instead of raw audio.
   feats = (batch["features"] if "features" in batch
-           else features_lib.extract(batch["audio"], config.features))
+           else features_lib.extract(batch["audio"], config.features, batch.get("mics"),
+                                     batch.get("mic_mask")))
   variables = {"params": params, "batch_stats": batch_stats}
   if train:
     out, updates = model.apply(variables, feats, train=True, rngs={"dropout": rng},
