@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdiar.core import spatial
+
 _LPS_FLOOR = 1e-10
 # Below this magnitude a bin has no usable phase; its unit phasor is taken as 1 (angle 0),
 # as numpy's angle(0) does, and the gradient there is zero instead of NaN.
@@ -32,8 +34,7 @@ def feature_dim(cfg) -> int:
 
 def srp_azimuths(cfg) -> np.ndarray:
   """The fixed azimuth grid (radians) of the `srp` features: cfg.srp_azimuths evenly."""
-  num = cfg.get("srp_azimuths", 36)
-  return np.arange(num) * (2 * np.pi / num)
+  return spatial.azimuth_grid(cfg.get("srp_azimuths", 36))
 
 
 def periodic_hann(n: int) -> np.ndarray:
@@ -190,7 +191,7 @@ def _positions(audio, cfg, mics, mic_mask):
 
 def srp_map(spec: jax.Array, mics: jax.Array, mic_mask: jax.Array, grid: np.ndarray,
             n_fft: int, sample_rate: int, speed_of_sound: float,
-            band=(300.0, 3500.0)) -> jax.Array:
+            band=spatial.BAND) -> jax.Array:
   """SRP-PHAT of every frame over the azimuths `grid`, for per-example geometries.
 
   spec [B, C, T, F]; mics [B, C, 3]; mic_mask [B, C]. The PHAT cross-spectra of the
@@ -199,8 +200,7 @@ def srp_map(spec: jax.Array, mics: jax.Array, mic_mask: jax.Array, grid: np.ndar
   input ([B, T, G]; zero where fewer than two microphones).
   """
   c = spec.shape[1]
-  freqs = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
-  bins = np.flatnonzero((freqs >= band[0]) & (freqs <= band[1]))
+  freqs, bins = spatial.band_bins(n_fft, sample_rate, band)
   pairs = [(i, j) for i in range(c) for j in range(i + 1, c)]
   if not pairs:
     return jnp.zeros(spec.shape[:1] + spec.shape[2:3] + (len(grid),), jnp.float32)
@@ -221,7 +221,7 @@ def srp_features(spec: jax.Array, cfg, mics: jax.Array, mic_mask: jax.Array) -> 
   """The `srp` kind's [B, D, T] of a multi-channel STFT [B, C, T, F] and its geometry."""
   lps = log_power_spectrum(spec[:, 0])                                 # [B, T, F]
   srp = srp_map(spec, mics, mic_mask, srp_azimuths(cfg), cfg.n_fft, cfg.sample_rate,
-                cfg.speed_of_sound, tuple(cfg.get("srp_band", (300.0, 3500.0))))
+                cfg.speed_of_sound, tuple(cfg.get("srp_band", spatial.BAND)))
   return jnp.swapaxes(jnp.concatenate([lps, srp], axis=-1), 1, 2)
 
 

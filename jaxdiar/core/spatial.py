@@ -18,6 +18,16 @@ def azimuth_grid(num: int = 72) -> np.ndarray:
   return np.arange(num) * (2 * np.pi / num)
 
 
+# The band whose bins the steered responses average (Hz).
+BAND = (300.0, 3500.0)
+
+
+def band_bins(n_fft: int, sample_rate: int, band=BAND) -> tuple[np.ndarray, np.ndarray]:
+  """(frequencies of every STFT bin [n_fft // 2 + 1], the indices of those inside `band`)."""
+  freqs = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
+  return freqs, np.flatnonzero((freqs >= band[0]) & (freqs <= band[1]))
+
+
 class Steering(NamedTuple):
   pairs: np.ndarray      # [P, 2] mic pairs (i < j, itertools.combinations order)
   bins: np.ndarray       # [F'] STFT bins used
@@ -26,14 +36,13 @@ class Steering(NamedTuple):
 
 
 def steering(mic_positions, n_fft: int, sample_rate: int, grid: np.ndarray,
-             speed_of_sound: float = 343.0, freq_range=(300.0, 3500.0)) -> Steering:
+             speed_of_sound: float = 343.0, freq_range=BAND) -> Steering:
   """The steering of the mic pairs of the array toward each azimuth of `grid`."""
   m = np.asarray(mic_positions, np.float64)
   pairs = np.array(list(itertools.combinations(range(len(m)), 2)))
   u = np.stack([np.cos(grid), np.sin(grid), np.zeros_like(grid)])           # [3, G]
   tau = (m[pairs[:, 0]] - m[pairs[:, 1]]) @ u / speed_of_sound              # [P, G]
-  freqs = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
-  bins = np.flatnonzero((freqs >= freq_range[0]) & (freqs <= freq_range[1]))
+  freqs, bins = band_bins(n_fft, sample_rate, freq_range)
   phasors = np.exp(-2j * np.pi * freqs[bins][None, :, None] * tau[:, None, :])
   real = np.stack([phasors.real, -phasors.imag], axis=2).reshape(-1, len(grid))
   return Steering(pairs, bins, phasors.astype(np.complex64), real.astype(np.float32))

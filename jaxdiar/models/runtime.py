@@ -5,7 +5,8 @@ kind, window, thresholds, ...), `variables.npz` (the weights), `forward.jaxexpor
 ((variables, audio [b, C, n]) -> probabilities and local-speaker embeddings, symbolic b and
 n) and, for causal models, `stream.jaxexport` ((variables, one block of audio, the carried
 state) -> the block's frame probabilities and the new state).
-This module imports only jax, numpy and `jaxdiar.core.features` (its table of feature kinds).
+This module imports only jax, numpy and `jaxdiar.core.features` (its table of feature kinds;
+it imports the numpy `jaxdiar.core.spatial`).
 """
 
 import hashlib
