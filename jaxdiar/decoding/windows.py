@@ -133,6 +133,17 @@ def check_geometry(mics, model: runtime.ExportedModel, channels: int, where) -> 
                      "use a one-channel model (e.g. --model mono) with --mics")
 
 
+def recording_geometry(model: runtime.ExportedModel, channels: int, mics=None,
+                       channel: int | None = None):
+  """The microphone positions ([C, 3]) of a recording of `channels` channels for the spatial
+  stages and a model that takes the geometry: `mics` when given, else the model's own array
+  when the whole recording has its channel count, else None (no geometry known)."""
+  if mics is not None:
+    return mics
+  own = model.meta["mic_positions"]
+  return own if channel is None and len(own) == channels > 1 else None
+
+
 def check_input(path, model: runtime.ExportedModel, replicate_channels: bool = False,
                 channel: int | None = None, mics=None):
   """(sample rate, channels, frames, tile) of a recording the model can take, read from its
@@ -156,8 +167,7 @@ def check_input(path, model: runtime.ExportedModel, replicate_channels: bool = F
                        "(use a one-channel model, or --replicate-channels)")
     return rate, channels, frames, model.num_channels
   if model.takes_geometry:        # any array up to its channels, given its geometry
-    own = channels == len(meta["mic_positions"])
-    if mics is None and not own:
+    if recording_geometry(model, channels, mics) is None:
       return rate, channels, frames, 0
     if channels > model.num_channels:
       raise InputError(f"{path}: {channels} channels, the model takes up to "
@@ -202,9 +212,7 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   uri = uri or path.stem
   rate, channels, frames, tile = check_input(path, model, replicate_channels, channel, mics)
   read_channel = channel or 0       # the channel the speech detector reads
-  positions = mics
-  if positions is None and channel is None and len(meta["mic_positions"]) == channels > 1:
-    positions = meta["mic_positions"]
+  positions = recording_geometry(model, channels, mics, channel)
   num_samples = int(round(frames * sr / rate))
   window = int(round(inf["window_seconds"] * sr))
   # Whole hops: a window's frames are then frames of the recording (window_frames exact).
