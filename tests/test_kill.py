@@ -131,6 +131,28 @@ def test_keep_checkpoints_bounds_the_kept_checkpoints(tmp_path):
   assert sorted(kept) == [30, 90, 100]
 
 
+def test_killed_corpus_simulation_ends_its_workers(tmp_path):
+  """jaxdiar.simulate with several workers killed: its pool's processes end (an idle worker
+  used to wait for its next task for good)."""
+  out = tmp_path / "sim"
+  cmd = [sys.executable, "-m", "jaxdiar.simulate", "--out", str(out), "--num-meetings", "40",
+         "--duration", "4", "--workers", "2"]
+  workers = []
+  with open(tmp_path / "log.txt", "w") as log:
+    p = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+
+    def started():
+      try:
+        workers[:] = psutil.Process(p.pid).children(recursive=True)
+      except psutil.NoSuchProcess:
+        pass
+      return len(workers) >= 2 and (out / "meeting00000.json").exists()
+    assert _kill_when(p, started, timeout=300)
+  _, alive = psutil.wait_procs(workers, timeout=30)
+  assert not [w for w in alive if w.status() != psutil.STATUS_ZOMBIE], alive
+  assert not (out / "corpus.json").exists()
+
+
 def test_simulation_killed_then_rerun_completes_and_keeps_finished_meetings(tmp_path):
   out = tmp_path / "sim"
   cmd = [sys.executable, "-m", "jaxdiar.simulate", "--out", str(out), "--num-meetings", "5",

@@ -14,7 +14,10 @@ import json
 import logging
 import math
 import multiprocessing
+import os
 import pathlib
+import threading
+import time
 
 import librosa
 import numpy as np
@@ -315,6 +318,19 @@ def overlap_ratio(turns, duration: float, sample_rate: int = 16000) -> float:
 # ----------------------------------------------------------------------------- corpus
 
 
+def exit_with_parent(parent: int, every: float = 1.0):
+  """In a worker process: end it (`os._exit`) once `parent` is no longer its parent (killed),
+  checked every `every` seconds by a daemon thread. A process pool's idle worker otherwise
+  waits for its next task for good when the parent is killed (`kill -9`, a session's end)."""
+
+  def watch():
+    while os.getppid() == parent:
+      time.sleep(every)
+    os._exit(0)
+
+  threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
 def _simulate_and_write(args):
   """Simulate and write one meeting; a meeting a killed run finished (its scene JSON, written
   last, exists with the same seed, index and length) is not simulated again."""
@@ -352,7 +368,9 @@ def simulate_corpus(source: SpeechSource, out, num_meetings: int, seed: int, sim
                   disable=not progress)
   if max_workers > 1:
     ctx = multiprocessing.get_context("spawn")   # safe beside JAX's threads
-    with concurrent.futures.ProcessPoolExecutor(max_workers, mp_context=ctx) as pool:
+    with concurrent.futures.ProcessPoolExecutor(max_workers, mp_context=ctx,
+                                                initializer=exit_with_parent,
+                                                initargs=(os.getpid(),)) as pool:
       for r in pool.map(_simulate_and_write, jobs):
         results.append(r)
         bar.update()

@@ -30,14 +30,12 @@ def save_meeting(path, audio: np.ndarray, activity: np.ndarray, speakers, mics=N
 
 def _simulate_worker(args) -> int:
   (speech, out, seed, worker, workers, sim, geometry, duration, sample_rate, hop,
-   deadline, parent) = args
+   deadline) = args
   source = sim_lib.speech_source(speech)
   out = pathlib.Path(out)
   made = 0
   index = worker
   while made == 0 or time.time() < deadline:          # at least one meeting per worker
-    if os.getppid() != parent:      # the parent was killed: end this process (returning would
-      os._exit(0)                   # leave it waiting for the next task, orphaned, for good)
     audio, turns, scene = sim_lib.simulate_meeting(source, index, seed, sim, geometry,
                                                    duration, sample_rate)
     names = [s["name"] for s in scene["speakers"]]
@@ -57,9 +55,11 @@ def simulate_pool(speech: str, out, *, workers: int, seconds: float, seed: int, 
   out.mkdir(parents=True, exist_ok=True)
   deadline = time.time() + seconds
   jobs = [(speech, str(out), seed, w, workers, sim, geometry, duration, sample_rate, hop,
-           deadline, os.getpid()) for w in range(workers)]
+           deadline) for w in range(workers)]
   ctx = multiprocessing.get_context("spawn")
-  with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+  with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx,
+                                              initializer=sim_lib.exit_with_parent,
+                                              initargs=(os.getpid(),)) as pool:
     return sum(pool.map(_simulate_worker, jobs))
 
 
