@@ -147,7 +147,7 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
                          f"{seconds:.0f} s budget to reach {min_meetings} meetings")
   host_rng = np.random.default_rng([tcfg.seed, step_count])
   log = open(out / "metrics.jsonl", "a")
-  last_save, last_refresh, sums = train_start, train_start, {}
+  last_save, last_refresh, sums, summed = train_start, train_start, {}, 0
   elapsed = lambda: spent + time.time() - train_start
 
   def checkpoint():
@@ -169,10 +169,11 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
     state, metrics = step(state, pool.audio, pool.activity, pool.ids, pool.mics, index,
                           frame_start, rng, jnp.float32(lr))
     step_count += 1
+    summed += 1                 # fewer than log_every in a resumed sitting's first row
     for k, v in metrics.items():
       sums[k] = sums.get(k, 0.0) + v
     if step_count % log_every == 0:
-      row = {k: float(v) / log_every for k, v in sums.items()}
+      row = {k: float(v) / summed for k, v in sums.items()}
       row.update(step=step_count, seconds=round(elapsed(), 1), lr=lr,
                  pool=pool.loaded)
       if not row.get("finite", 1.0) > 0.99:
@@ -181,7 +182,7 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
       log.flush()
       logger.info(f"step {step_count} loss {row['loss/total']:.4f} vad {row['loss/vad']:.4f} "
                   f"lr {lr:.2e} pool {pool.loaded} {row['seconds']} s")
-      sums = {}
+      sums, summed = {}, 0
     if time.time() - last_save > save_every:
       checkpoint()
       last_save = time.time()
