@@ -104,6 +104,9 @@ def get_config() -> ml_collections.ConfigDict:
                                  # (quiet pauses, as in close-talk or quiet rooms; 0 disables).
   d.augment_pause_prob = 0.0     # jaxdiar.online: share of windows given a pause of 1 s up to
                                  # the whole window (coloured noise, no labels; 0 disables).
+  d.augment_band_prob = 0.0      # jaxdiar.online: share of windows band-passed (edges U(0, 400)
+                                 # Hz and U(3.4 kHz, Nyquist)): narrow front ends, files
+                                 # resampled from 44.1/48 kHz (0 disables).
 
   # ------------------------------------------------------------------- train
   t = config.train = ml_collections.ConfigDict()

@@ -97,6 +97,29 @@ def test_pause_splicing_clears_the_labels_where_the_audio_is_replaced():
     assert not out["speaker_ids"][b][0] == -1 or cleared[b].all()
 
 
+def test_band_limit_passes_the_band_and_removes_the_rest():
+  """band_prob 1: every window keeps 0.5-3.3 kHz as it was (all channels alike) and loses what
+  lies past its random edges; band_prob 0 leaves the batch as it was."""
+  rng = np.random.default_rng(6)
+  audio, activity, ids = pool(rng, m=2, n=24000)
+  kw = dict(window_samples=16000, hop=100, model_channels=8, gain_db=0.0, noise_snr_db=0.0,
+            rotate=False, sample_rate=16000)
+  index, start = np.array([0, 1] * 8), np.zeros(16, np.int32)
+  args = [jnp.asarray(x) for x in (audio, activity, ids, index, start)]
+  plain = np.asarray(online.window_batch(*args, jax.random.key(8), **kw)["audio"])
+  same = np.asarray(online.window_batch(*args, jax.random.key(8), band_prob=0.0, **kw)["audio"])
+  np.testing.assert_array_equal(same, plain)
+  out = np.asarray(online.window_batch(*args, jax.random.key(8), band_prob=1.0, **kw)["audio"])
+  f = np.fft.rfftfreq(16000, 1 / 16000)
+  ratio = np.abs(np.fft.rfft(out)) / (np.abs(np.fft.rfft(plain)) + 1e-9)       # [B, C, F]
+  np.testing.assert_allclose(ratio[..., (f >= 500) & (f <= 3300)], 1.0, rtol=1e-3)
+  assert ratio.max() < 1.0 + 1e-3
+  assert np.all(ratio[..., f < 1] < 0.51)                          # DC: low edge >= 0 Hz
+  np.testing.assert_allclose(ratio, np.broadcast_to(ratio[:, :1], ratio.shape), atol=1e-3)
+  top = ratio[:, 0, f >= 7900].max(axis=1)                         # [B]
+  assert (top < 1e-3).sum() >= 8 and np.all(np.diff(ratio[:, 0, f > 3500], axis=-1) < 1e-3)
+
+
 def test_time_schedule_is_the_one_cycle_over_the_budget():
   tcfg = array8.get_config().train
   ref = optax.cosine_onecycle_schedule(10_000, tcfg.learning_rate, pct_start=tcfg.pct_start)

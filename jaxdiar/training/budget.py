@@ -115,6 +115,7 @@ def train(config, pool_dir, out, *, seconds: float, capacity: int = 1024, min_me
                               noise_snr_db=d.augment_noise_snr_db, rotate=rotate,
                               silence_db=d.get("augment_silence_db", 0.0),
                               pause_prob=d.get("augment_pause_prob", 0.0), sample_rate=sr,
+                              band_prob=d.get("augment_band_prob", 0.0),
                               subset_mono_prob=(d.get("subset_mono_prob", 0.1) if any_array
                                                 else None))
 

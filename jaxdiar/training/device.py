@@ -94,7 +94,7 @@ def window_batch(pool_audio, pool_activity, pool_ids, index, frame_start, rng, *
                  window_samples: int, hop: int, model_channels: int, gain_db: float,
                  noise_snr_db: float, rotate: bool, silence_db: float = 0.0,
                  pause_prob: float = 0.0, sample_rate: int = 16000, pool_mics=None,
-                 subset_mono_prob: float | None = None) -> dict:
+                 subset_mono_prob: float | None = None, band_prob: float = 0.0) -> dict:
   """Training batch from the device pool: windows at (index[b], frame_start[b] * hop).
 
   `subset_mono_prob` (a model whose features take the geometry, `pool_mics` [P, C, 3] each
@@ -104,7 +104,10 @@ def window_batch(pool_audio, pool_activity, pool_ids, index, frame_start, rng, *
   the vertical (`mics` [B, C, 3], `mic_mask` [B, C]).
   `pause_prob`: the share of windows in which a stretch of 1 s up to the whole window is
   replaced by coloured noise 10-50 dB under the window's level, its labels cleared (simulated
-  meetings have no pause longer than a few seconds; real ones do)."""
+  meetings have no pause longer than a few seconds; real ones do).
+  `band_prob`: the share of windows heard through a band-pass (`band_limit`: edges U(0, 400) Hz
+  and U(3.4 kHz, the Nyquist frequency), all channels alike), after the gain and noise: a
+  narrow front end, or a file resampled from another rate (no energy in its top 0.3 kHz)."""
   num_frames = 1 + window_samples // hop
   num_channels = pool_audio.shape[1]
 
@@ -118,6 +121,7 @@ def window_batch(pool_audio, pool_activity, pool_ids, index, frame_start, rng, *
   audio = audio.astype(jnp.float32) / 32768.0
   b = audio.shape[0]
   k_rot, k_gain, k_snr, k_noise, k_quiet, k_pause = jax.random.split(rng, 6)
+  k_band = jax.random.fold_in(rng, 7)      # (the six above kept: same batches as before)
   shift = jax.random.randint(k_rot, (b,), 0, num_channels)
   extra = {}
   if subset_mono_prob is not None:
@@ -144,6 +148,8 @@ def window_batch(pool_audio, pool_activity, pool_ids, index, frame_start, rng, *
     snr = jax.random.uniform(k_snr, (b, 1, 1), minval=noise_snr_db, maxval=noise_snr_db + 20)
     power = jnp.mean(audio ** 2, axis=(1, 2), keepdims=True) / 10.0 ** (snr / 10.0)
     audio = audio + jnp.sqrt(power) * jax.random.normal(k_noise, audio.shape)
+  if band_prob:
+    audio = band_limit(audio, k_band, band_prob, sample_rate)
   present = jnp.any(activity > 0, axis=1)                                  # [B, S]
   ids = jnp.where(present, pool_ids[index], -1)
   overlap = (jnp.sum(activity, axis=-1) >= 2).astype(jnp.uint8)
@@ -167,6 +173,22 @@ def _mic_subsets(audio, mics, rng, mono_prob: float):
   x, y = mics[..., 0], mics[..., 1]
   mics = jnp.stack([cos * x - sin * y, sin * x + cos * y, mics[..., 2]], axis=-1) * mask[..., None]
   return audio, dict(mics=mics, mic_mask=mask)
+
+
+def band_limit(audio, rng, prob: float, sample_rate: int, width: float = 150.0):
+  """A `prob` share of the windows (audio [B, C, N]) band-passed between a low edge U(0, 400)
+  Hz and a high edge U(3400, sample_rate / 2) Hz, raised-cosine transitions `width` Hz wide
+  (zero-phase, in the frequency domain); the other windows unchanged."""
+  b, _, n = audio.shape
+  k_on, k_low, k_high = jax.random.split(rng, 3)
+  on = jax.random.uniform(k_on, (b, 1, 1)) < prob
+  low = jax.random.uniform(k_low, (b, 1, 1), maxval=400.0)
+  high = jax.random.uniform(k_high, (b, 1, 1), minval=3400.0, maxval=sample_rate / 2)
+  f = jnp.fft.rfftfreq(n, 1.0 / sample_rate)[None, None, :]
+  edge = lambda x: 0.5 - 0.5 * jnp.cos(jnp.pi * jnp.clip(x, 0.0, 1.0))   # 0 -> 1 over [0, 1]
+  gain = edge((f - low) / width + 0.5) * edge((high - f) / width + 0.5)
+  limited = jnp.fft.irfft(jnp.fft.rfft(audio, axis=-1) * gain, n=n, axis=-1)
+  return jnp.where(on, limited, audio)
 
 
 def _splice_pauses(audio, activity, rng, prob: float, hop: int, sample_rate: int):
