@@ -52,7 +52,6 @@ done
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 kill $SIM "${writers[@]}" 2>/dev/null; pkill -f "jaxdiar.online simulate" 2>/dev/null
-pkill -f "jaxdiar.data.shift pool" 2>/dev/null
 echo "pool: $(ls $POOL | wc -l) meetings ($(ls $POOL | grep -c shift) of the shift generator)"
 for spec in "$@"; do
   name=${spec%%=*}
