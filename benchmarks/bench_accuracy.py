@@ -56,7 +56,7 @@ def load_model(spec: str) -> runtime.ExportedModel:
 
 def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
               step_seconds=None, voice: bool = False, detect_speech: bool = False,
-              mics=None) -> dict:
+              mics=None, speech_channels: str = "first") -> dict:
   """uri -> diarize.Inference of every dev meeting (pickled under `cache` if given; a cached
   one without the d-vectors `voice` or the speech detector's output `detect_speech` asks for
   is computed again; `mics`: the meetings' geometry for a one-channel model's directions)."""
@@ -68,11 +68,14 @@ def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
       out[uri] = pickle.loads(path.read_bytes())
       cached = out[uri]
       if ((not voice or cached.voice is not None)
-          and (not detect_speech or cached.speech is not None)):
+          and (not detect_speech or cached.speech is not None)
+          and (not detect_speech or speech_channels == "first"
+               or getattr(cached, "speech_max", None) is not None)):
         continue
     out[uri] = diarize_lib.infer(folder / f"{uri}.wav", model, uri=uri, progress=False,
                                  spatial=spatial, step_seconds=step_seconds, voice=voice,
-                                 detect_speech=detect_speech, mics=mics)
+                                 detect_speech=detect_speech, mics=mics,
+                                 speech_channels=speech_channels)
     if path is not None:
       path.parent.mkdir(parents=True, exist_ok=True)
       path.write_bytes(pickle.dumps(out[uri]))
@@ -389,10 +392,8 @@ def main(argv=None) -> int:
     t0 = time.time()
     step = options.get(name, {}).get("step_seconds")
     asked = [model.meta["inference"], options.get(name, {})] + [o for _, o in asked_variants]
-    need = [diarize_lib.needs(a) for a in asked]
     inferences = infer_all(model, folder, meetings, step_seconds=step,
-                           voice=any(n["voice"] for n in need),
-                           detect_speech=any(n["detect_speech"] for n in need),
+                           **diarize_lib.needs_of_all(asked),
                            cache=args.cache and pathlib.Path(args.cache) / folder.name / name)
     infer_seconds = time.time() - t0
     variants = {name: options.get(name, {})}

@@ -51,9 +51,9 @@ def score_set(folder, meetings, models: dict, variants: dict, *, baselines: bool
     out[SRP] = {"est": acc.summarise(refs, hyps[20.0]), "true": acc.summarise(refs, hyps["true"])}
   for name, model in models.items():
     asked = [model.meta["inference"]] + [v for m, v in variants.values() if m == name]
-    need = [acc.diarize_lib.needs({**model.meta["inference"], **a}) for a in asked]
-    inferences = acc.infer_all(model, folder, meetings, voice=any(n["voice"] for n in need),
-                               detect_speech=any(n["detect_speech"] for n in need),
+    inferences = acc.infer_all(model, folder, meetings,
+                               **acc.diarize_lib.needs_of_all(
+                                   [{**model.meta["inference"], **a} for a in asked]),
                                cache=cache and pathlib.Path(cache) / folder.name / name,
                                mics=mics if spatial_alone(model) else None)
     defaults = {**acc.diarize_lib.DEFAULT_DECODE, **model.meta["inference"]}

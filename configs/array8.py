@@ -45,7 +45,9 @@ def get_config():
   config.inference.osd_threshold = 0.57        # (count stitching only)
   # Mean stitching (docs/models.md).
   config.inference.stitch = "mean"
-  # The pretrained speech detector's gate (2026-12-05) (docs/models.md).
-  config.inference.speech_gate = 0.4
+  # The pretrained speech detector's gate (2026-12-05; since 2026-12-06 on every channel,
+  # the highest kept, at 0.5: was the first channel at 0.4) (docs/models.md).
+  config.inference.speech_gate = 0.5
   config.inference.speech_pad = 0.2
+  config.inference.speech_channels = "all"
   return config

@@ -26,4 +26,8 @@ def get_config():
   config.model.attention_window = 250      # frames of 16 ms: 4 s
   config.train.batch_size = 16
   config.train.learning_rate = 3e-4
+  # The bundled live file's offline decoding keeps array8's gate as it was when it was
+  # exported (the first channel at 0.4): the all-channel gate was chosen for array8 alone.
+  config.inference.speech_gate = 0.4
+  config.inference.speech_channels = "first"
   return config

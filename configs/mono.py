@@ -41,4 +41,5 @@ def get_config():
   # The pretrained speech detector's gate (2026-12-02) (docs/models.md).
   config.inference.speech_gate = 0.4
   config.inference.speech_pad = 0.3
+  config.inference.speech_channels = "first"   # the channel it reads (array8's: all of them)
   return config

@@ -23,6 +23,7 @@ from jaxdiar.decoding.decode import diarize
 from jaxdiar.decoding.decode import gate_speech
 from jaxdiar.decoding.decode import infer_options
 from jaxdiar.decoding.decode import needs
+from jaxdiar.decoding.decode import needs_of_all
 from jaxdiar.decoding.frames import binarize
 from jaxdiar.decoding.frames import binarize_each
 from jaxdiar.decoding.frames import exclusive_active
@@ -52,7 +53,7 @@ __all__ = [
     "Stages", "alone_weights", "binarize", "binarize_each", "check_counts", "check_input",
     "cluster", "decode", "decoding_settings", "diarize", "exclusive_active", "fill_and_drop",
     "gate_speech", "heard_frames", "infer", "infer_options", "joint_vectors", "local_directions",
-    "main", "merge_groups", "min_durations", "needs", "read_block", "runs",
+    "main", "merge_groups", "min_durations", "needs", "needs_of_all", "read_block", "runs",
     "split_by_direction", "talker_count", "top_speakers", "turns_of", "unit_responses",
     "voice_joined", "voice_segments", "window_starts",
 ]

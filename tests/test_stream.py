@@ -267,6 +267,20 @@ def test_live_gate_silences_what_the_speech_detector_does_not_hear():
   assert len(gated.speech_p) == gated.received // 512       # every chunk of what was stepped
 
 
+def test_live_gate_on_every_channel_keeps_the_highest():
+  """speech_channels="all": the live gate's probabilities are the highest of a detector per
+  channel, each carrying its own state from block to block."""
+  from jaxdiar.models import vad
+  s = stream.Streamer(_Voices([]), causal=True, live_gate=True, speech_gate=0.5,
+                      speech_channels="all")
+  rng = np.random.default_rng(0)
+  audio = (rng.standard_normal((3, 3 * 4096)) * np.array([[0.01], [0.3], [0.1]])).astype(np.float32)
+  got = np.concatenate([s._detect(audio[:, a:a + 4096]) for a in range(0, audio.shape[1], 4096)])
+  expect = np.max([vad.Detector(segment=8).push(ch) for ch in audio], axis=0)
+  np.testing.assert_allclose(got, expect, atol=1e-6)
+  assert not np.allclose(got, vad.Detector(segment=8).push(audio[0]), atol=1e-3)
+
+
 def test_causal_provisional_speaker_needs_a_direction_of_its_own():
   """On an array a voice founds a provisional speaker only if its direction, too, is far from
   every speaker's: another voice from a known talker's direction does not."""

@@ -129,6 +129,39 @@ def test_decode_needs_the_detector_and_diarize_runs_it(exported, trained_smoke):
   np.testing.assert_array_equal(result.active, expect)
 
 
+def test_speech_channels_all_keeps_the_highest_channel(exported, trained_smoke, tmp_path):
+  """speech_channels="all": the detector scores each channel on its own and the gate reads
+  the highest; the first channel's probabilities stay in `speech`."""
+  import pathlib
+  from jaxdiar.models import runtime
+  path, _ = exported
+  config, _ = trained_smoke
+  src = sorted(pathlib.Path(config.data.data_dir).glob("simulated-*/dev"))[0] / "meeting00000.wav"
+  audio = audio_lib.read(src, 16000)
+  audio[0] *= 0.0                            # channel 0 silent: only the others hear speech
+  wav = tmp_path / "first-dead.wav"
+  audio_lib.write_wav(wav, audio, 16000)
+  model = runtime.load(path)
+  o = {**model.meta["inference"], "speech_gate": 0.5, "speech_pad": 0.1}
+  first = diarize.infer(wav, model, progress=False, detect_speech=True)
+  assert first.speech_max is None
+  with pytest.raises(ValueError, match='speech_channels="all"'):
+    diarize.decode(first, {**o, "speech_channels": "all"})
+  need = diarize.needs_of_all([o, {**o, "speech_channels": "all"}])
+  assert need["detect_speech"] and need["speech_channels"] == "all"
+  inf = diarize.infer(wav, model, progress=False, **need)
+  expect = np.max([vad.speech_probability(ch) for ch in audio], axis=0)
+  np.testing.assert_allclose(inf.speech_max.astype(np.float32), expect, atol=1e-3)
+  np.testing.assert_allclose(inf.speech.astype(np.float32), first.speech.astype(np.float32))
+  assert expect.max() > 0.5 > inf.speech.max()   # the dead channel alone would gate all out
+  base = diarize.decode(inf, model.meta["inference"])
+  assert base.active.any()
+  gated = diarize.decode(inf, {**o, "speech_channels": "all"})
+  np.testing.assert_array_equal(gated.active, diarize.gate_speech(
+      base.active, base.speech, inf.speech_max, base.frame_seconds, gate=0.5, fill=None, pad=0.1))
+  assert not diarize.decode(inf, o).active.any()
+
+
 def test_cli_detects_and_refuses_bad_inputs(tmp_path, capsys):
   t = np.arange(48000) / 16000
   wav = tmp_path / "a.wav"

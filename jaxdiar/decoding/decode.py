@@ -188,10 +188,12 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
       active = resegmented(first, score)
   stages.lap("resegment_merge")
   if need["detect_speech"] and active.shape[1]:
-    if inf.speech is None:
+    speech = inf.speech if o["speech_channels"] == "first" else inf.speech_max
+    if speech is None:
       raise ValueError("decoding settings speech_gate / speech_fill need the speech detector's "
-                       "probabilities: infer(..., detect_speech=True)")
-    active = gate_speech(active, score, inf.speech, fs, gate=o["speech_gate"],
+                       "probabilities: infer(..., detect_speech=True"
+                       + (', speech_channels="all")' if o["speech_channels"] == "all" else ")"))
+    active = gate_speech(active, score, speech, fs, gate=o["speech_gate"],
                          fill=o["speech_fill"], pad=o["speech_pad"])
   stages.lap("gate")
   turns = turns_of(active, fs, inf.uri, inf.num_samples / inf.sample_rate)
@@ -225,7 +227,17 @@ def needs(options: dict) -> dict:
   local speakers' d-vectors, the speech detector's probabilities."""
   return dict(voice=options.get("voice_weight", 0) > 0,
               detect_speech=(options.get("speech_gate") is not None
-                             or options.get("speech_fill") is not None))
+                             or options.get("speech_fill") is not None),
+              speech_channels=options.get("speech_channels", "first"))
+
+
+def needs_of_all(asked: list) -> dict:
+  """What `infer` must compute to decode with each of the settings in `asked`."""
+  need = [needs(o) for o in asked]
+  return dict(voice=any(n["voice"] for n in need),
+              detect_speech=any(n["detect_speech"] for n in need),
+              speech_channels="all" if any(n["detect_speech"] and n["speech_channels"] == "all"
+                                           for n in need) else "first")
 
 
 def check_counts(num_speakers=None, min_speakers=None, max_speakers=None) -> None:

@@ -105,6 +105,9 @@ INFERENCE = (
       "likeliest speaker is (None: off).", legacy=None, low=0, high=1, optional=True),
     S("speech_pad", 0.0, "Seconds either side over which the detector's highest value counts.",
       legacy=0.0, low=0),
+    S("speech_channels", "first", "The detector's input: 'first' (the channel the model reads) "
+      "or 'all' (each channel of the recording, the highest probability kept).", str,
+      legacy="first", choices=("first", "all")),
     S("found_seconds", None, "Local speakers that are not anchors, heard this long and far "
       "from every cluster, may found one (short talkers; None: off).", legacy=None, low=0,
       optional=True),

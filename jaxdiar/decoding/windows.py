@@ -84,6 +84,9 @@ class Inference:
   # [ceil(num_samples / 512)] the pretrained speech detector's probability (`jaxdiar.models.vad`,
   # Silero VAD) every 32 ms of the first channel.
   speech: np.ndarray | None = None
+  # [same] its highest probability over the recording's channels, each scored on its own
+  # (`infer(..., speech_channels="all")`).
+  speech_max: np.ndarray | None = None
 
 
 # A local speaker's audio for its d-vector: its frames more likely talking than not (whatever
@@ -190,14 +193,15 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
           spatial: bool = True, step_seconds: float | None = None,
           voice: bool = False, detect_speech: bool = False,
           channel: int | None = None, stages: Stages | None = None,
-          mics=None) -> Inference:
+          mics=None, speech_channels: str = "first") -> Inference:
   """Run the model over sliding windows of one recording (read in blocks).
 
   With `spatial` and a multi-channel recording, each local speaker also gets its SRP-PHAT
   response over azimuths, from the frames where it talks alone (`jaxdiar.core.spatial`). With
   `voice`, each local speaker gets a d-vector of the pretrained voice encoder
   (`jaxdiar.models.voice`) from its audio in the window (`voice_segments`, first channel). With
-  `detect_speech`, the pretrained speech detector (`jaxdiar.models.vad`) scores the first channel.
+  `detect_speech`, the pretrained speech detector (`jaxdiar.models.vad`) scores the first channel
+  (with `speech_channels="all"` also every other channel, each on its own: `speech_max`).
   `channel`: read that channel only (a one-channel model, or copied with `replicate_channels`);
   it is then also the channel of the d-vectors and the speech detector. `mics`: the
   recording's microphone positions ([C, 3] metres, `jaxdiar.core.geometry`): the directions come
@@ -302,18 +306,26 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   if peak == 0.0:
     raise InputError(f"{path}: the audio is all zeros")
   stages.lap("windows")
-  speech = None
-  if detect_speech:       # its own pass over the first channel, in blocks (state carried)
+  speech = speech_max = None
+  if detect_speech:       # its own pass over the channel(s), in blocks (states carried)
     size = vad_lib.SEGMENT * vad_lib.CHUNK
-    speech = np.concatenate([
-        detector.push(read_block(path, rate, sr, s, min(size, num_samples - s))[read_channel],
-                      final=s + size >= num_samples)
-        for s in range(0, num_samples, size)]).astype(np.float16)
+    scored = [read_channel] if speech_channels == "first" else list(range(channels))
+    detectors = {c: detector if c == read_channel else vad_lib.Detector(detector.params)
+                 for c in scored}
+    probs = {c: [] for c in scored}
+    for s in range(0, num_samples, size):
+      block = read_block(path, rate, sr, s, min(size, num_samples - s))
+      for c in scored:
+        probs[c].append(detectors[c].push(block[c], final=s + size >= num_samples))
+    probs = {c: np.concatenate(p).astype(np.float16) for c, p in probs.items()}
+    speech = probs[read_channel]
+    if speech_channels == "all":
+      speech_max = np.max(np.stack(list(probs.values())), axis=0)
   stages.lap("speech_detector")
   return Inference(uri, np.array(starts) // hop, np.concatenate(vads), np.concatenate(osds),
                    np.concatenate(embs), np.stack(dirs) if dirs else None,
                    total, num_samples, sr, hop, response,
-                   np.concatenate(voices) if voice else None, speech)
+                   np.concatenate(voices) if voice else None, speech, speech_max)
 
 
 def alone_weights(vad: np.ndarray) -> np.ndarray:

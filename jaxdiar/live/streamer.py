@@ -97,7 +97,8 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
                          f"({self.latency / self.sr:g} s), got {hold_seconds:g}")
       self.hold = hold
     self.max_speakers = max_speakers
-    # live_gate: the pretrained speech detector (jaxdiar.vad) on the first channel, as the
+    # live_gate: the pretrained speech detector (jaxdiar.vad) on the first channel (each
+    # channel with `speech_channels="all"`, the highest kept), as the
     # model's `speech_gate` / `speech_pad` settings say offline: a decided frame where it
     # stays under the gate (its highest within the pad, over the chunks already scored) has
     # no speaker. Off by default; where it was measured: docs/inference.md.
@@ -106,6 +107,7 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
       if self.sr != vad_lib.SAMPLE_RATE:
         raise ValueError(f"live_gate: the speech detector takes {vad_lib.SAMPLE_RATE} Hz audio")
       self.detector = vad_lib.Detector(segment=8)
+      self.channel_detectors = []          # the other channels' (speech_channels="all")
       self.speech_p = np.zeros(0, np.float32)
     # provisional_threshold (causal mode; None: off): a talking voice not yet heard alone
     # reliable_seconds, whose distance to every speaker is over this cut, founds a
@@ -240,7 +242,7 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
       self.received += self.step
       t0, before = time.perf_counter(), self.decided
       if self.detector is not None:
-        self.speech_p = np.concatenate([self.speech_p, self.detector.push(chunk[0])])
+        self.speech_p = np.concatenate([self.speech_p, self._detect(chunk)])
       if self.causal:             # the block's frames are final once it is in
         self._update_causal(chunk)
         upto = (self.received + self.step - self.latency) // self.hop
@@ -275,6 +277,16 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
     return len(self.centroids) - len(self.dropped) - len(self.provisional) - len(self.folded)
 
   # ------------------------------------------------------------------- internal
+  def _detect(self, chunk: np.ndarray) -> np.ndarray:
+    """The detector's probabilities of the chunks that `chunk` [C, n] completes."""
+    p = self.detector.push(chunk[0])
+    if self.o.get("speech_channels", "first") == "all" and len(chunk) > 1:
+      if not self.channel_detectors:
+        self.channel_detectors = [vad_lib.Detector(self.detector.params, segment=8)
+                                  for _ in chunk[1:]]
+      p = np.max([p] + [d.push(c) for d, c in zip(self.channel_detectors, chunk[1:])], axis=0)
+    return p
+
   def _grow(self, frames: int) -> None:
     if frames <= len(self.cover):
       return
