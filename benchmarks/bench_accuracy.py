@@ -56,7 +56,7 @@ def load_model(spec: str) -> runtime.ExportedModel:
 
 def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
               step_seconds=None, voice: bool = False, detect_speech: bool = False,
-              mics=None, speech_channels: str = "first") -> dict:
+              mics=None, speech_channels: str = "first", speech_dereverb: int = 0) -> dict:
   """uri -> diarize.Inference of every dev meeting (pickled under `cache` if given; a cached
   one without the d-vectors `voice` or the speech detector's output `detect_speech` asks for
   is computed again; `mics`: the meetings' geometry for a one-channel model's directions)."""
@@ -70,12 +70,14 @@ def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
       if ((not voice or cached.voice is not None)
           and (not detect_speech or cached.speech is not None)
           and (not detect_speech or speech_channels == "first"
-               or getattr(cached, "speech_max", None) is not None)):
+               or getattr(cached, "speech_max", None) is not None)
+          and (not detect_speech or cached.speech_dereverb == speech_dereverb)):
         continue
     out[uri] = diarize_lib.infer(folder / f"{uri}.wav", model, uri=uri, progress=False,
                                  spatial=spatial, step_seconds=step_seconds, voice=voice,
                                  detect_speech=detect_speech, mics=mics,
-                                 speech_channels=speech_channels)
+                                 speech_channels=speech_channels,
+                                 speech_dereverb=speech_dereverb)
     if path is not None:
       path.parent.mkdir(parents=True, exist_ok=True)
       path.write_bytes(pickle.dumps(out[uri]))

@@ -189,6 +189,10 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
   stages.lap("resegment_merge")
   if need["detect_speech"] and active.shape[1]:
     speech = inf.speech if o["speech_channels"] == "first" else inf.speech_max
+    if speech is not None and inf.speech_dereverb != o["speech_dereverb"]:
+      raise ValueError(f"the speech detector's probabilities were computed with speech_dereverb="
+                       f"{inf.speech_dereverb}, the settings ask for {o['speech_dereverb']}: "
+                       f"infer(..., speech_dereverb={o['speech_dereverb']})")
     if speech is None:
       raise ValueError("decoding settings speech_gate / speech_fill need the speech detector's "
                        "probabilities: infer(..., detect_speech=True"
@@ -228,16 +232,22 @@ def needs(options: dict) -> dict:
   return dict(voice=options.get("voice_weight", 0) > 0,
               detect_speech=(options.get("speech_gate") is not None
                              or options.get("speech_fill") is not None),
-              speech_channels=options.get("speech_channels", "first"))
+              speech_channels=options.get("speech_channels", "first"),
+              speech_dereverb=options.get("speech_dereverb", 0))
 
 
 def needs_of_all(asked: list) -> dict:
   """What `infer` must compute to decode with each of the settings in `asked`."""
   need = [needs(o) for o in asked]
+  dereverb = {n["speech_dereverb"] for n in need if n["detect_speech"]}
+  if len(dereverb) > 1:
+    raise ValueError(f"the settings ask the speech detector for speech_dereverb "
+                     f"{sorted(dereverb)}: one inference holds one of them, decode them apart")
   return dict(voice=any(n["voice"] for n in need),
               detect_speech=any(n["detect_speech"] for n in need),
               speech_channels="all" if any(n["detect_speech"] and n["speech_channels"] == "all"
-                                           for n in need) else "first")
+                                           for n in need) else "first",
+              speech_dereverb=dereverb.pop() if dereverb else 0)
 
 
 def check_counts(num_speakers=None, min_speakers=None, max_speakers=None) -> None:

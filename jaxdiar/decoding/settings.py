@@ -108,6 +108,9 @@ INFERENCE = (
     S("speech_channels", "first", "The detector's input: 'first' (the channel the model reads) "
       "or 'all' (each channel of the recording, the highest probability kept).", str,
       legacy="first", choices=("first", "all")),
+    S("speech_dereverb", 0, "Channels dereverberated together by WPE (jaxdiar.core.dereverb; spread "
+      "evenly, the read channel first) before the speech detector, which then reads them: "
+      "'all' means these (0: off).", int, legacy=0, low=0),
     S("found_seconds", None, "Local speakers that are not anchors, heard this long and far "
       "from every cluster, may found one (short talkers; None: off).", legacy=None, low=0,
       optional=True),

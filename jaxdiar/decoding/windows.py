@@ -10,6 +10,7 @@ import time
 import numpy as np
 import tqdm
 
+from jaxdiar.core import dereverb as dereverb_lib
 from jaxdiar.core import geometry as geometry_lib
 from jaxdiar.core import spatial as spatial_lib
 from jaxdiar.data import audio as audio_lib
@@ -87,6 +88,8 @@ class Inference:
   # [same] its highest probability over the recording's channels, each scored on its own
   # (`infer(..., speech_channels="all")`).
   speech_max: np.ndarray | None = None
+  # the channels dereverberated together before the detector (`speech_dereverb`; 0: none)
+  speech_dereverb: int = 0
 
 
 # A local speaker's audio for its d-vector: its frames more likely talking than not (whatever
@@ -193,7 +196,7 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
           spatial: bool = True, step_seconds: float | None = None,
           voice: bool = False, detect_speech: bool = False,
           channel: int | None = None, stages: Stages | None = None,
-          mics=None, speech_channels: str = "first") -> Inference:
+          mics=None, speech_channels: str = "first", speech_dereverb: int = 0) -> Inference:
   """Run the model over sliding windows of one recording (read in blocks).
 
   With `spatial` and a multi-channel recording, each local speaker also gets its SRP-PHAT
@@ -201,7 +204,9 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   `voice`, each local speaker gets a d-vector of the pretrained voice encoder
   (`jaxdiar.models.voice`) from its audio in the window (`voice_segments`, first channel). With
   `detect_speech`, the pretrained speech detector (`jaxdiar.models.vad`) scores the first channel
-  (with `speech_channels="all"` also every other channel, each on its own: `speech_max`).
+  (with `speech_channels="all"` also every other channel, each on its own: `speech_max`;
+  `speech_dereverb` k: first k channels dereverberated together, `jaxdiar.core.dereverb`,
+  and "all" means those k).
   `channel`: read that channel only (a one-channel model, or copied with `replicate_channels`);
   it is then also the channel of the d-vectors and the speech detector. `mics`: the
   recording's microphone positions ([C, 3] metres, `jaxdiar.core.geometry`): the directions come
@@ -309,12 +314,17 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   speech = speech_max = None
   if detect_speech:       # its own pass over the channel(s), in blocks (states carried)
     size = vad_lib.SEGMENT * vad_lib.CHUNK
-    scored = [read_channel] if speech_channels == "first" else list(range(channels))
+    heard = (dereverb_lib.channel_subset(channels, speech_dereverb, read_channel)
+             if speech_dereverb else [])            # dereverberated together, read channel first
+    scored = [read_channel] if speech_channels == "first" else (heard or list(range(channels)))
     detectors = {c: detector if c == read_channel else vad_lib.Detector(detector.params)
                  for c in scored}
     probs = {c: [] for c in scored}
     for s in range(0, num_samples, size):
       block = read_block(path, rate, sr, s, min(size, num_samples - s))
+      if heard:                                   # each detector block on its own (33 s)
+        block = block.copy()
+        block[heard] = dereverb_lib.wpe(block[heard])
       for c in scored:
         probs[c].append(detectors[c].push(block[c], final=s + size >= num_samples))
     probs = {c: np.concatenate(p).astype(np.float16) for c, p in probs.items()}
@@ -325,7 +335,8 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   return Inference(uri, np.array(starts) // hop, np.concatenate(vads), np.concatenate(osds),
                    np.concatenate(embs), np.stack(dirs) if dirs else None,
                    total, num_samples, sr, hop, response,
-                   np.concatenate(voices) if voice else None, speech, speech_max)
+                   np.concatenate(voices) if voice else None, speech, speech_max,
+                   speech_dereverb if detect_speech else 0)
 
 
 def alone_weights(vad: np.ndarray) -> np.ndarray:

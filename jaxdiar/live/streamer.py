@@ -5,6 +5,7 @@ speakers to global ones (`speakers`) and adds their outputs to the timeline; a f
 decided `latency` after it entered, with offline `diarize`'s talker-count rule, and a segment
 is written as soon as it closes. The causal mode (`causal`) feeds the same decisions."""
 
+import logging
 import time
 
 import numpy as np
@@ -19,6 +20,8 @@ from jaxdiar.live import speakers
 from jaxdiar.live.speakers import Segment
 from jaxdiar.models import runtime
 from jaxdiar.models import vad as vad_lib
+
+log = logging.getLogger(__name__)
 
 
 # Where each value below was chosen (DER on the dev meetings, with the figures):
@@ -108,6 +111,9 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
         raise ValueError(f"live_gate: the speech detector takes {vad_lib.SAMPLE_RATE} Hz audio")
       self.detector = vad_lib.Detector(segment=8)
       self.channel_detectors = []          # the other channels' (speech_channels="all")
+      if self.o.get("speech_dereverb", 0):
+        log.warning("live gate: the speech detector reads the channels as they come (the "
+                    "model's speech_dereverb is for offline decoding)")
       self.speech_p = np.zeros(0, np.float32)
     # provisional_threshold (causal mode; None: off): a talking voice not yet heard alone
     # reliable_seconds, whose distance to every speaker is over this cut, founds a
