@@ -30,4 +30,8 @@ def get_config():
   # exported (the first channel at 0.4): the all-channel gate was chosen for array8 alone.
   config.inference.speech_gate = 0.4
   config.inference.speech_channels = "first"
+  # Likewise the clustering cut and the resegmentation's threshold chosen before array8's
+  # fine-tune (2026-12-06).
+  config.inference.cluster_threshold = 0.48
+  config.inference.resegment_threshold = 0.6
   return config
