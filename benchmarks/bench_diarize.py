@@ -89,7 +89,8 @@ def breakdown(model_path, minutes: float, tmp: pathlib.Path) -> dict:
 
 LONG_RUN = """
 import json, sys, time
-from jaxdiar.models import bundled, diarize, runtime
+from jaxdiar import diarize
+from jaxdiar.models import bundled, runtime
 model = runtime.load(bundled.resolve(sys.argv[1]))
 o = diarize.decoding_settings(model, {})
 stages = diarize.Stages()
@@ -131,7 +132,8 @@ def meetings_recording(path, minutes: float, channels: int) -> dict:
 def long_meetings(minutes: float, names, tmp: pathlib.Path) -> list[dict]:
   rows = []
   for name in names:
-    channels = 8 if name == "array8" else 1
+    from jaxdiar.models import bundled, runtime
+    channels = runtime.load(bundled.resolve(name)).num_channels   # a name or a file's path
     wav = tmp / f"meetings-{minutes:g}min-{channels}ch.wav"
     made = meetings_recording(wav, minutes, channels)
     t0 = time.perf_counter()
@@ -161,7 +163,8 @@ def main(argv=None):
   p.add_argument("--meetings", default=None,
                  help="minutes (comma-separated lengths) of dev + shift meetings end to end, "
                       "bundled models (see above)")
-  p.add_argument("--bundled", default="array8,mono", help="with --meetings: which models")
+  p.add_argument("--bundled", default="array8,mono",
+                 help="with --meetings: which models (bundled names or .jaxdiar paths)")
   args = p.parse_args(argv)
   if args.meetings:
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="jaxdiar-bench-"))
