@@ -59,7 +59,7 @@ def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
               mics=None, speech_channels: str = "first", speech_dereverb: int = 0) -> dict:
   """uri -> diarize.Inference of every dev meeting (pickled under `cache` if given; a cached
   one without the d-vectors `voice` or the speech detector's output `detect_speech` asks for
-  is computed again; `mics`: the meetings' geometry for a one-channel model's directions)."""
+  (on `speech_channels`, after `speech_dereverb`) is computed again; `mics`: the meetings' geometry for a one-channel model's directions)."""
   out = {}
   for m in meetings:
     uri = m["uri"]
@@ -67,11 +67,9 @@ def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
     if path is not None and path.exists():
       out[uri] = pickle.loads(path.read_bytes())
       cached = out[uri]
-      if ((not voice or cached.voice is not None)
-          and (not detect_speech or cached.speech is not None)
-          and (not detect_speech or speech_channels == "first"
-               or getattr(cached, "speech_max", None) is not None)
-          and (not detect_speech or cached.speech_dereverb == speech_dereverb)):
+      speech_kept = (cached.speech is not None and cached.speech_dereverb == speech_dereverb
+                     and (speech_channels == "first" or cached.speech_max is not None))
+      if (not voice or cached.voice is not None) and (not detect_speech or speech_kept):
         continue
     out[uri] = diarize_lib.infer(folder / f"{uri}.wav", model, uri=uri, progress=False,
                                  spatial=spatial, step_seconds=step_seconds, voice=voice,
@@ -393,7 +391,8 @@ def main(argv=None) -> int:
     model = loaded[name] = load_model(path)
     t0 = time.time()
     step = options.get(name, {}).get("step_seconds")
-    asked = [model.meta["inference"], options.get(name, {})] + [o for _, o in asked_variants]
+    own = {**model.meta["inference"], **options.get(name, {})}    # what each variant decodes with
+    asked = [model.meta["inference"], own] + [{**own, **o} for _, o in asked_variants]
     inferences = infer_all(model, folder, meetings, step_seconds=step,
                            **diarize_lib.needs_of_all(asked),
                            cache=args.cache and pathlib.Path(args.cache) / folder.name / name)

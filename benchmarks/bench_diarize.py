@@ -40,7 +40,9 @@ from benchmarks import common
 from configs import default
 from jaxdiar.core import features as features_lib
 from jaxdiar.core import model as model_lib
+from jaxdiar.models import bundled
 from jaxdiar.models import export
+from jaxdiar.models import runtime
 
 
 def write_recording(path, minutes: float, channels: int = 8, sr: int = 16000):
@@ -132,7 +134,6 @@ def meetings_recording(path, minutes: float, channels: int) -> dict:
 def long_meetings(minutes: float, names, tmp: pathlib.Path) -> list[dict]:
   rows = []
   for name in names:
-    from jaxdiar.models import bundled, runtime
     channels = runtime.load(bundled.resolve(name)).num_channels   # a name or a file's path
     wav = tmp / f"meetings-{minutes:g}min-{channels}ch.wav"
     made = meetings_recording(wav, minutes, channels)
@@ -175,7 +176,6 @@ def main(argv=None):
     print(f"-> {common.record('diarize_meetings', dict(rows=rows), out)}")
     return
   if args.breakdown:
-    from jaxdiar.models import bundled
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="jaxdiar-bench-"))
     model = args.model or "array8"
     path = bundled.resolve(model)

@@ -255,16 +255,9 @@ class Pipeline:
     (`rate`, `channels`, `frames`: the file's header)."""
     duration = frames / rate
     fs = vad_lib.FRAME_SECONDS
-    sr = vad_lib.SAMPLE_RATE
-    num_samples = int(round(frames * sr / rate))
-    size = vad_lib.SEGMENT * vad_lib.CHUNK
-    detectors = [vad_lib.Detector() for _ in range(channels)]
-    probs = [[] for _ in range(channels)]
-    for s in range(0, num_samples, size):
-      block = windows_lib.read_block(path, rate, sr, s, min(size, num_samples - s))
-      for c in range(channels):
-        probs[c].append(detectors[c].push(block[c], final=s + size >= num_samples))
-    active = np.stack([frames_lib.binarize(np.concatenate(p), SPLIT_ONSET, SPLIT_OFFSET,
+    num_samples = int(round(frames * vad_lib.SAMPLE_RATE / rate))
+    probs = windows_lib.detect_channels(path, rate, num_samples, list(range(channels)))
+    active = np.stack([frames_lib.binarize(p, SPLIT_ONSET, SPLIT_OFFSET,
                                             int(round(SPLIT_MIN_SPEECH / fs)),
                                             int(round(SPLIT_MIN_SILENCE / fs)))
                        for p in probs], axis=1)

@@ -272,7 +272,7 @@ def test_live_gate_on_every_channel_keeps_the_highest():
   channel, each carrying its own state from block to block."""
   from jaxdiar.models import vad
   s = stream.Streamer(_Voices([]), causal=True, live_gate=True, speech_gate=0.5,
-                      speech_channels="all")
+                      speech_channels="all", num_channels=3)
   rng = np.random.default_rng(0)
   audio = (rng.standard_normal((3, 3 * 4096)) * np.array([[0.01], [0.3], [0.1]])).astype(np.float32)
   got = np.concatenate([s._detect(audio[:, a:a + 4096]) for a in range(0, audio.shape[1], 4096)])

@@ -242,7 +242,6 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
     if sr != vad_lib.SAMPLE_RATE:
       raise InputError(f"the speech detector takes {vad_lib.SAMPLE_RATE} Hz audio, the model "
                        f"runs at {sr} Hz")
-    detector = vad_lib.Detector()
   total = 1 + num_samples // hop
   response = None if steer is None else np.zeros((total, steer.real.shape[-1]), np.float16)
   done = 0                                  # frames of `response` computed so far
@@ -312,31 +311,38 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
     raise InputError(f"{path}: the audio is all zeros")
   stages.lap("windows")
   speech = speech_max = None
-  if detect_speech:       # its own pass over the channel(s), in blocks (states carried)
-    size = vad_lib.SEGMENT * vad_lib.CHUNK
+  if detect_speech:       # its own pass over the channel(s)
     heard = (dereverb_lib.channel_subset(channels, speech_dereverb, read_channel)
              if speech_dereverb else [])            # dereverberated together, read channel first
     scored = [read_channel] if speech_channels == "first" else (heard or list(range(channels)))
-    detectors = {c: detector if c == read_channel else vad_lib.Detector(detector.params)
-                 for c in scored}
-    probs = {c: [] for c in scored}
-    for s in range(0, num_samples, size):
-      block = read_block(path, rate, sr, s, min(size, num_samples - s))
-      if heard:                                   # each detector block on its own (33 s)
-        block = block.copy()
-        block[heard] = dereverb_lib.wpe(block[heard])
-      for c in scored:
-        probs[c].append(detectors[c].push(block[c], final=s + size >= num_samples))
-    probs = {c: np.concatenate(p).astype(np.float16) for c, p in probs.items()}
-    speech = probs[read_channel]
+    probs = detect_channels(path, rate, num_samples, scored, heard).astype(np.float16)
+    speech = probs[scored.index(read_channel)]
     if speech_channels == "all":
-      speech_max = np.max(np.stack(list(probs.values())), axis=0)
+      speech_max = probs.max(axis=0)
   stages.lap("speech_detector")
   return Inference(uri, np.array(starts) // hop, np.concatenate(vads), np.concatenate(osds),
                    np.concatenate(embs), np.stack(dirs) if dirs else None,
                    total, num_samples, sr, hop, response,
                    np.concatenate(voices) if voice else None, speech, speech_max,
                    speech_dereverb if detect_speech else 0)
+
+
+def detect_channels(path, rate: int, num_samples: int, channels: list[int],
+                    dereverb: list[int] = ()) -> np.ndarray:
+  """[len(channels), ceil(num_samples / 512)] the pretrained speech detector's probabilities
+  of each of `channels` of a recording (`rate`: its sample rate; `num_samples` at 16 kHz), read
+  in the detector's blocks (33 s), a state per channel carried across them. `dereverb`: channels
+  dereverberated together (WPE, `jaxdiar.core.dereverb`) block by block first."""
+  size = vad_lib.SEGMENT * vad_lib.CHUNK
+  detectors = vad_lib.ChannelDetectors(len(channels))
+  probs = []
+  for s in range(0, num_samples, size):
+    block = read_block(path, rate, vad_lib.SAMPLE_RATE, s, min(size, num_samples - s))
+    if len(dereverb):
+      block = block.copy()
+      block[dereverb] = dereverb_lib.wpe(block[dereverb])
+    probs.append(detectors.push(block[channels], final=s + size >= num_samples))
+  return np.concatenate(probs, axis=1)
 
 
 def alone_weights(vad: np.ndarray) -> np.ndarray:

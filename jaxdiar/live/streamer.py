@@ -109,8 +109,8 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
     if live_gate and self.o.get("speech_gate") is not None:
       if self.sr != vad_lib.SAMPLE_RATE:
         raise ValueError(f"live_gate: the speech detector takes {vad_lib.SAMPLE_RATE} Hz audio")
-      self.detector = vad_lib.Detector(segment=8)
-      self.channel_detectors = []          # the other channels' (speech_channels="all")
+      scored = channels if self.o.get("speech_channels", "first") == "all" else 1
+      self.detector = vad_lib.ChannelDetectors(scored, segment=8)
       if self.o.get("speech_dereverb", 0):
         log.warning("live gate: the speech detector reads the channels as they come (the "
                     "model's speech_dereverb is for offline decoding)")
@@ -284,14 +284,9 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
 
   # ------------------------------------------------------------------- internal
   def _detect(self, chunk: np.ndarray) -> np.ndarray:
-    """The detector's probabilities of the chunks that `chunk` [C, n] completes."""
-    p = self.detector.push(chunk[0])
-    if self.o.get("speech_channels", "first") == "all" and len(chunk) > 1:
-      if not self.channel_detectors:
-        self.channel_detectors = [vad_lib.Detector(self.detector.params, segment=8)
-                                  for _ in chunk[1:]]
-      p = np.max([p] + [d.push(c) for d, c in zip(self.channel_detectors, chunk[1:])], axis=0)
-    return p
+    """The detector's probabilities of the chunks that `chunk` [C, n] completes (the highest
+    over the channels it scores)."""
+    return self.detector.push(chunk[:len(self.detector.detectors)]).max(axis=0)
 
   def _grow(self, frames: int) -> None:
     if frames <= len(self.cover):

@@ -129,6 +129,18 @@ class Detector:
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
+class ChannelDetectors:
+  """One `Detector` per channel of a multi-channel stream, the weights loaded once:
+  `push(block [C, n], final) -> [C, chunks it completed]`."""
+
+  def __init__(self, channels: int, params: dict | None = None, segment: int = SEGMENT):
+    params = params if params is not None else load()
+    self.detectors = [Detector(params, segment) for _ in range(channels)]
+
+  def push(self, block: np.ndarray, final: bool = False) -> np.ndarray:
+    return np.stack([d.push(x, final=final) for d, x in zip(self.detectors, block)])
+
+
 def speech_probability(wav: np.ndarray, params: dict | None = None) -> np.ndarray:
   """[ceil(len / 512)] probability of speech in each 32 ms chunk of a 16 kHz waveform (the
   last chunk zero-padded), from a reset state: Silero's `model(chunk, 16000)` chunk by chunk."""
