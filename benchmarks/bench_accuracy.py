@@ -232,35 +232,47 @@ def search(inferences, refs, base: dict, trials: int, seed: int = 0) -> dict:
 
 def fit_resegment(model, options: dict, speech: str, seed: int, num_meetings: int, geometry,
                   cache=None, name: str = "model", num_features: int | None = None,
-                  hidden: int = 0, extra_seeds=()) -> dict:
+                  hidden: int = 0, extra_seeds=(), generator: str = "sim") -> dict:
   """Fit the spatial resegmentation's weights (`jaxdiar.core.resegment`) on `num_meetings` meetings
   simulated with their own seed (kept apart from the dev and held-out meetings): the model's
   decoding without resegmentation, then a logistic model of each reference speaker's activity
   over `num_features` features (default: the speakers' shares too, `resegment.SHARES`), or
-  with `hidden` > 0 a one-layer MLP of that many units; `extra_seeds`: more fit meetings."""
+  with `hidden` > 0 a one-layer MLP of that many units; `extra_seeds`: more fit meetings.
+  `generator`: "sim" (the training simulator's dev-style meetings) or "shift" (the shift
+  suite's randomised fit meetings, `jaxdiar.data.shift.FIT`: domain randomisation)."""
   from jaxdiar.core import resegment
   num_features = num_features or resegment.SHARES
   examples = []
   for s in (seed, *extra_seeds):
     examples += _resegment_examples(model, options, speech, s, num_meetings, geometry, cache,
-                                    name, num_features)
+                                    name, num_features, generator)
   weights = (resegment.fit_mlp(examples, hidden) if hidden else resegment.fit(examples))
   return dict(weights=weights, seed=seed, extra_seeds=list(extra_seeds), meetings=num_meetings,
-              num_features=num_features, hidden=hidden, used=len(examples), speech=speech)
+              num_features=num_features, hidden=hidden, used=len(examples), speech=speech,
+              generator=generator)
 
 
 def _resegment_examples(model, options, speech, seed, num_meetings, geometry, cache, name,
-                        num_features) -> list:
+                        num_features, generator="sim") -> list:
   """(features, target) of every meeting of one fit seed with two or more speakers found."""
   from jaxdiar.core import resegment
-  folder, meetings = devmeetings.cached(speech, num_meetings=num_meetings, seed=seed,
-                                        geometry=geometry)
+  if generator == "shift":
+    from jaxdiar.data import shift
+    folder, meetings = shift.cached(speech, shift.FIT, num_meetings=num_meetings, seed=seed,
+                                    geometry=geometry)
+  elif generator == "sim":
+    folder, meetings = devmeetings.cached(speech, num_meetings=num_meetings, seed=seed,
+                                          geometry=geometry)
+  else:
+    raise ValueError(f"fit meetings' generator {generator!r}: expected 'sim' or 'shift'")
   inferences = infer_all(model, folder, meetings, step_seconds=options.get("step_seconds"),
                          cache=cache and pathlib.Path(cache) / folder.name / name)
   examples = []
   # The clustering's own decision (no split or merge): fitted on the decision after the split
-  # instead, the bundled array8 scored 19.2 % on dev, against 18.5 % (2026-12-01).
-  base = dict(options, resegment=None, split_cos=None, merge_overlap=None)
+  # instead, the bundled array8 scored 19.2 % on dev, against 18.5 % (2026-12-01). The
+  # speech detector's gate comes after the resegmentation: off here too.
+  base = dict(options, resegment=None, split_cos=None, merge_overlap=None, speech_gate=None,
+              speech_fill=None)
   for m in meetings:
     uri, inf = m["uri"], inferences[m["uri"]]
     if inf.response is None:
@@ -348,6 +360,11 @@ def main(argv=None) -> int:
                       "logistic model")
   p.add_argument("--fit-seeds", default="", help="with --fit-resegment: more fit seeds, "
                  "comma-separated (each another 16 meetings)")
+  p.add_argument("--fit-generator", choices=["sim", "shift"], default="sim",
+                 help="with --fit-resegment: meetings of the training simulator (dev-style) or "
+                      "the shift suite's randomised fit generator")
+  p.add_argument("--fit-speech", default=None,
+                 help="with --fit-resegment: the fit meetings' voices (default: --speech)")
   p.add_argument("--cache", default=None, help="keep the models' window outputs here")
   p.add_argument("--out", default=None, help="results JSON (default: accuracy-<date>.json)")
   p.add_argument("--table", default=None, help="print the markdown tables of a results file")
@@ -411,9 +428,10 @@ def main(argv=None) -> int:
       extra = [int(x) for x in args.fit_seeds.split(",") if x]
       if args.seed in extra:
         p.error("--fit-seeds must not hold the dev meetings' seed")
-      fitted = fit_resegment(model, base, args.speech, args.fit_resegment, args.meetings,
-                             geometry, cache=args.cache, name=name,
-                             hidden=args.resegment_hidden, extra_seeds=extra)
+      fitted = fit_resegment(model, base, args.fit_speech or args.speech, args.fit_resegment,
+                             args.meetings, geometry, cache=args.cache, name=name,
+                             hidden=args.resegment_hidden, extra_seeds=extra,
+                             generator=args.fit_generator)
       print(f"{name}: resegmentation weights {json.dumps(fitted['weights'])}", flush=True)
       variants[f"{name} resegmented"] = dict(options.get(name, {}), resegment=fitted["weights"])
       searches[f"{name} resegmentation fit"] = fitted

@@ -101,3 +101,32 @@ def test_ablation_table_and_bad_variants(tmp_path):
   assert not (tmp_path / "r").exists()
   assert bench_ablation.main(["--root", str(tmp_path / "r"), "--config", "configs/smoke.py",
                               "--seconds", "1", "--speech", str(tmp_path / "none")]) == 2
+
+
+def test_resegment_examples_from_the_shift_fit_meetings(tmp_path, monkeypatch):
+  """--fit-generator shift: the resegmentation's examples come from the shift suite's
+  randomised fit meetings of the given seed, decoded as the model does but before the speech
+  detector's gate (which comes after the resegmentation: no detector output is needed)."""
+  from jaxdiar.data import shift
+  inf, ref = meeting("fit000", 0)
+  inf.response = np.stack([inf.direction[i, 0] for i in range(len(inf.window_frames))
+                           for _ in range(150)]).astype(np.float16)
+  rttm.write_rttm(tmp_path / "fit000.rttm", ref)
+  asked = []
+  monkeypatch.setattr(shift, "cached", lambda speech, name, **kw: (
+      asked.append((speech, name, kw["seed"], kw["num_meetings"])) or
+      (tmp_path, [dict(uri="fit000")])))
+  monkeypatch.setattr(bench_accuracy, "infer_all", lambda model, folder, meetings, **kw: {
+      "fit000": inf})
+  options = {**diarize.DEFAULT_DECODE, **BASE, "spatial_weight": 0.5, "speech_gate": 0.5,
+             "speech_channels": "all"}
+  examples = bench_accuracy._resegment_examples(None, options, "VOICES", 3200, 16, None, None,
+                                                "m", 13, "shift")
+  assert asked == [("VOICES", shift.FIT, 3200, 16)]
+  assert len(examples) == 1
+  features, target = examples[0]
+  assert features.shape[-1] == 13 and target.shape == features.shape[:2]
+  assert target.any(axis=0).all()               # both talkers found and paired
+  with pytest.raises(ValueError, match="generator 'bogus'"):
+    bench_accuracy._resegment_examples(None, options, "VOICES", 3200, 16, None, None, "m", 13,
+                                       "bogus")
