@@ -130,3 +130,28 @@ def test_resegment_examples_from_the_shift_fit_meetings(tmp_path, monkeypatch):
   with pytest.raises(ValueError, match="generator 'bogus'"):
     bench_accuracy._resegment_examples(None, options, "VOICES", 3200, 16, None, None, "m", 13,
                                        "bogus")
+
+
+def test_choose_takes_the_lowest_mean_of_fit_and_dev(tmp_path):
+  """bench_choose: each row decoded over the model's own settings on each set; the row of the
+  lowest mean of the fit and dev DERs is chosen (here the one that uses the directions)."""
+  from benchmarks import bench_choose
+  sets = {}
+  for name, seed in (("fit", 0), ("dev", 1)):
+    pairs = [meeting(f"{name}{i}", seed * 10 + i) for i in range(2)]
+    sets[name] = ({inf.uri: inf for inf, _ in pairs}, {inf.uri: ref for inf, ref in pairs})
+  rows = {"own": {}, "directions": {"spatial_weight": 0.5}}
+  scores = {}
+  for name, (inferences, refs) in sets.items():
+    for row, summary in bench_choose.score_rows(inferences, refs, BASE, rows).items():
+      scores.setdefault(row, {})[name] = summary
+  found = bench_choose.choose(scores)
+  assert found["chosen"] == "directions"
+  assert found["mean"]["directions"] < found["mean"]["own"]
+  assert found["mean"]["own"] == pytest.approx(
+      (scores["own"]["fit"]["der"] + scores["own"]["dev"]["der"]) / 2)
+  with pytest.raises(ValueError, match="nothing to choose"):
+    bench_choose.choose({})
+  with pytest.raises(SystemExit) as stop:
+    bench_choose.main(["--speech", str(tmp_path), "--variant", "x=nope:{}"])
+  assert stop.value.code == 2

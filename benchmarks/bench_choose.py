@@ -1,0 +1,117 @@
+"""The rule that chooses (README, docs/shift-suite.md): candidates scored on the randomised fit
+meetings (`jaxdiar.data.shift` 'fit', 32, seed 3100) and the dev meetings (training simulator,
+16, seed 2026); the lowest mean of the two DERs (estimated count, collar 0, overlap scored) wins.
+The shift suite is read afterwards, once, for the winner alone (`bench_shift`).
+
+  python -m benchmarks.bench_choose --model array8=jaxdiar/models/array8.jaxdiar \
+      [--model ft=DIR/ft.jaxdiar] [--variant NAME=MODEL:'{"cluster_threshold": 0.35}' ...] \
+      [--cache DIR] [--out FILE]
+
+Each model is scored with its own decoding (the row named as the model) and with each of its
+variants (settings over its own). Window outputs are cached per model under --cache (decoding
+variants then cost no inference). Results: benchmarks/results/choose-<date>.json.
+"""
+
+import argparse
+import datetime
+import json
+import pathlib
+import sys
+
+from benchmarks import bench_accuracy as acc
+from benchmarks import common
+from configs import default
+from jaxdiar import cli
+from jaxdiar.data import devmeetings
+from jaxdiar.data import shift
+from jaxdiar.io import rttm
+from jaxdiar.models import bundled
+
+SPEECH = acc.DEV_SPEECH
+FIT = dict(set=shift.FIT, meetings=32, seed=3100)
+DEV = dict(meetings=16, seed=2026)
+PARTS = ("der", "missed", "false_alarm", "confusion", "count_right", "meetings")
+
+
+def meeting_sets(speech: str = SPEECH) -> dict:
+  """{"fit": (folder, meetings), "dev": (folder, meetings)}, simulated on first use."""
+  geometry = default.circular_array()
+  return {"fit": shift.cached(speech, FIT["set"], num_meetings=FIT["meetings"],
+                              seed=FIT["seed"], geometry=geometry),
+          "dev": devmeetings.cached(speech, num_meetings=DEV["meetings"], seed=DEV["seed"],
+                                    geometry=geometry)}
+
+
+def score_rows(inferences: dict, refs: dict, base: dict, rows: dict) -> dict:
+  """{row: summary} of each row's settings over `base` on one set's cached inferences."""
+  return {row: acc.summarise(refs, acc.decode_all(inferences, refs, {**base, **opts},
+                                                  true_count=False))
+          for row, opts in rows.items()}
+
+
+def choose(scores: dict) -> dict:
+  """`scores` {row: {"fit": summary, "dev": summary}} -> {"mean": {row: mean DER},
+  "chosen": the row of the lowest mean}."""
+  if not scores:
+    raise ValueError("nothing to choose from")
+  mean = {row: (s["fit"]["der"] + s["dev"]["der"]) / 2 for row, s in scores.items()}
+  return dict(mean=mean, chosen=min(mean, key=mean.get))
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--model", action="append", default=[], help="NAME=PATH (.jaxdiar, a "
+                 "jaxdiar.online folder or a bundled name); default: array8=array8")
+  p.add_argument("--variant", action="append", default=[], metavar="NAME=MODEL:JSON",
+                 help="settings over MODEL's own, scored as the row NAME")
+  p.add_argument("--speech", default=SPEECH)
+  p.add_argument("--cache", default=None, help="keep the models' window outputs here")
+  p.add_argument("--out", default=None)
+  args = p.parse_args(argv)
+  cli.configure_logging()
+  if not pathlib.Path(args.speech).is_dir():
+    print(f"{args.speech}: speech folder not found", file=sys.stderr)
+    return 2
+  models = {}
+  for spec in args.model or ["array8=array8"]:
+    name, _, path = spec.partition("=")
+    models[name] = acc.load_model(str(bundled.resolve(path)))
+  rows = {name: {name: {}} for name in models}
+  for item in args.variant:
+    row, _, rest = item.partition("=")
+    model, _, opts = rest.partition(":")
+    if model not in models:
+      p.error(f"--variant {row}: no --model named {model!r}")
+    rows[model][row] = json.loads(opts)
+  scores = {}
+  for set_name, (folder, meetings) in meeting_sets(args.speech).items():
+    refs = {m["uri"]: rttm.read_rttm(folder / f"{m['uri']}.rttm").get(m["uri"], [])
+            for m in meetings}
+    for name, model in models.items():
+      own = model.meta["inference"]
+      need = acc.diarize_lib.needs_of_all([{**own, **o} for o in rows[name].values()])
+      inferences = acc.infer_all(model, folder, meetings, **need,
+                                 cache=args.cache and pathlib.Path(args.cache) / folder.name / name)
+      base = {**acc.diarize_lib.DEFAULT_DECODE, **own}
+      for row, summary in score_rows(inferences, refs, base, rows[name]).items():
+        scores.setdefault(row, {})[set_name] = {k: summary[k] for k in PARTS}
+  found = choose(scores)
+  for row, s in sorted(scores.items(), key=lambda x: found["mean"][x[0]]):
+    print(f"{row:32s} fit {100 * s['fit']['der']:6.2f} dev {100 * s['dev']['der']:6.2f} "
+          f"mean {100 * found['mean'][row]:6.2f}" + ("  <- chosen" if row == found["chosen"]
+                                                      else ""))
+  out = pathlib.Path(args.out or pathlib.Path(__file__).parent / "results" /
+                     f"choose-{datetime.date.today().isoformat()}.json")
+  out.write_text(json.dumps(dict(
+      rule="lowest mean of the fit and dev DERs (estimated count, collar 0, overlap scored)",
+      fit=FIT, dev=DEV, speech=args.speech, machine=common.machine(),
+      models={n: s.partition("=")[2] for n, s in zip(models, args.model or ["array8=array8"])},
+      variants={row: opts for r in rows.values() for row, opts in r.items()},
+      scores=scores, **found), indent=1))
+  print(f"-> {out}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
