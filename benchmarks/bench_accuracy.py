@@ -35,6 +35,7 @@ from jaxdiar.core import scoring as evaluate
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.data import corpus
 from jaxdiar.data import devmeetings
+from jaxdiar.data import shift
 from jaxdiar.decoding import settings
 from jaxdiar.io import rttm
 from jaxdiar.models import runtime
@@ -257,7 +258,6 @@ def _resegment_examples(model, options, speech, seed, num_meetings, geometry, ca
   """(features, target) of every meeting of one fit seed with two or more speakers found."""
   from jaxdiar.core import resegment
   if generator == "shift":
-    from jaxdiar.data import shift
     folder, meetings = shift.cached(speech, shift.FIT, num_meetings=num_meetings, seed=seed,
                                     geometry=geometry)
   elif generator == "sim":

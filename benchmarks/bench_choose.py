@@ -19,16 +19,15 @@ import pathlib
 import sys
 
 from benchmarks import bench_accuracy as acc
+from benchmarks import bench_shift
 from benchmarks import common
 from configs import default
 from jaxdiar import cli
 from jaxdiar.data import devmeetings
 from jaxdiar.data import shift
-from jaxdiar.io import rttm
-from jaxdiar.models import bundled
 
 SPEECH = acc.DEV_SPEECH
-FIT = dict(set=shift.FIT, meetings=32, seed=3100)
+FIT = dict(set=shift.FIT, meetings=bench_shift.FIT_MEETINGS, seed=bench_shift.FIT_SEED)
 DEV = dict(meetings=16, seed=2026)
 PARTS = ("der", "missed", "false_alarm", "confusion", "count_right", "meetings")
 
@@ -40,13 +39,6 @@ def meeting_sets(speech: str = SPEECH) -> dict:
                               seed=FIT["seed"], geometry=geometry),
           "dev": devmeetings.cached(speech, num_meetings=DEV["meetings"], seed=DEV["seed"],
                                     geometry=geometry)}
-
-
-def score_rows(inferences: dict, refs: dict, base: dict, rows: dict) -> dict:
-  """{row: summary} of each row's settings over `base` on one set's cached inferences."""
-  return {row: acc.summarise(refs, acc.decode_all(inferences, refs, {**base, **opts},
-                                                  true_count=False))
-          for row, opts in rows.items()}
 
 
 def choose(scores: dict) -> dict:
@@ -73,29 +65,18 @@ def main(argv=None) -> int:
   if not pathlib.Path(args.speech).is_dir():
     print(f"{args.speech}: speech folder not found", file=sys.stderr)
     return 2
-  models = {}
-  for spec in args.model or ["array8=array8"]:
-    name, _, path = spec.partition("=")
-    models[name] = acc.load_model(str(bundled.resolve(path)))
-  rows = {name: {name: {}} for name in models}
-  for item in args.variant:
-    row, _, rest = item.partition("=")
-    model, _, opts = rest.partition(":")
+  specs = args.model or ["array8=array8"]
+  models = bench_shift.parse_models(specs)
+  variants = bench_shift.parse_variants(args.variant)
+  for row, (model, _) in variants.items():
     if model not in models:
       p.error(f"--variant {row}: no --model named {model!r}")
-    rows[model][row] = json.loads(opts)
   scores = {}
   for set_name, (folder, meetings) in meeting_sets(args.speech).items():
-    refs = {m["uri"]: rttm.read_rttm(folder / f"{m['uri']}.rttm").get(m["uri"], [])
-            for m in meetings}
-    for name, model in models.items():
-      own = model.meta["inference"]
-      need = acc.diarize_lib.needs_of_all([{**own, **o} for o in rows[name].values()])
-      inferences = acc.infer_all(model, folder, meetings, **need,
-                                 cache=args.cache and pathlib.Path(args.cache) / folder.name / name)
-      base = {**acc.diarize_lib.DEFAULT_DECODE, **own}
-      for row, summary in score_rows(inferences, refs, base, rows[name]).items():
-        scores.setdefault(row, {})[set_name] = {k: summary[k] for k in PARTS}
+    rows = bench_shift.score_set(folder, meetings, models, variants, baselines=False,
+                                 cache=args.cache, counts=("est",))
+    for row, summary in rows.items():
+      scores.setdefault(row, {})[set_name] = {k: summary["est"][k] for k in PARTS}
   found = choose(scores)
   for row, s in sorted(scores.items(), key=lambda x: found["mean"][x[0]]):
     print(f"{row:32s} fit {100 * s['fit']['der']:6.2f} dev {100 * s['dev']['der']:6.2f} "
@@ -106,8 +87,8 @@ def main(argv=None) -> int:
   out.write_text(json.dumps(dict(
       rule="lowest mean of the fit and dev DERs (estimated count, collar 0, overlap scored)",
       fit=FIT, dev=DEV, speech=args.speech, machine=common.machine(),
-      models={n: s.partition("=")[2] for n, s in zip(models, args.model or ["array8=array8"])},
-      variants={row: opts for r in rows.values() for row, opts in r.items()},
+      models={n: s.partition("=")[2] for n, s in zip(models, specs)},
+      variants={row: [model, opts] for row, (model, opts) in variants.items()},
       scores=scores, **found), indent=1))
   print(f"-> {out}")
   return 0

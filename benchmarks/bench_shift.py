@@ -32,15 +32,17 @@ from jaxdiar.models import bundled
 SPEECH = "../shared/data/speech/libri-test-other"
 SUITE_SEED = 4100
 FIT_SEED = 3100
+FIT_MEETINGS = 32
 FLOOR = "one speaker (oracle VAD)"
 SRP = "SRP-PHAT clustering (oracle VAD), 20 deg"
 
 
 def score_set(folder, meetings, models: dict, variants: dict, *, baselines: bool,
-              cache=None, mics=None) -> dict:
-  """{system: {"est": summary, "true": summary}} on one set's meetings. `mics`: the
-  meetings' geometry when it is not the 8-mic circle: SRP-PHAT uses it, and each one-channel
-  model is scored on channel 0 alone and as `NAME + --mics` (the spatial stages with it)."""
+              cache=None, mics=None, counts=("est", "true")) -> dict:
+  """{system: {"est": summary, "true": summary}} on one set's meetings (the models' rows:
+  with each of `counts`). `mics`: the meetings' geometry when it is not the 8-mic circle:
+  SRP-PHAT uses it, and each one-channel model is scored on channel 0 alone and as
+  `NAME + --mics` (the spatial stages with it)."""
   geometry_ = default.circular_array() if mics is None else mics
   refs = {m["uri"]: rttm.read_rttm(folder / f"{m['uri']}.rttm").get(m["uri"], [])
           for m in meetings}
@@ -63,8 +65,28 @@ def score_set(folder, meetings, models: dict, variants: dict, *, baselines: bool
     for row, opts in rows.items():
       out[row] = {count: acc.summarise(refs, acc.decode_all(inferences, refs, {**defaults, **opts},
                                                             true_count=count == "true"))
-                  for count in ("est", "true")}
+                  for count in counts}
   return out
+
+
+def parse_models(specs) -> dict:
+  """{name: loaded model} of `NAME=PATH` items (PATH: a .jaxdiar file, a jaxdiar.online
+  folder or a bundled model's name)."""
+  models = {}
+  for spec in specs:
+    name, _, path = spec.partition("=")
+    models[name] = acc.load_model(str(bundled.resolve(path)))
+  return models
+
+
+def parse_variants(items) -> dict:
+  """{row: (model name, settings)} of `ROW=MODEL:JSON` items."""
+  variants = {}
+  for item in items:
+    row, _, rest = item.partition("=")
+    model, _, opts = rest.partition(":")
+    variants[row] = (model, json.loads(opts))
+  return variants
 
 
 def spatial_alone(model) -> bool:
@@ -142,19 +164,12 @@ def main(argv=None) -> int:
     print(f"{args.speech}: speech folder not found", file=sys.stderr)
     return 2
   specs = args.model or (["mono=mono"] if args.mics else ["array8=array8", "mono=mono"])
-  models = {}
-  for spec in specs:
-    name, _, path = spec.partition("=")
-    models[name] = acc.load_model(str(bundled.resolve(path)))
-  variants = {}
-  for item in args.variant:
-    row, _, rest = item.partition("=")
-    model, _, opts = rest.partition(":")
-    variants[row] = (model, json.loads(opts))
+  models = parse_models(specs)
+  variants = parse_variants(args.variant)
   names = [shift.FIT] if args.fit else args.sets.split(",")
   mics = None if args.mics is None else geometry.load(args.mics)
   seed = args.seed if args.seed is not None else (FIT_SEED if args.fit else SUITE_SEED)
-  meetings_count = 32 if args.fit and args.meetings == 16 else args.meetings
+  meetings_count = FIT_MEETINGS if args.fit and args.meetings == 16 else args.meetings
   sets = {}
   for name in names:
     folder, meetings = shift.cached(args.speech, name, num_meetings=meetings_count, seed=seed,
