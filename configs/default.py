@@ -67,6 +67,8 @@ def get_config() -> ml_collections.ConfigDict:
   l.consistency_weight = 0.1     # gamma: frame-to-frame smoothness of VAD probabilities.
   l.speaker_weight = 0.5         # delta: classifier CE on PIT-matched identities.
   l.similarity_weight = 0.1      # Pairwise same/different-speaker BCE across the batch.
+  l.silence_weight = 1.0         # Weight of the frames without a talker in the VAD loss (its
+                                 # mean over frames is then the weighted mean).
   l.focal_gamma = 2.0            # Focal exponent for OSD.
   l.focal_alpha = 0.75           # Weight of the positive (overlap) class; overlap is rare.
 

@@ -134,3 +134,29 @@ def test_multitask_loss_weights_and_permutation():
   np.testing.assert_allclose(terms["vad"], vad.mean(), rtol=1e-6)
   grads = jax.grad(lambda o: losses.multitask_loss(o, batch, cfg)[0])(outputs)
   assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
+
+
+@pytest.mark.parametrize("num_speakers", [2, 6])
+def test_pit_bce_frame_weights_equal_weighted_brute_force(num_speakers):
+  """Weighted PIT BCE against the brute force over permutations with the weighted mean over
+  frames; weights of ones give the unweighted loss (both the one-hot and the DP path)."""
+  rng = np.random.default_rng(10 + num_speakers)
+  b, t = 4, 30
+  targets = (rng.random((b, t, num_speakers)) < 0.4).astype(np.float32)
+  logits = rng.normal(size=(b, t, num_speakers)).astype(np.float32)
+  weights = losses.silence_frame_weights(jnp.asarray(targets), 3.0)
+  silent = targets.sum(-1) == 0
+  np.testing.assert_array_equal(np.asarray(weights), np.where(silent, 3.0, 1.0))
+  loss, perm = jax.jit(losses.pit_bce)(logits, targets, weights)
+  w = np.asarray(weights) / np.asarray(weights).sum(1, keepdims=True)
+  best = np.full(b, np.inf)
+  for p in itertools.permutations(range(num_speakers)):
+    bce = np.logaddexp(0, logits) - logits * targets[:, :, list(p)]
+    best = np.minimum(best, np.einsum("bt,bts->b", w, bce) / num_speakers)
+  np.testing.assert_allclose(loss, best, rtol=1e-5, atol=1e-6)
+  ones, _ = losses.pit_bce(logits, targets, jnp.ones((b, t)))
+  plain, _ = losses.pit_bce(logits, targets)
+  np.testing.assert_allclose(ones, plain, rtol=1e-6)
+  assert not np.allclose(loss, plain)
+  with pytest.raises(ValueError, match="frame_weights"):
+    losses.pit_bce(logits, targets, jnp.ones((b, t + 1)))

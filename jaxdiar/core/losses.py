@@ -32,12 +32,14 @@ def bce_with_logits(logits, targets):
   return jax.nn.softplus(logits) - logits * targets
 
 
-def pit_bce(logits: jax.Array, targets: jax.Array):
+def pit_bce(logits: jax.Array, targets: jax.Array, frame_weights: jax.Array | None = None):
   """Permutation-invariant BCE.
 
   Args:
     logits: [B, T, S] VAD logits of the S outputs.
     targets: [B, T, S] reference activity in [0, 1] of S reference speakers.
+    frame_weights: optional [B, T] non-negative weights of the frames; the mean over T is
+      then the weighted mean (`silence_frame_weights`). None: every frame weighs 1.
   Returns:
     loss: [B], the mean BCE over T and S under the best output-to-reference assignment.
     perm: [B, S] int32, perm[b, i] = the reference speaker assigned to output i.
@@ -57,9 +59,16 @@ def pit_bce(logits: jax.Array, targets: jax.Array):
     raise ValueError(f"pit_bce supports 1 to {MAX_PIT_SPEAKERS} speakers, got {num_speakers}")
   logits = logits.astype(jnp.float32)
   targets = targets.astype(jnp.float32)
-  num_frames = logits.shape[1]
-  cost = (jnp.mean(jax.nn.softplus(logits), axis=1)[:, :, None]
-          - jnp.einsum("bti,btj->bij", logits, targets) / num_frames)   # [B, S, S]
+  if frame_weights is None:
+    weights = jnp.full(logits.shape[:2], 1.0 / logits.shape[1], jnp.float32)
+  else:
+    if frame_weights.shape != logits.shape[:2]:
+      raise ValueError(f"frame_weights must be [B, T] = {logits.shape[:2]}, got "
+                       f"{frame_weights.shape}")
+    weights = frame_weights.astype(jnp.float32)
+    weights = weights / jnp.maximum(jnp.sum(weights, axis=1, keepdims=True), 1e-12)
+  cost = (jnp.einsum("bt,bti->bi", weights, jax.nn.softplus(logits))[:, :, None]
+          - jnp.einsum("bt,bti,btj->bij", weights, logits, targets))   # [B, S, S]
   if num_speakers < _DP_FROM_SPEAKERS:
     onehot = jnp.asarray(permutation_matrices(num_speakers))
     scores = jnp.einsum("kij,bij->bk", onehot, cost) / num_speakers     # [B, S!]
@@ -134,6 +143,14 @@ def focal_bce(logits: jax.Array, targets: jax.Array, gamma: float = 2.0,
   return jnp.mean(loss.reshape(loss.shape[0], -1), axis=-1)
 
 
+def silence_frame_weights(activity: jax.Array, weight: float) -> jax.Array:
+  """[B, T, S] reference activity -> [B, T] frame weights: `weight` where nobody talks, 1
+  elsewhere (`loss.silence_weight`: the speech decision on pauses, where a reverberant room's
+  tails sit, counts more)."""
+  silent = jnp.sum(activity, axis=-1) <= 0
+  return jnp.where(silent, jnp.float32(weight), jnp.float32(1.0))
+
+
 def temporal_consistency(logits: jax.Array) -> jax.Array:
   """Mean squared frame-to-frame change of the VAD probabilities, [B, T, S] -> [B]."""
   probs = jax.nn.sigmoid(logits.astype(jnp.float32))
@@ -190,7 +207,10 @@ def multitask_loss(outputs, batch, cfg, pair_logits=None):
     total: scalar float32; terms: dict of scalar terms and `perm` [B, S].
   """
   activity = batch["activity"].astype(jnp.float32)
-  vad, perm = pit_bce(outputs["vad"], activity)
+  silence_weight = cfg.get("silence_weight", 1.0)
+  vad, perm = pit_bce(outputs["vad"], activity,
+                      None if silence_weight == 1.0
+                      else silence_frame_weights(activity, silence_weight))
   osd = focal_bce(outputs["osd"], batch["overlap"], cfg.focal_gamma, cfg.focal_alpha)
   consistency = temporal_consistency(outputs["vad"])
   ids = permute_speakers(batch["speaker_ids"], perm)
