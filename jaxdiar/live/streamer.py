@@ -5,7 +5,6 @@ speakers to global ones (`speakers`) and adds their outputs to the timeline; a f
 decided `latency` after it entered, with offline `diarize`'s talker-count rule, and a segment
 is written as soon as it closes. The causal mode (`causal`) feeds the same decisions."""
 
-import logging
 import time
 
 import numpy as np
@@ -16,12 +15,10 @@ from jaxdiar.decoding import decode as decode_lib
 from jaxdiar.decoding import frames as frames_lib
 from jaxdiar.decoding import windows as windows_lib
 from jaxdiar.live import causal
+from jaxdiar.live import gate
 from jaxdiar.live import speakers
 from jaxdiar.live.speakers import Segment
 from jaxdiar.models import runtime
-from jaxdiar.models import vad as vad_lib
-
-log = logging.getLogger(__name__)
 
 
 # Where each value below was chosen (DER on the dev meetings, with the figures):
@@ -38,11 +35,11 @@ PROVISIONAL_DIRECTION = 0.2        # ... and its direction this far from every s
 MIN_TALKER_SECONDS = 3.0           # at the end: a speaker with less speech joins the nearest
 
 
-class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
+class Streamer(causal.CausalSlots, speakers.SpeakerMatching, gate.SpeechGate):
   """Blocks of audio in ([C, n] float32 at the model's rate), closed segments out: the
   rolling buffer (`_update`) or, with `causal`, the model's streaming step (`CausalSlots`);
-  local speakers matched to global ones by `SpeakerMatching`; frames decided and segments
-  closed here."""
+  local speakers matched to global ones by `SpeakerMatching`; the speech detector's gate by
+  `SpeechGate`; frames decided and segments closed here."""
 
   def __init__(self, model: runtime.ExportedModel, *, step_seconds: float = 0.5,
                latency_seconds: float | None = None, max_speakers: int = 8,
@@ -100,21 +97,7 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
                          f"({self.latency / self.sr:g} s), got {hold_seconds:g}")
       self.hold = hold
     self.max_speakers = max_speakers
-    # live_gate: the pretrained speech detector (jaxdiar.vad) on the first channel (each
-    # channel with `speech_channels="all"`, the highest kept), as the
-    # model's `speech_gate` / `speech_pad` settings say offline: a decided frame where it
-    # stays under the gate (its highest within the pad, over the chunks already scored) has
-    # no speaker. Off by default; where it was measured: docs/inference.md.
-    self.detector = None
-    if live_gate and self.o.get("speech_gate") is not None:
-      if self.sr != vad_lib.SAMPLE_RATE:
-        raise ValueError(f"live_gate: the speech detector takes {vad_lib.SAMPLE_RATE} Hz audio")
-      scored = channels if self.o.get("speech_channels", "first") == "all" else 1
-      self.detector = vad_lib.ChannelDetectors(scored, segment=8)
-      if self.o.get("speech_dereverb", 0):
-        log.warning("live gate: the speech detector reads the channels as they come (the "
-                    "model's speech_dereverb is for offline decoding)")
-      self.speech_p = np.zeros(0, np.float32)
+    self._init_gate(live_gate, channels)
     # provisional_threshold (causal mode; None: off): a talking voice not yet heard alone
     # reliable_seconds, whose distance to every speaker is over this cut, founds a
     # provisional speaker at once instead of being given to the nearest one (or to none) for
@@ -283,11 +266,6 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
     return len(self.centroids) - len(self.dropped) - len(self.provisional) - len(self.folded)
 
   # ------------------------------------------------------------------- internal
-  def _detect(self, chunk: np.ndarray) -> np.ndarray:
-    """The detector's probabilities of the chunks that `chunk` [C, n] completes (the highest
-    over the channels it scores)."""
-    return self.detector.push(chunk[:len(self.detector.detectors)]).max(axis=0)
-
   def _grow(self, frames: int) -> None:
     if frames <= len(self.cover):
       return
@@ -368,18 +346,6 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching):
         a, b = self.open[spk]
         out += self._close(spk, a, b + 1, min_speech)
     return out
-
-  def _speech(self, a: int, b: int) -> np.ndarray:
-    """[b - a] bool: frames [a, b) where the speech detector's highest probability within
-    `speech_pad` (over the chunks scored so far) reaches `speech_gate`."""
-    fs = self.hop / self.sr
-    chunk = ((np.arange(a, b) + 0.5) * fs / vad_lib.FRAME_SECONDS).astype(int)
-    radius = int(round(self.o["speech_pad"] / vad_lib.FRAME_SECONDS))
-    n = len(self.speech_p)
-    lo = np.clip(chunk - radius, 0, n - 1)
-    hi = np.clip(chunk + radius, 0, n - 1)
-    top = np.array([self.speech_p[x:y + 1].max() for x, y in zip(lo, hi)], np.float32)
-    return top >= self.o["speech_gate"]
 
   def _first_decision(self, a: int, b: int, k: int, score: np.ndarray) -> np.ndarray:
     """[b - a, k] bool: the offline talker-count rule on frames [a, b) (score [b - a, k])."""
