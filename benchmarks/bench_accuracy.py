@@ -253,18 +253,55 @@ def fit_resegment(model, options: dict, speech: str, seed: int, num_meetings: in
               generator=generator)
 
 
+def fit_meetings(speech: str, seed: int, num_meetings: int, geometry, generator: str):
+  """(folder, meetings) of one fit seed: the training simulator's dev-style meetings ("sim")
+  or the shift suite's randomised fit generator ("shift"), simulated on first use."""
+  if generator == "shift":
+    return shift.cached(speech, shift.FIT, num_meetings=num_meetings, seed=seed,
+                        geometry=geometry)
+  if generator == "sim":
+    return devmeetings.cached(speech, num_meetings=num_meetings, seed=seed, geometry=geometry)
+  raise ValueError(f"fit meetings' generator {generator!r}: expected 'sim' or 'shift'")
+
+
+def fit_speech_classifier(model, options: dict, speech: str, seeds, num_meetings: int,
+                          geometry, cache=None, name: str = "model",
+                          generator: str = "shift") -> dict:
+  """Fit the frame speech classifier (`jaxdiar.decoding.speech`) on `num_meetings` meetings of
+  each of `seeds` (kept apart from the dev, fit and suite meetings): the model's decoding with
+  neither the gate nor a classifier, then a logistic model of "someone in the reference talks"
+  over each frame's features."""
+  from jaxdiar.decoding import speech as speech_lib
+  base = dict(options, speech_gate=None, speech_fill=None, speech_classifier=None)
+  need = diarize_lib.needs_of_all([dict(base, speech_classifier=[0.0])])
+  examples = []
+  for seed in seeds:
+    folder, meetings = fit_meetings(speech, seed, num_meetings, geometry, generator)
+    inferences = infer_all(model, folder, meetings, step_seconds=options.get("step_seconds"),
+                           cache=cache and pathlib.Path(cache) / folder.name / name, **need)
+    for m in meetings:
+      uri, inf = m["uri"], inferences[m["uri"]]
+      result = diarize_lib.decode(inf, base)
+      turns = rttm.read_rttm(folder / f"{uri}.rttm").get(uri, [])
+      t = len(result.active)
+      ref = corpus.frame_activity(turns, sorted({x.speaker for x in turns}), t, inf.hop,
+                                  inf.sample_rate)
+      examples.append((speech_lib.features(result.active, result.speech, result.overlap,
+                                           inf.speech, inf.speech_max, inf.response,
+                                           result.frame_seconds),
+                       ref.any(axis=1) if ref.shape[1] else np.zeros(t, bool)))
+  weights = speech_lib.fit(examples)
+  return dict(weights=weights, seeds=list(seeds), meetings=num_meetings, used=len(examples),
+              speech=speech, generator=generator,
+              frames=int(sum(len(y) for _, y in examples)),
+              speech_share=float(np.mean(np.concatenate([y for _, y in examples]))))
+
+
 def _resegment_examples(model, options, speech, seed, num_meetings, geometry, cache, name,
                         num_features, generator="sim") -> list:
   """(features, target) of every meeting of one fit seed with two or more speakers found."""
   from jaxdiar.core import resegment
-  if generator == "shift":
-    folder, meetings = shift.cached(speech, shift.FIT, num_meetings=num_meetings, seed=seed,
-                                    geometry=geometry)
-  elif generator == "sim":
-    folder, meetings = devmeetings.cached(speech, num_meetings=num_meetings, seed=seed,
-                                          geometry=geometry)
-  else:
-    raise ValueError(f"fit meetings' generator {generator!r}: expected 'sim' or 'shift'")
+  folder, meetings = fit_meetings(speech, seed, num_meetings, geometry, generator)
   inferences = infer_all(model, folder, meetings, step_seconds=options.get("step_seconds"),
                          cache=cache and pathlib.Path(cache) / folder.name / name)
   examples = []
@@ -365,6 +402,11 @@ def main(argv=None) -> int:
                       "the shift suite's randomised fit generator")
   p.add_argument("--fit-speech", default=None,
                  help="with --fit-resegment: the fit meetings' voices (default: --speech)")
+  p.add_argument("--fit-speech-classifier", default=None, metavar="SEEDS",
+                 help="fit each array model's frame speech classifier on --meetings meetings "
+                      "of each of these seeds (comma-separated; --fit-generator, --fit-speech "
+                      "as for --fit-resegment), then score it as the row 'NAME speech "
+                      "classifier' (in place of the gate)")
   p.add_argument("--cache", default=None, help="keep the models' window outputs here")
   p.add_argument("--out", default=None, help="results JSON (default: accuracy-<date>.json)")
   p.add_argument("--table", default=None, help="print the markdown tables of a results file")
@@ -375,6 +417,9 @@ def main(argv=None) -> int:
     return 0
   if args.fit_resegment is not None and args.fit_resegment == args.seed:
     p.error("--fit-resegment needs a seed other than the dev meetings' own")
+  classifier_seeds = [int(x) for x in (args.fit_speech_classifier or "").split(",") if x]
+  if args.seed in classifier_seeds:
+    p.error("--fit-speech-classifier needs seeds other than the dev meetings' own")
   if not pathlib.Path(args.speech).is_dir():
     print(f"{args.speech}: dev speech not found", file=sys.stderr)
     return 2
@@ -410,6 +455,8 @@ def main(argv=None) -> int:
     step = options.get(name, {}).get("step_seconds")
     own = {**model.meta["inference"], **options.get(name, {})}    # what each variant decodes with
     asked = [model.meta["inference"], own] + [{**own, **o} for _, o in asked_variants]
+    if classifier_seeds:
+      asked.append({**own, "speech_classifier": [0.0], "speech_gate": None})
     inferences = infer_all(model, folder, meetings, step_seconds=step,
                            **diarize_lib.needs_of_all(asked),
                            cache=args.cache and pathlib.Path(args.cache) / folder.name / name)
@@ -435,6 +482,15 @@ def main(argv=None) -> int:
       print(f"{name}: resegmentation weights {json.dumps(fitted['weights'])}", flush=True)
       variants[f"{name} resegmented"] = dict(options.get(name, {}), resegment=fitted["weights"])
       searches[f"{name} resegmentation fit"] = fitted
+    if classifier_seeds:
+      fitted = fit_speech_classifier(model, base, args.fit_speech or args.speech,
+                                     classifier_seeds, args.meetings, geometry,
+                                     cache=args.cache, name=name, generator=args.fit_generator)
+      print(f"{name}: speech classifier weights {json.dumps(fitted['weights'])}", flush=True)
+      variants[f"{name} speech classifier"] = dict(
+          options.get(name, {}), speech_classifier=fitted["weights"], speech_gate=None,
+          speech_fill=None)
+      searches[f"{name} speech classifier fit"] = fitted
     for vname, opts in asked_variants:
       variants[f"{name} {vname}"] = dict(options.get(name, {}), **opts)
     for vname, opts in variants.items():

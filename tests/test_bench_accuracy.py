@@ -132,6 +132,38 @@ def test_resegment_examples_from_the_shift_fit_meetings(tmp_path, monkeypatch):
                                        "bogus")
 
 
+def test_speech_classifier_fit_on_the_shift_fit_meetings(tmp_path, monkeypatch):
+  """--fit-speech-classifier: the classifier's frames come from the fit meetings of each seed,
+  decoded with neither gate nor classifier, the detector on every channel asked for; its
+  target is "someone in the reference talks"; the weights then decode in place of the gate."""
+  from jaxdiar.data import shift
+  from jaxdiar.decoding import speech
+  inf, ref = meeting("fit000", 0)
+  ref = ref[:6]               # the last two turns are silent: the model's false alarm there
+  inf.response = np.stack([inf.direction[i, 0] for i in range(len(inf.window_frames))
+                           for _ in range(150)]).astype(np.float16)
+  chunks = int(np.ceil(inf.num_samples / 512))
+  inf.speech = np.where(np.arange(chunks) * 512 < 6 * 150 * HOP, 0.9, 0.1).astype(np.float16)
+  inf.speech_max = inf.speech
+  rttm.write_rttm(tmp_path / "fit000.rttm", ref)
+  asked, needs = [], []
+  monkeypatch.setattr(shift, "cached", lambda speech_, name, **kw: (
+      asked.append((speech_, name, kw["seed"])) or (tmp_path, [dict(uri="fit000")])))
+  monkeypatch.setattr(bench_accuracy, "infer_all", lambda model, folder, meetings, **kw: (
+      needs.append(kw) or {"fit000": inf}))
+  options = {**diarize.DEFAULT_DECODE, **BASE, "speech_gate": 0.5, "speech_fill": 0.5}
+  fitted = bench_accuracy.fit_speech_classifier(None, options, "VOICES", [3200, 3300], 16, None)
+  assert asked == [("VOICES", shift.FIT, 3200), ("VOICES", shift.FIT, 3300)]
+  assert all(n["detect_speech"] and n["speech_channels"] == "all" for n in needs)
+  assert fitted["used"] == 2 and len(fitted["weights"]) == speech.NUM_FEATURES + 1
+  assert fitted["speech_share"] == pytest.approx(0.75, abs=0.01)
+  plain = diarize.decode(inf, {**options, "speech_gate": None, "speech_fill": None})
+  assert plain.active[6 * 150:].all(axis=0).any()                  # marked before
+  out = diarize.decode(inf, {**options, "speech_gate": None, "speech_fill": None,
+                             "speech_classifier": fitted["weights"]})
+  assert out.active[:6 * 150].any(axis=1).mean() > 0.95 and not out.active[6 * 150:].any()
+
+
 def test_choose_takes_the_lowest_mean_of_fit_and_dev(tmp_path):
   """bench_choose: each row decoded over the model's own settings on each set (as
   bench_shift.score_set does); the row of the lowest mean of the fit and dev DERs is chosen

@@ -1,5 +1,5 @@
 """`decode`: an `Inference` to turns, as named stages: cluster -> stitch -> decide -> split
--> resegment -> merge -> gate -> turns; `diarize` = `infer` + `decode` with a model's
+-> resegment -> merge -> gate (or the speech classifier, `speech`) -> turns; `diarize` = `infer` + `decode` with a model's
 decoding settings (`decoding_settings`)."""
 
 import dataclasses
@@ -10,6 +10,7 @@ import scipy.ndimage
 
 from jaxdiar.core import resegment as resegment_lib
 from jaxdiar.decoding import settings as settings_lib
+from jaxdiar.decoding import speech as speech_lib
 from jaxdiar.decoding.cluster import cluster
 from jaxdiar.decoding.cluster import voice_joined
 from jaxdiar.decoding.frames import binarize_each
@@ -188,17 +189,29 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
       active = resegmented(first, score)
   stages.lap("resegment_merge")
   if need["detect_speech"] and active.shape[1]:
-    speech = inf.speech if o["speech_channels"] == "first" else inf.speech_max
+    speech = (inf.speech_max if o["speech_channels"] == "all" or o["speech_classifier"]
+              is not None else inf.speech)
     if speech is not None and inf.speech_dereverb != o["speech_dereverb"]:
       raise ValueError(f"the speech detector's probabilities were computed with speech_dereverb="
                        f"{inf.speech_dereverb}, the settings ask for {o['speech_dereverb']}: "
                        f"infer(..., speech_dereverb={o['speech_dereverb']})")
     if speech is None:
-      raise ValueError("decoding settings speech_gate / speech_fill need the speech detector's "
-                       "probabilities: infer(..., detect_speech=True"
-                       + (', speech_channels="all")' if o["speech_channels"] == "all" else ")"))
-    active = gate_speech(active, score, speech, fs, gate=o["speech_gate"],
-                         fill=o["speech_fill"], pad=o["speech_pad"])
+      raise ValueError("decoding settings speech_gate / speech_fill / speech_classifier need "
+                       "the speech detector's probabilities: infer(..., detect_speech=True"
+                       + (', speech_channels="all")' if o["speech_channels"] == "all"
+                          or o["speech_classifier"] is not None else ")"))
+    if o["speech_classifier"] is None:
+      active = gate_speech(active, score, speech, fs, gate=o["speech_gate"],
+                           fill=o["speech_fill"], pad=o["speech_pad"])
+    else:
+      if o["speech_gate"] is not None or o["speech_fill"] is not None:
+        raise ValueError("speech_classifier decides in place of the speech detector's gate: "
+                         "set speech_gate and speech_fill to null")
+      p = speech_lib.probability(speech_lib.features(active, score, osd, inf.speech, speech,
+                                                     inf.response, fs), o["speech_classifier"])
+      active = speech_lib.decide(active, score, p, threshold=o["speech_classifier_threshold"],
+                                 fill=o["speech_classifier_fill"], min_speech=min_speech,
+                                 min_silence=min_silence)
   stages.lap("gate")
   turns = turns_of(active, fs, inf.uri, inf.num_samples / inf.sample_rate)
   centroids = voices = None
@@ -229,10 +242,11 @@ DEFAULT_DECODE = settings_lib.legacy_defaults()
 def needs(options: dict) -> dict:
   """What `infer` must compute for these decoding settings (its keyword arguments): the
   local speakers' d-vectors, the speech detector's probabilities."""
+  classifier = options.get("speech_classifier") is not None   # reads every channel's
   return dict(voice=options.get("voice_weight", 0) > 0,
               detect_speech=(options.get("speech_gate") is not None
-                             or options.get("speech_fill") is not None),
-              speech_channels=options.get("speech_channels", "first"),
+                             or options.get("speech_fill") is not None or classifier),
+              speech_channels="all" if classifier else options.get("speech_channels", "first"),
               speech_dereverb=options.get("speech_dereverb", 0))
 
 

@@ -111,6 +111,15 @@ INFERENCE = (
     S("speech_dereverb", 0, "Channels dereverberated together by WPE (jaxdiar.core.dereverb; spread "
       "evenly, the read channel first) before the speech detector, which then reads them: "
       "'all' means these (0: off).", int, legacy=0, low=0),
+    S("speech_classifier", None, "Logistic weights of the frame speech classifier "
+      "(jaxdiar.decoding.speech: the detector on every channel, the stitched scores, the "
+      "array's response), which then decides where anyone talks in place of speech_gate / "
+      "speech_fill (None: off).", tuple, legacy=None, optional=True),
+    S("speech_classifier_threshold", 0.5, "With speech_classifier: no speaker where its "
+      "P(speech) is under this.", legacy=0.5, low=0, high=1),
+    S("speech_classifier_fill", None, "With speech_classifier: where its P(speech) is at least "
+      "this and nobody is marked, the likeliest speaker is (None: off).", legacy=None, low=0,
+      high=1, optional=True),
     S("found_seconds", None, "Local speakers that are not anchors, heard this long and far "
       "from every cluster, may found one (short talkers; None: off).", legacy=None, low=0,
       optional=True),

@@ -1,0 +1,103 @@
+"""The speech decision as a classifier (`speech_classifier`): where anyone talks, from all the
+evidence a decoding holds, in place of the speech detector's gate (`decode.gate_speech`).
+
+The gate reads one number per frame, the pretrained detector's probability. A reverberant room
+stretches every turn by its tail and the detector hears the tail as speech; so does the model.
+The classifier weighs, per frame (`features`, NUM_FEATURES of them):
+
+- the detector on every channel (its highest) and on the read channel: each raw and its
+  running max / min over DETECTOR_RADII frames either side (the tail's decay is slow, speech's
+  onsets are not);
+- the model's stitched evidence: P(anyone) from the speakers' scores and the top score, raw
+  and their running max / min over SCORE_RADII; the overlap head; the decision before the gate;
+- the array: the SRP-PHAT response's peak and its height over the median, smoothed over
+  RESPONSE_FRAMES (a direct path is a sharp peak, a diffuse tail a flat response).
+
+A logistic model of "someone in the reference talks" over them (`fit`, on meetings of their
+own seeds: `bench_accuracy --fit-speech-classifier`) gives P(speech); frames under
+`speech_classifier_threshold` lose every speaker, frames at or above `speech_classifier_fill`
+where no one is marked get the likeliest speaker, then each speaker's gaps under
+min_silence_seconds are filled and segments under min_speech_seconds dropped. The weights
+(NUM_FEATURES + 1 numbers, intercept last) live in the model's inference settings.
+"""
+
+import numpy as np
+import scipy.ndimage
+
+from jaxdiar.core import resegment as resegment_lib
+from jaxdiar.decoding.frames import fill_and_drop
+from jaxdiar.models import vad as vad_lib
+
+DETECTOR_RADII = (3, 6, 12, 25)          # model frames either side (16 ms each at 16 kHz)
+SCORE_RADII = (6, 25)
+RESPONSE_FRAMES = (1, 5, 15)
+NUM_FEATURES = (2 * (1 + 2 * len(DETECTOR_RADII)) + 2 * (1 + 2 * len(SCORE_RADII)) + 2
+                + 2 * len(RESPONSE_FRAMES))
+
+
+def _with_extremes(x: np.ndarray, radii) -> list[np.ndarray]:
+  cols = [x]
+  for r in radii:
+    cols.append(scipy.ndimage.maximum_filter1d(x, 2 * r + 1, mode="nearest"))
+    cols.append(scipy.ndimage.minimum_filter1d(x, 2 * r + 1, mode="nearest"))
+  return cols
+
+
+def features(active: np.ndarray, score: np.ndarray, osd: np.ndarray, speech_first: np.ndarray,
+             speech_max: np.ndarray, response: np.ndarray, fs: float) -> np.ndarray:
+  """[T, NUM_FEATURES] float32 of each frame (`fs` seconds) of a decision `active` [T, K] with
+  its stitched scores `score` [T, K], overlap `osd` [T], the detector's probabilities every
+  32 ms on the read channel and the highest over the channels, and the frame responses
+  `response` [>= T, G] (see the module docstring)."""
+  t = len(active)
+  if response is None or len(response) < t:
+    raise ValueError("speech_classifier needs the frame responses of an array (a model with "
+                     "the spatial stages, or a one-channel model given --mics)")
+  chunk = np.minimum(((np.arange(t) + 0.5) * fs / vad_lib.FRAME_SECONDS).astype(int),
+                     len(speech_first) - 1)
+  cols = []
+  for p in (speech_max, speech_first):
+    cols += _with_extremes(np.asarray(p, np.float32)[chunk], DETECTOR_RADII)
+  s = np.clip(np.asarray(score[:t], np.float32), 0.0, 1.0)
+  anyone = 1.0 - np.prod(1.0 - s, axis=1) if s.shape[1] else np.zeros(t, np.float32)
+  top = s.max(axis=1) if s.shape[1] else np.zeros(t, np.float32)
+  for q in (anyone, top):
+    cols += _with_extremes(q.astype(np.float32), SCORE_RADII)
+  cols += [np.asarray(osd[:t], np.float32), active.any(axis=1).astype(np.float32)]
+  resp = np.asarray(response[:t], np.float32)
+  for size in RESPONSE_FRAMES:
+    r = scipy.ndimage.uniform_filter1d(resp, size, axis=0, mode="nearest") if size > 1 else resp
+    peak = r.max(axis=1)
+    cols += [peak - np.median(r, axis=1), peak]
+  return np.stack(cols, axis=1).astype(np.float32)
+
+
+def probability(features_: np.ndarray, weights) -> np.ndarray:
+  """[T] P(anyone talks) of features [T, NUM_FEATURES] under logistic `weights`."""
+  w = np.asarray(weights, np.float64)
+  if w.shape != (NUM_FEATURES + 1,):
+    raise ValueError(f"speech_classifier: {w.size} numbers, expected {NUM_FEATURES + 1} "
+                     f"(one per feature, then the intercept): refit with bench_accuracy "
+                     f"--fit-speech-classifier")
+  return 1.0 / (1.0 + np.exp(-(features_.astype(np.float64) @ w[:-1] + w[-1])))
+
+
+def decide(active: np.ndarray, score: np.ndarray, p: np.ndarray, *, threshold: float,
+           fill: float | None, min_speech: int, min_silence: int) -> np.ndarray:
+  """The new [T, K] decision: no speaker where P(speech) `p` < `threshold`; the top-scoring
+  one where p >= `fill` (None: off) and no one is marked; then each speaker's short gaps
+  filled and short segments dropped (frames)."""
+  active = active.copy()
+  active[p < threshold] = False
+  if fill is not None and active.shape[1]:
+    empty = (p >= fill) & ~active.any(axis=1)
+    active[np.flatnonzero(empty), np.argmax(score[:len(active)][empty], axis=1)] = True
+  for k in range(active.shape[1]):
+    active[:, k] = fill_and_drop(active[:, k], min_speech, min_silence)
+  return active
+
+
+def fit(examples, l2: float = 1.0) -> list[float]:
+  """Logistic weights (NUM_FEATURES + 1, intercept last) from (features [T, F], target [T]
+  bool: someone in the reference talks) pairs (`jaxdiar.core.resegment.fit`'s solver)."""
+  return resegment_lib.fit([(f[:, None, :], y[:, None]) for f, y in examples], l2=l2)
