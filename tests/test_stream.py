@@ -267,6 +267,18 @@ def test_live_gate_silences_what_the_speech_detector_does_not_hear():
   assert len(gated.speech_p) == gated.received // 512       # every chunk of what was stepped
 
 
+def test_live_gate_says_the_speech_classifier_is_offline_only(caplog):
+  """A model deciding speech by its classifier (speech_gate null) streams without a gate, and
+  says so; given a speech_gate, the live gate reads the detector as before."""
+  with caplog.at_level("WARNING", logger="jaxdiar.live.gate"):
+    s = stream.Streamer(_Voices([]), causal=True, live_gate=True, speech_gate=None,
+                        speech_classifier=[0.0] * 37)
+  assert s.detector is None and "offline only" in caplog.text
+  gated = stream.Streamer(_Voices([]), causal=True, live_gate=True, speech_gate=0.5,
+                          speech_classifier=[0.0] * 37)
+  assert gated.detector is not None
+
+
 def test_live_gate_on_every_channel_keeps_the_highest():
   """speech_channels="all": the live gate's probabilities are the highest of a detector per
   channel, each carrying its own state from block to block."""

@@ -21,6 +21,9 @@ class SpeechGate:
     # stays under the gate (its highest within the pad, over the chunks already scored) has
     # no speaker. Off by default; where it was measured: docs/inference.md.
     self.detector = None
+    if live_gate and self.o.get("speech_classifier") is not None:
+      log.warning("live gate: the model's speech_classifier decides offline only; live, the "
+                  "detector gates at speech_gate (%s)", self.o.get("speech_gate"))
     if live_gate and self.o.get("speech_gate") is not None:
       if self.sr != vad_lib.SAMPLE_RATE:
         raise ValueError(f"live_gate: the speech detector takes {vad_lib.SAMPLE_RATE} Hz audio")
