@@ -56,9 +56,13 @@ def get_config():
   config.inference.osd_threshold = 0.57        # (count stitching only)
   # Mean stitching (docs/models.md).
   config.inference.stitch = "mean"
-  # The pretrained speech detector's gate (2026-12-05; since 2026-12-06 on every channel,
-  # the highest kept, at 0.5: was the first channel at 0.4) (docs/models.md).
-  config.inference.speech_gate = 0.5
+  # The pretrained speech detector on every channel (the highest kept), read by the frame
+  # speech classifier since 2026-12-06 (its gate at 0.5 before; docs/models.md).
+  config.inference.speech_gate = None
   config.inference.speech_pad = 0.2
   config.inference.speech_channels = "all"
+  config.inference.speech_classifier = tuple(json.loads(
+      (pathlib.Path(__file__).parent / "array8_speech_classifier.json").read_text())["weights"])
+  config.inference.speech_classifier_threshold = 0.55
+  config.inference.speech_classifier_fill = 0.9
   return config

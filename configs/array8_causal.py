@@ -30,6 +30,9 @@ def get_config():
   # exported (the first channel at 0.4): the all-channel gate was chosen for array8 alone.
   config.inference.speech_gate = 0.4
   config.inference.speech_channels = "first"
+  config.inference.speech_classifier = None       # array8's since 2026-12-06, fitted for it
+  config.inference.speech_classifier_threshold = 0.5
+  config.inference.speech_classifier_fill = None
   # Likewise the clustering cut and the resegmentation's threshold chosen before array8's
   # fine-tune (2026-12-06).
   config.inference.cluster_threshold = 0.48
