@@ -29,7 +29,6 @@ from jaxdiar.decoding.windows import infer
 from jaxdiar.io import rttm
 from jaxdiar.models import bundled
 from jaxdiar.models import runtime
-from jaxdiar.models import vad as vad_lib
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +55,11 @@ def gate_speech(active: np.ndarray, score: np.ndarray, speech: np.ndarray, fs: f
   probability every 32 ms): frames where it is under `gate` (its highest within `pad` seconds
   either side) have no speaker; frames where it is at least `fill` and no speaker is marked
   get the one with the highest stitched score. None: that half off."""
-  chunk = ((np.arange(len(active)) + 0.5) * fs / vad_lib.FRAME_SECONDS).astype(int)
-  p = speech.astype(np.float32)[np.minimum(chunk, len(speech) - 1)]
+  p = speech_lib.on_frames(speech, len(active), fs)
   radius = int(round(pad / fs))
   if radius:
     p = scipy.ndimage.maximum_filter1d(p, size=2 * radius + 1, mode="nearest")
-  active = active.copy()
-  if gate is not None:
-    active[p < gate] = False
-  if fill is not None:
-    empty = (p >= fill) & ~active.any(axis=1)
-    active[empty, np.argmax(score[empty], axis=1)] = True
-  return active
+  return speech_lib.clear_and_fill(active, score, p, threshold=gate, fill=fill)
 
 
 def decode(inference: Inference, options: dict, *, num_speakers: int | None = None,

@@ -43,6 +43,27 @@ def _with_extremes(x: np.ndarray, radii) -> list[np.ndarray]:
   return cols
 
 
+def on_frames(speech: np.ndarray, num_frames: int, fs: float) -> np.ndarray:
+  """[num_frames] float32: the detector's probability (every 32 ms) at each frame of `fs`
+  seconds (its last value past its end)."""
+  chunk = ((np.arange(num_frames) + 0.5) * fs / vad_lib.FRAME_SECONDS).astype(int)
+  return np.asarray(speech, np.float32)[np.minimum(chunk, len(speech) - 1)]
+
+
+def clear_and_fill(active: np.ndarray, score: np.ndarray, p: np.ndarray, *,
+                   threshold: float | None, fill: float | None) -> np.ndarray:
+  """A copy of the [T, K] decision with no speaker where the frame's P(speech) `p` [T] is
+  under `threshold`, and the top-scoring one where p is at least `fill` and no one is marked
+  (None: that half off)."""
+  active = active.copy()
+  if threshold is not None:
+    active[p < threshold] = False
+  if fill is not None and active.shape[1]:
+    empty = (p >= fill) & ~active.any(axis=1)
+    active[np.flatnonzero(empty), np.argmax(score[:len(active)][empty], axis=1)] = True
+  return active
+
+
 def features(active: np.ndarray, score: np.ndarray, osd: np.ndarray, speech_first: np.ndarray,
              speech_max: np.ndarray, response: np.ndarray, fs: float) -> np.ndarray:
   """[T, NUM_FEATURES] float32 of each frame (`fs` seconds) of a decision `active` [T, K] with
@@ -53,11 +74,9 @@ def features(active: np.ndarray, score: np.ndarray, osd: np.ndarray, speech_firs
   if response is None or len(response) < t:
     raise ValueError("speech_classifier needs the frame responses of an array (a model with "
                      "the spatial stages, or a one-channel model given --mics)")
-  chunk = np.minimum(((np.arange(t) + 0.5) * fs / vad_lib.FRAME_SECONDS).astype(int),
-                     len(speech_first) - 1)
   cols = []
   for p in (speech_max, speech_first):
-    cols += _with_extremes(np.asarray(p, np.float32)[chunk], DETECTOR_RADII)
+    cols += _with_extremes(on_frames(p, t, fs), DETECTOR_RADII)
   s = np.clip(np.asarray(score[:t], np.float32), 0.0, 1.0)
   anyone = 1.0 - np.prod(1.0 - s, axis=1) if s.shape[1] else np.zeros(t, np.float32)
   top = s.max(axis=1) if s.shape[1] else np.zeros(t, np.float32)
@@ -87,11 +106,7 @@ def decide(active: np.ndarray, score: np.ndarray, p: np.ndarray, *, threshold: f
   """The new [T, K] decision: no speaker where P(speech) `p` < `threshold`; the top-scoring
   one where p >= `fill` (None: off) and no one is marked; then each speaker's short gaps
   filled and short segments dropped (frames)."""
-  active = active.copy()
-  active[p < threshold] = False
-  if fill is not None and active.shape[1]:
-    empty = (p >= fill) & ~active.any(axis=1)
-    active[np.flatnonzero(empty), np.argmax(score[:len(active)][empty], axis=1)] = True
+  active = clear_and_fill(active, score, p, threshold=threshold, fill=fill)
   for k in range(active.shape[1]):
     active[:, k] = fill_and_drop(active[:, k], min_speech, min_silence)
   return active
