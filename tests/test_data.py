@@ -245,6 +245,27 @@ def test_bad_inputs(tmp_path):
   assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.parametrize("rate", [8000, 44100, 48000])
+def test_a_resampled_block_is_that_of_the_whole_file(tmp_path, rate):
+  """`read_block` from a file at another rate gives the samples of resampling the whole file
+  (the oracle: `audio.read` of all of it), at any start (the windows' and live blocks' starts),
+  to float rounding: no shift, no ringing at the block's edges."""
+  from jaxdiar.decoding.windows import read_block
+  rng = np.random.default_rng(rate)
+  seconds = 3.0
+  t = np.arange(int(seconds * rate)) / rate
+  x = np.stack([np.sin(2 * np.pi * 440 * t) * (1 + np.sin(2 * np.pi * 3 * t)),
+                rng.standard_normal(len(t))]) * 0.3
+  sf.write(tmp_path / "x.wav", x.T.astype(np.float32), rate, subtype="FLOAT")
+  whole = audio_lib.read(tmp_path / "x.wav", 16000)
+  for start, length in [(0, 4000), (256, 8000), (4096, 2048), (12345, 777), (46000, 4000)]:
+    block = read_block(tmp_path / "x.wav", rate, 16000, start, length)
+    want = whole[:, start:start + length]
+    assert block.shape == (2, length)
+    np.testing.assert_allclose(block[:, :want.shape[1]], want, atol=2e-3 * np.abs(whole).max())
+    assert not block[:, want.shape[1]:].any()          # past the end: zeros
+
+
 def test_simulate_cli(tmp_path, capsys):
   assert cli_simulate.main(["--out", str(tmp_path / "c"), "--num-meetings", "1", "--duration", "4",
                             "--workers", "1"]) == 0
