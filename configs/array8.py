@@ -49,20 +49,24 @@ def get_config():
   # Since 2026-12-06 (were 0.4 and 0.2 s); 0.4 again for the fine-tune (docs/models.md).
   config.inference.resegment_threshold = 0.4
   config.inference.min_speech_seconds = 0.5
-  # Speaker count from the array: split and merge (docs/models.md).
-  config.inference.split_cos = 0.55
-  config.inference.split_seconds = 15.0
+  # Speaker count from the array: split and merge (docs/models.md); since 2026-12-07 the split
+  # at 8 s a side and cosine 0.45 (were 15 s, 0.55) and short talkers founded (docs/accuracy.md).
+  config.inference.split_cos = 0.45
+  config.inference.split_seconds = 8.0
   config.inference.merge_overlap = 0.5
+  config.inference.found_seconds = 0.8
+  config.inference.found_total = 2.0
   config.inference.osd_threshold = 0.57        # (count stitching only)
   # Mean stitching (docs/models.md).
   config.inference.stitch = "mean"
   # The pretrained speech detector on every channel (the highest kept), read by the frame
-  # speech classifier since 2026-12-06 (its gate at 0.5 before; docs/models.md).
+  # speech classifier since 2026-12-06 (its gate at 0.5 before; docs/models.md), with the read
+  # channel's frame levels since 2026-12-07.
   config.inference.speech_gate = None
   config.inference.speech_pad = 0.2
   config.inference.speech_channels = "all"
   config.inference.speech_classifier = tuple(json.loads(
       (pathlib.Path(__file__).parent / "array8_speech_classifier.json").read_text())["weights"])
-  config.inference.speech_classifier_threshold = 0.55
+  config.inference.speech_classifier_threshold = 0.5
   config.inference.speech_classifier_fill = 0.9
   return config

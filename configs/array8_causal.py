@@ -37,4 +37,9 @@ def get_config():
   # fine-tune (2026-12-06).
   config.inference.cluster_threshold = 0.48
   config.inference.resegment_threshold = 0.6
+  # And the count's split / short talkers as they were before 2026-12-07.
+  config.inference.split_cos = 0.55
+  config.inference.split_seconds = 15.0
+  config.inference.found_seconds = None
+  config.inference.found_total = 2.0
   return config

@@ -31,6 +31,7 @@ def get_config():
   config.inference.min_speech_seconds = 0.2   # its own (array8's is 0.5 since 2026-12-06)
   config.inference.split_cos = None
   config.inference.split_seconds = 15.0
+  config.inference.found_seconds = None         # array8's since 2026-12-07
   config.inference.merge_overlap = None
   # The voice encoder's d-vectors clustered, small clusters dissolved (docs/models.md).
   config.inference.voice_weight = 1.0

@@ -118,3 +118,42 @@ def test_decode_applies_the_classifier_in_place_of_the_gate(exported, trained_sm
   assert not np.array_equal(result.active, before.active)
   with pytest.raises(ValueError, match="in place of the speech detector's gate"):
     diarize.decode(inf, {**o, "speech_gate": 0.5})
+
+
+def test_level_features_and_the_weights_that_read_them():
+  active, score, osd, first, highest, response = _evidence()
+  rng = np.random.default_rng(1)
+  level = np.stack([rng.normal(-40, 10, 405), rng.normal(-45, 10, 405)], axis=1)
+  f = speech.features(active, score, osd, first, highest, response, 0.016, level)
+  n = speech.NUM_FEATURES
+  assert f.shape == (400, n + speech.NUM_LEVEL_FEATURES) == (400, 57)
+  np.testing.assert_array_equal(f[:, :n], speech.features(active, score, osd, first, highest,
+                                                          response, 0.016))
+  energy = level[:400, 0]
+  np.testing.assert_allclose(f[:, n], energy - np.percentile(energy, 5), atol=1e-4)
+  np.testing.assert_allclose(f[:, n + 7], energy - np.percentile(energy, 95), atol=1e-4)
+  np.testing.assert_allclose(f[50, n + 1], f[47:54, n].max(), rtol=1e-6)    # max within 3
+  assert speech.reads_levels([0.0] * (n + speech.NUM_LEVEL_FEATURES + 1))
+  assert not speech.reads_levels([0.0] * (n + 1))
+  with pytest.raises(ValueError, match="with the frame levels"):
+    speech.probability(f, [0.0] * (n + 1))                 # 37 weights, 57 features
+  with pytest.raises(ValueError, match="frame levels for 300 frames"):
+    speech.features(active, score, osd, first, highest, response, 0.016, level[:300])
+
+
+def test_infer_keeps_each_frame_level_of_the_read_channel(exported, meeting):
+  """The levels `infer` keeps, window by window, are those of the whole recording's STFT."""
+  from jaxdiar.core import spatial
+  from jaxdiar.data import audio as audio_lib
+  from jaxdiar.models import runtime
+  path, _ = exported
+  model = runtime.load(path)
+  inf = diarize.infer(meeting, model, progress=False, spatial=True)
+  audio = audio_lib.read(meeting, model.sample_rate)
+  spec = spatial.stft(audio[:1], model.meta["n_fft"], model.hop)[0]
+  power = np.abs(spec) ** 2
+  freqs = np.arange(len(power)) * model.sample_rate / model.meta["n_fft"]
+  band = (freqs >= 300) & (freqs <= 3500)
+  expect = 10 * np.log10(np.stack([power.sum(0), power[band].sum(0)], 1) + 1e-10)
+  assert inf.level.shape == (inf.total_frames, 2)
+  np.testing.assert_allclose(inf.level, expect[:inf.total_frames], atol=1e-3)

@@ -95,6 +95,20 @@ def stft(audio: np.ndarray, n_fft: int = 512, hop: int = 256) -> np.ndarray:
   return frames_stft(padded, t, n_fft, hop)
 
 
+# The band of `frame_levels`' second number (where speech carries its energy).
+SPEECH_BAND = (300.0, 3500.0)
+
+
+def frame_levels(spec: np.ndarray, sample_rate: int, n_fft: int) -> np.ndarray:
+  """[T, 2] float32: each frame's log energy (dB) of one channel's STFT `spec` [F, T], over the
+  whole band and over SPEECH_BAND."""
+  power = np.abs(spec) ** 2
+  freqs = np.arange(power.shape[0]) * sample_rate / n_fft
+  band = (freqs >= SPEECH_BAND[0]) & (freqs <= SPEECH_BAND[1])
+  return (10.0 * np.log10(np.stack([power.sum(axis=0), power[band].sum(axis=0)], axis=1)
+                          + 1e-10)).astype(np.float32)
+
+
 def frames_stft(padded: np.ndarray, t: int, n_fft: int, hop: int) -> np.ndarray:
   """[C, F, t] rfft of the periodic-Hann frames padded[:, k*hop : k*hop + n_fft], k < t.
   (A live stream's block: `padded` = the last n_fft - hop samples before it + the block.)"""

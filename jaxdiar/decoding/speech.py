@@ -33,6 +33,11 @@ SCORE_RADII = (6, 25)
 RESPONSE_FRAMES = (1, 5, 15)
 NUM_FEATURES = (2 * (1 + 2 * len(DETECTOR_RADII)) + 2 * (1 + 2 * len(SCORE_RADII)) + 2
                 + 2 * len(RESPONSE_FRAMES))
+# The frame levels' features (a classifier of NUM_FEATURES + NUM_LEVEL_FEATURES + 1 weights reads
+# them): the read channel's energy over the recording's 5th and 95th percentiles, its speech
+# band's over the 5th, each raw and its running max / min over LEVEL_RADII frames.
+LEVEL_RADII = (3, 12, 25)
+NUM_LEVEL_FEATURES = 3 * (1 + 2 * len(LEVEL_RADII))
 
 
 def _with_extremes(x: np.ndarray, radii) -> list[np.ndarray]:
@@ -65,7 +70,8 @@ def clear_and_fill(active: np.ndarray, score: np.ndarray, p: np.ndarray, *,
 
 
 def features(active: np.ndarray, score: np.ndarray, osd: np.ndarray, speech_first: np.ndarray,
-             speech_max: np.ndarray, response: np.ndarray, fs: float) -> np.ndarray:
+             speech_max: np.ndarray, response: np.ndarray, fs: float,
+             level: np.ndarray | None = None) -> np.ndarray:
   """[T, NUM_FEATURES] float32 of each frame (`fs` seconds) of a decision `active` [T, K] with
   its stitched scores `score` [T, K], overlap `osd` [T], the detector's probabilities every
   32 ms on the read channel and the highest over the channels, and the frame responses
@@ -88,15 +94,29 @@ def features(active: np.ndarray, score: np.ndarray, osd: np.ndarray, speech_firs
     r = scipy.ndimage.uniform_filter1d(resp, size, axis=0, mode="nearest") if size > 1 else resp
     peak = r.max(axis=1)
     cols += [peak - np.median(r, axis=1), peak]
+  if level is not None:
+    if len(level) < t:
+      raise ValueError(f"frame levels for {len(level)} frames, the decision has {t}")
+    energy, band = (np.asarray(level[:t, i], np.float32) for i in (0, 1))
+    for x in (energy - np.percentile(energy, 5), energy - np.percentile(energy, 95),
+              band - np.percentile(band, 5)):
+      cols += _with_extremes(x, LEVEL_RADII)
   return np.stack(cols, axis=1).astype(np.float32)
+
+
+def reads_levels(weights) -> bool:
+  """Whether a classifier of these weights reads the frame levels (by their count)."""
+  return len(weights) == NUM_FEATURES + NUM_LEVEL_FEATURES + 1
 
 
 def probability(features_: np.ndarray, weights) -> np.ndarray:
   """[T] P(anyone talks) of features [T, NUM_FEATURES] under logistic `weights`."""
   w = np.asarray(weights, np.float64)
-  if w.shape != (NUM_FEATURES + 1,):
-    raise ValueError(f"speech_classifier: {w.size} numbers, expected {NUM_FEATURES + 1} "
-                     f"(one per feature, then the intercept): refit with bench_accuracy "
+  if w.shape != (features_.shape[1] + 1,) or w.size not in (
+      NUM_FEATURES + 1, NUM_FEATURES + NUM_LEVEL_FEATURES + 1):
+    raise ValueError(f"speech_classifier: {w.size} numbers, expected {NUM_FEATURES + 1} or, "
+                     f"with the frame levels, {NUM_FEATURES + NUM_LEVEL_FEATURES + 1} (one per "
+                     f"feature, then the intercept): refit with bench_accuracy "
                      f"--fit-speech-classifier")
   return 1.0 / (1.0 + np.exp(-(features_.astype(np.float64) @ w[:-1] + w[-1])))
 

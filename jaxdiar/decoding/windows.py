@@ -108,6 +108,10 @@ class Inference:
   speech_max: np.ndarray | None = None
   # the channels dereverberated together before the detector (`speech_dereverb`; 0: none)
   speech_dereverb: int = 0
+  # [total_frames, 2] float32 dB: each frame's log energy on the read channel, whole band and
+  # 300-3500 Hz (`spatial.frame_levels`; arrays with `spatial`): what the speech classifier's
+  # energy features read.
+  level: np.ndarray | None = None
 
 
 # A local speaker's audio for its d-vector: its frames more likely talking than not (whatever
@@ -262,6 +266,7 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
                        f"runs at {sr} Hz")
   total = 1 + num_samples // hop
   response = None if steer is None else np.zeros((total, steer.real.shape[-1]), np.float16)
+  level = None if steer is None else np.zeros((total, 2), np.float32)
   done = 0                                  # frames of `response` computed so far
   peak = 0.0
   half = int(np.ceil(meta["n_fft"] / 2 / hop))             # frames of audio on either side
@@ -296,6 +301,8 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
       keep = len(new) if b0 + j == len(starts) - 1 else max(len(new) - half, 0)
       m = max(0, min(keep, total - f0 - first))
       response[f0 + first:f0 + first + m] = new[:m]
+      level[f0 + first:f0 + first + m] = spatial_lib.frame_levels(
+          spec[read_channel, :, first - lead:first - lead + m], sr, meta["n_fft"])
       done = max(done, f0 + first + keep)
       r = np.concatenate([response[f0:f0 + first].astype(np.float32), new])
       dirs.append(local_directions(out["vad"][j][:len(r)], r).astype(np.float32))
@@ -342,7 +349,7 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
                    np.concatenate(embs), np.stack(dirs) if dirs else None,
                    total, num_samples, sr, hop, response,
                    np.concatenate(voices) if voice else None, speech, speech_max,
-                   speech_dereverb if detect_speech else 0)
+                   speech_dereverb if detect_speech else 0, level)
 
 
 def detect_channels(path, rate: int, num_samples: int, channels: list[int],
