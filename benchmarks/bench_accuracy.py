@@ -288,7 +288,7 @@ def fit_speech_classifier(model, options: dict, speech: str, seeds, num_meetings
                                   inf.sample_rate)
       examples.append((speech_lib.features(result.active, result.speech, result.overlap,
                                            inf.speech, inf.speech_max, inf.response,
-                                           result.frame_seconds, getattr(inf, "level", None)),
+                                           result.frame_seconds, inf.level),
                        ref.any(axis=1) if ref.shape[1] else np.zeros(t, bool)))
   weights = speech_lib.fit(examples)
   return dict(weights=weights, seeds=list(seeds), meetings=num_meetings, used=len(examples),

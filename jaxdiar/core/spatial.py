@@ -95,17 +95,12 @@ def stft(audio: np.ndarray, n_fft: int = 512, hop: int = 256) -> np.ndarray:
   return frames_stft(padded, t, n_fft, hop)
 
 
-# The band of `frame_levels`' second number (where speech carries its energy).
-SPEECH_BAND = (300.0, 3500.0)
-
-
 def frame_levels(spec: np.ndarray, sample_rate: int, n_fft: int) -> np.ndarray:
   """[T, 2] float32: each frame's log energy (dB) of one channel's STFT `spec` [F, T], over the
-  whole band and over SPEECH_BAND."""
+  whole band and over BAND (where the responses, and speech, carry their energy)."""
   power = np.abs(spec) ** 2
-  freqs = np.arange(power.shape[0]) * sample_rate / n_fft
-  band = (freqs >= SPEECH_BAND[0]) & (freqs <= SPEECH_BAND[1])
-  return (10.0 * np.log10(np.stack([power.sum(axis=0), power[band].sum(axis=0)], axis=1)
+  _, bins = band_bins(n_fft, sample_rate)
+  return (10.0 * np.log10(np.stack([power.sum(axis=0), power[bins].sum(axis=0)], axis=1)
                           + 1e-10)).astype(np.float32)
 
 

@@ -199,14 +199,13 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
       if o["speech_gate"] is not None or o["speech_fill"] is not None:
         raise ValueError("speech_classifier decides in place of the speech detector's gate: "
                          "set speech_gate and speech_fill to null")
-      level = None
-      if speech_lib.reads_levels(o["speech_classifier"]):
-        level = getattr(inf, "level", None)
-        if level is None:
-          raise ValueError("this speech_classifier reads the frame levels: infer them again "
-                           "(an array model with the spatial stages)")
+      levels = speech_lib.reads_levels(o["speech_classifier"])
+      if levels and inf.level is None:
+        raise ValueError("this speech_classifier reads the frame levels: infer them again "
+                         "(an array model with the spatial stages)")
       p = speech_lib.probability(speech_lib.features(active, score, osd, inf.speech, speech,
-                                                     inf.response, fs, level),
+                                                     inf.response, fs,
+                                                     inf.level if levels else None),
                                  o["speech_classifier"])
       active = speech_lib.decide(active, score, p, threshold=o["speech_classifier_threshold"],
                                  fill=o["speech_classifier_fill"], min_speech=min_speech,

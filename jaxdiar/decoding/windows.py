@@ -63,9 +63,8 @@ def read_block(path, rate: int, target_rate: int, start: int, length: int) -> np
   From a file at another rate, the block is the same samples as resampling the whole file
   would give (up to float rounding): it is read from an instant where a sample of either
   rate falls (every rate / gcd samples of the file), RESAMPLE_MARGIN_SECONDS before the block
-  to as long after it, resampled, and cut out. Resampling each block on its own (its first
-  sample at a truncated position, the filter ringing at both ends) changed what the model
-  heard in every window: 2 of 6 two-talker meetings found one talker at 44.1 kHz.
+  to as long after it, resampled, and cut out (not each block on its own: its first sample at
+  a truncated position, the filter ringing over zeros at both ends).
   """
   if rate == target_rate:
     block = audio_lib.read(path, target_rate, start, start + length)
