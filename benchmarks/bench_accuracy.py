@@ -17,6 +17,7 @@ overlap). Results go to benchmarks/results/accuracy-<date>.json (merged by syste
 
 import argparse
 import datetime
+import itertools
 import json
 import pathlib
 import pickle
@@ -266,19 +267,23 @@ def fit_meetings(speech: str, seed: int, num_meetings: int, geometry, generator:
 
 def fit_speech_classifier(model, options: dict, speech: str, seeds, num_meetings: int,
                           geometry, cache=None, name: str = "model",
-                          generator: str = "shift") -> dict:
+                          generator: str = "shift", arrays=None) -> dict:
   """Fit the frame speech classifier (`jaxdiar.decoding.speech`) on `num_meetings` meetings of
   each of `seeds` (kept apart from the dev, fit and suite meetings): the model's decoding with
   neither the gate nor a classifier, then a logistic model of "someone in the reference talks"
-  over each frame's features."""
+  over each frame's features. `arrays`: geometries to simulate the meetings with instead of
+  `geometry`, each with every seed (a one-channel model then reads channel 0 and its spatial
+  stages, `options`, use the meetings' geometry: the `--mics` path)."""
   from jaxdiar.decoding import speech as speech_lib
   base = dict(options, speech_gate=None, speech_fill=None, speech_classifier=None)
   need = diarize_lib.needs_of_all([dict(base, speech_classifier=[0.0])])
   examples = []
-  for seed in seeds:
-    folder, meetings = fit_meetings(speech, seed, num_meetings, geometry, generator)
+  for seed, mics in itertools.product(seeds, [None] if arrays is None else arrays):
+    folder, meetings = fit_meetings(speech, seed, num_meetings,
+                                    geometry if mics is None else mics, generator)
     inferences = infer_all(model, folder, meetings, step_seconds=options.get("step_seconds"),
-                           cache=cache and pathlib.Path(cache) / folder.name / name, **need)
+                           cache=cache and pathlib.Path(cache) / folder.name / name,
+                           mics=mics, **need)
     for m in meetings:
       uri, inf = m["uri"], inferences[m["uri"]]
       result = diarize_lib.decode(inf, base)
@@ -307,9 +312,9 @@ def _resegment_examples(model, options, speech, seed, num_meetings, geometry, ca
   examples = []
   # The clustering's own decision (no split or merge): fitted on the decision after the split
   # instead, the bundled array8 scored 19.2 % on dev, against 18.5 % (2026-12-01). The
-  # speech detector's gate comes after the resegmentation: off here too.
+  # speech detector's gate and classifier come after the resegmentation: off here too.
   base = dict(options, resegment=None, split_cos=None, merge_overlap=None, speech_gate=None,
-              speech_fill=None)
+              speech_fill=None, speech_classifier=None)
   for m in meetings:
     uri, inf = m["uri"], inferences[m["uri"]]
     if inf.response is None:

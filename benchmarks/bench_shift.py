@@ -30,6 +30,7 @@ from jaxdiar.io import rttm
 from jaxdiar.models import bundled
 
 SPEECH = "../shared/data/speech/libri-test-other"
+CLASSIFIER_SPEECH = "../shared/data/speech/libri-train-clean-100"
 SUITE_SEED = 4100
 FIT_SEED = 3100
 FIT_MEETINGS = 32
@@ -149,6 +150,15 @@ def main(argv=None) -> int:
                       "scored with the spatial stages on this geometry")
   p.add_argument("--seed", type=int, default=None)
   p.add_argument("--speech", default=SPEECH)
+  p.add_argument("--fit-speech-classifier", default=None, metavar="SEEDS",
+                 help="with --mics: refit the one-channel models' frame speech classifier for "
+                      "the --mics path on the randomised fit meetings of these seeds, simulated "
+                      "with each array of --fit-mics, and score it as another row (the weights "
+                      "go to the results file: jaxdiar/models/any-array.json takes them)")
+  p.add_argument("--fit-mics", default="respeaker-4,respeaker-6", metavar="PRESETS",
+                 help="arrays the classifier's meetings are simulated with")
+  p.add_argument("--fit-speech", default=CLASSIFIER_SPEECH,
+                 help="voices of the classifier's meetings (not the suite's)")
   p.add_argument("--no-baselines", action="store_true")
   p.add_argument("--ami", default=None, help="AMI excerpts folder: score one-channel models")
   p.add_argument("--ami-only", default=None, metavar="URIS")
@@ -166,6 +176,24 @@ def main(argv=None) -> int:
   specs = args.model or (["mono=mono"] if args.mics else ["array8=array8", "mono=mono"])
   models = parse_models(specs)
   variants = parse_variants(args.variant)
+  fitted = {}
+  if args.fit_speech_classifier:
+    if args.mics is None:
+      p.error("--fit-speech-classifier refits the --mics path's classifier: give --mics")
+    for name, model in models.items():
+      if model.num_channels != 1:
+        continue
+      settings = {**acc.diarize_lib.DEFAULT_DECODE, **model.meta["inference"],
+                  **bundled.any_array_settings()}
+      fitted[name] = acc.fit_speech_classifier(
+          model, settings, args.fit_speech,
+          [int(x) for x in args.fit_speech_classifier.split(",")], 16, None,
+          cache=args.cache, name=name, arrays=[geometry.load(a) for a in args.fit_mics.split(",")])
+      print(f"{name}: speech classifier for --mics {json.dumps(fitted[name]['weights'])}",
+            flush=True)
+      variants[f"{name} + --mics, classifier refitted"] = (name, {
+          **bundled.any_array_settings(), "speech_gate": None, "speech_fill": None,
+          "speech_classifier": fitted[name]["weights"]})
   names = [shift.FIT] if args.fit else args.sets.split(",")
   mics = None if args.mics is None else geometry.load(args.mics)
   seed = args.seed if args.seed is not None else (FIT_SEED if args.fit else SUITE_SEED)
@@ -200,6 +228,9 @@ def main(argv=None) -> int:
   old["mean"] = means(old["sets"])
   if args.ami:
     old.setdefault("ami_excerpts", {}).update(results["ami_excerpts"])
+  if fitted:
+    old.setdefault("speech_classifier_fit", {}).update(
+        {n: dict(f, arrays=args.fit_mics.split(",")) for n, f in fitted.items()})
   old.update(machine=common.machine(), seed=seed, speech=args.speech,
              generator_version=shift.VERSION,
              models={n: str(s.partition("=")[2]) for n, s in zip(models, specs)},

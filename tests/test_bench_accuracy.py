@@ -164,6 +164,52 @@ def test_speech_classifier_fit_on_the_shift_fit_meetings(tmp_path, monkeypatch):
   assert out.active[:6 * 150].any(axis=1).mean() > 0.95 and not out.active[6 * 150:].any()
 
 
+def test_speech_classifier_for_the_mics_path_fits_on_each_array(tmp_path, monkeypatch):
+  """`arrays`: every seed's fit meetings are simulated with each geometry, and a one-channel
+  model reads them with that geometry (`mics`): the --mics path's classifier (bench_shift
+  --fit-speech-classifier)."""
+  from jaxdiar.data import shift
+  inf, ref = meeting("fit000", 0)
+  inf.response = np.stack([inf.direction[i, 0] for i in range(len(inf.window_frames))
+                           for _ in range(150)]).astype(np.float16)
+  inf.speech = inf.speech_max = np.full(int(np.ceil(inf.num_samples / 512)), 0.9, np.float16)
+  rttm.write_rttm(tmp_path / "fit000.rttm", ref)
+  square, circle = np.eye(4, 3) * 0.03, np.eye(6, 3)[::-1] * 0.05
+  asked, mics = [], []
+  monkeypatch.setattr(shift, "cached", lambda speech_, name, **kw: (
+      asked.append((kw["seed"], kw["geometry"].shape)) or (tmp_path, [dict(uri="fit000")])))
+  monkeypatch.setattr(bench_accuracy, "infer_all", lambda model, folder, meetings, **kw: (
+      mics.append(kw["mics"]) or {"fit000": inf}))
+  options = {**diarize.DEFAULT_DECODE, **BASE}
+  fitted = bench_accuracy.fit_speech_classifier(None, options, "VOICES", [3200], 16, None,
+                                                arrays=[square, circle])
+  assert asked == [(3200, (4, 3)), (3200, (6, 3))]
+  assert [m is square for m in mics] == [True, False] and mics[1] is circle
+  assert fitted["used"] == 2
+
+
+def test_resegment_examples_leave_the_speech_classifier_out(tmp_path, monkeypatch):
+  """The resegmentation is fitted on the decision before the speech stage: a model whose
+  settings hold a speech classifier (which comes after it) is decoded without it."""
+  from jaxdiar.data import shift
+  inf, ref = meeting("fit000", 0)
+  inf.response = np.stack([inf.direction[i, 0] for i in range(len(inf.window_frames))
+                           for _ in range(150)]).astype(np.float16)
+  rttm.write_rttm(tmp_path / "fit000.rttm", ref)
+  monkeypatch.setattr(shift, "cached", lambda speech, name, **kw: (tmp_path, [dict(uri="fit000")]))
+  monkeypatch.setattr(bench_accuracy, "infer_all", lambda model, folder, meetings, **kw: {
+      "fit000": inf})
+  decoded = []
+  real = diarize.decode
+  monkeypatch.setattr(bench_accuracy.diarize_lib, "decode", lambda i, o, **kw: (
+      decoded.append(o) or real(i, o, **kw)))
+  options = {**diarize.DEFAULT_DECODE, **BASE, "spatial_weight": 0.5, "speech_gate": None,
+             "speech_classifier": [1.0] * 37}
+  bench_accuracy._resegment_examples(None, options, "VOICES", 3200, 16, None, None, "m", 13,
+                                     "shift")
+  assert decoded and all(o["speech_classifier"] is None for o in decoded)
+
+
 def test_choose_takes_the_lowest_mean_of_fit_and_dev(tmp_path):
   """bench_choose: each row decoded over the model's own settings on each set (as
   bench_shift.score_set does); the row of the lowest mean of the fit and dev DERs is chosen
