@@ -58,10 +58,13 @@ def load_model(spec: str) -> runtime.ExportedModel:
 
 def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
               step_seconds=None, voice: bool = False, detect_speech: bool = False,
-              mics=None, speech_channels: str = "first", speech_dereverb: int = 0) -> dict:
+              mics=None, speech_channels: str = "first", speech_dereverb: int = 0,
+              speech_net: bool = False) -> dict:
   """uri -> diarize.Inference of every dev meeting (pickled under `cache` if given; a cached
   one without the d-vectors `voice` or the speech detector's output `detect_speech` asks for
-  (on `speech_channels`, after `speech_dereverb`) is computed again; `mics`: the meetings' geometry for a one-channel model's directions)."""
+  (on `speech_channels`, after `speech_dereverb`) is computed again, one without the frame
+  speech network's output `speech_net` asks for is given it (the rest of it does not depend
+  on it); `mics`: the meetings' geometry for a one-channel model's directions)."""
   out = {}
   for m in meetings:
     uri = m["uri"]
@@ -72,16 +75,28 @@ def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
       speech_kept = (cached.speech is not None and cached.speech_dereverb == speech_dereverb
                      and (speech_channels == "first" or cached.speech_max is not None))
       if (not voice or cached.voice is not None) and (not detect_speech or speech_kept):
+        if speech_net and getattr(cached, "speech_net", None) is None:
+          cached.speech_net = net_of(folder / f"{uri}.wav", cached, model)
+          path.write_bytes(pickle.dumps(cached))
         continue
     out[uri] = diarize_lib.infer(folder / f"{uri}.wav", model, uri=uri, progress=False,
                                  spatial=spatial, step_seconds=step_seconds, voice=voice,
                                  detect_speech=detect_speech, mics=mics,
                                  speech_channels=speech_channels,
-                                 speech_dereverb=speech_dereverb)
+                                 speech_dereverb=speech_dereverb, speech_net=speech_net)
     if path is not None:
       path.parent.mkdir(parents=True, exist_ok=True)
       path.write_bytes(pickle.dumps(out[uri]))
   return out
+
+
+def net_of(path, inference, model):
+  """The frame speech network's output for a cached inference of `path` (what infer(...,
+  speech_net=True) adds), on the channel it read."""
+  from jaxdiar.decoding import windows
+  rate = audio_lib.info(path)[0]
+  return windows.speech_net_probability(path, rate, inference.num_samples, 0,
+                                        inference.sample_rate, inference.hop)
 
 
 def decode_all(inferences, refs, options: dict, *, true_count: bool) -> dict:
@@ -267,16 +282,17 @@ def fit_meetings(speech: str, seed: int, num_meetings: int, geometry, generator:
 
 def fit_speech_classifier(model, options: dict, speech: str, seeds, num_meetings: int,
                           geometry, cache=None, name: str = "model",
-                          generator: str = "shift", arrays=None) -> dict:
+                          generator: str = "shift", arrays=None, net: bool = False) -> dict:
   """Fit the frame speech classifier (`jaxdiar.decoding.speech`) on `num_meetings` meetings of
   each of `seeds` (kept apart from the dev, fit and suite meetings): the model's decoding with
   neither the gate nor a classifier, then a logistic model of "someone in the reference talks"
   over each frame's features. `arrays`: geometries to simulate the meetings with instead of
   `geometry`, each with every seed (a one-channel model then reads channel 0 and its spatial
-  stages, `options`, use the meetings' geometry: the `--mics` path)."""
+  stages, `options`, use the meetings' geometry: the `--mics` path). `net`: the frame speech
+  network's features too (`jaxdiar.models.speech_net`)."""
   from jaxdiar.decoding import speech as speech_lib
   base = dict(options, speech_gate=None, speech_fill=None, speech_classifier=None)
-  need = diarize_lib.needs_of_all([dict(base, speech_classifier=[0.0])])
+  need = dict(diarize_lib.needs_of_all([dict(base, speech_classifier=[0.0])]), speech_net=net)
   examples = []
   for seed, mics in itertools.product(seeds, [None] if arrays is None else arrays):
     folder, meetings = fit_meetings(speech, seed, num_meetings,
@@ -293,7 +309,8 @@ def fit_speech_classifier(model, options: dict, speech: str, seeds, num_meetings
                                   inf.sample_rate)
       examples.append((speech_lib.features(result.active, result.speech, result.overlap,
                                            inf.speech, inf.speech_max, inf.response,
-                                           result.frame_seconds, inf.level),
+                                           result.frame_seconds, inf.level,
+                                           inf.speech_net if net else None),
                        ref.any(axis=1) if ref.shape[1] else np.zeros(t, bool)))
   weights = speech_lib.fit(examples)
   return dict(weights=weights, seeds=list(seeds), meetings=num_meetings, used=len(examples),
@@ -412,6 +429,8 @@ def main(argv=None) -> int:
                       "of each of these seeds (comma-separated; --fit-generator, --fit-speech "
                       "as for --fit-resegment), then score it as the row 'NAME speech "
                       "classifier' (in place of the gate)")
+  p.add_argument("--speech-net", action="store_true",
+                 help="with --fit-speech-classifier: the frame speech network's features too")
   p.add_argument("--cache", default=None, help="keep the models' window outputs here")
   p.add_argument("--out", default=None, help="results JSON (default: accuracy-<date>.json)")
   p.add_argument("--table", default=None, help="print the markdown tables of a results file")
@@ -461,7 +480,10 @@ def main(argv=None) -> int:
     own = {**model.meta["inference"], **options.get(name, {})}    # what each variant decodes with
     asked = [model.meta["inference"], own] + [{**own, **o} for _, o in asked_variants]
     if classifier_seeds:
-      asked.append({**own, "speech_classifier": [0.0], "speech_gate": None})
+      from jaxdiar.decoding import speech as speech_lib      # the longest reads everything
+      asked.append({**own, "speech_classifier": [0.0] * (max(speech_lib.SIZES)
+                                                         if args.speech_net else 1),
+                    "speech_gate": None})
     inferences = infer_all(model, folder, meetings, step_seconds=step,
                            **diarize_lib.needs_of_all(asked),
                            cache=args.cache and pathlib.Path(args.cache) / folder.name / name)
@@ -490,7 +512,8 @@ def main(argv=None) -> int:
     if classifier_seeds:
       fitted = fit_speech_classifier(model, base, args.fit_speech or args.speech,
                                      classifier_seeds, args.meetings, geometry,
-                                     cache=args.cache, name=name, generator=args.fit_generator)
+                                     cache=args.cache, name=name, generator=args.fit_generator,
+                                     net=args.speech_net)
       print(f"{name}: speech classifier weights {json.dumps(fitted['weights'])}", flush=True)
       variants[f"{name} speech classifier"] = dict(
           options.get(name, {}), speech_classifier=fitted["weights"], speech_gate=None,

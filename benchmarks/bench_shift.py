@@ -159,6 +159,8 @@ def main(argv=None) -> int:
                  help="arrays the classifier's meetings are simulated with")
   p.add_argument("--fit-speech", default=CLASSIFIER_SPEECH,
                  help="voices of the classifier's meetings (not the suite's)")
+  p.add_argument("--speech-net", action="store_true",
+                 help="with --fit-speech-classifier: the frame speech network's features too")
   p.add_argument("--no-baselines", action="store_true")
   p.add_argument("--ami", default=None, help="AMI excerpts folder: score one-channel models")
   p.add_argument("--ami-only", default=None, metavar="URIS")
@@ -188,7 +190,8 @@ def main(argv=None) -> int:
       fitted[name] = acc.fit_speech_classifier(
           model, settings, args.fit_speech,
           [int(x) for x in args.fit_speech_classifier.split(",")], 16, None,
-          cache=args.cache, name=name, arrays=[geometry.load(a) for a in args.fit_mics.split(",")])
+          cache=args.cache, name=name, arrays=[geometry.load(a) for a in args.fit_mics.split(",")],
+          net=args.speech_net)
       print(f"{name}: speech classifier for --mics {json.dumps(fitted[name]['weights'])}",
             flush=True)
       variants[f"{name} + --mics, classifier refitted"] = (name, {

@@ -61,7 +61,8 @@ def get_config():
   config.inference.stitch = "mean"
   # The pretrained speech detector on every channel (the highest kept), read by the frame
   # speech classifier since 2026-12-06 (its gate at 0.5 before; docs/models.md), with the read
-  # channel's frame levels since 2026-12-07.
+  # channel's frame levels since 2026-12-07, and later that day the frame speech network's
+  # probability (jaxdiar.models.speech_net).
   config.inference.speech_gate = None
   config.inference.speech_pad = 0.2
   config.inference.speech_channels = "all"

@@ -200,12 +200,17 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
         raise ValueError("speech_classifier decides in place of the speech detector's gate: "
                          "set speech_gate and speech_fill to null")
       levels = speech_lib.reads_levels(o["speech_classifier"])
+      net = speech_lib.reads_net(o["speech_classifier"])
       if levels and inf.level is None:
         raise ValueError("this speech_classifier reads the frame levels: infer them again "
                          "(an array model with the spatial stages)")
+      if net and inf.speech_net is None:
+        raise ValueError("this speech_classifier reads the frame speech network: "
+                         "infer(..., speech_net=True)")
       p = speech_lib.probability(speech_lib.features(active, score, osd, inf.speech, speech,
                                                      inf.response, fs,
-                                                     inf.level if levels else None),
+                                                     inf.level if levels else None,
+                                                     inf.speech_net if net else None),
                                  o["speech_classifier"])
       active = speech_lib.decide(active, score, p, threshold=o["speech_classifier_threshold"],
                                  fill=o["speech_classifier_fill"], min_speech=min_speech,
@@ -239,13 +244,14 @@ DEFAULT_DECODE = settings_lib.legacy_defaults()
 
 def needs(options: dict) -> dict:
   """What `infer` must compute for these decoding settings (its keyword arguments): the
-  local speakers' d-vectors, the speech detector's probabilities."""
+  local speakers' d-vectors, the speech detector's probabilities, the speech network's."""
   classifier = options.get("speech_classifier") is not None   # reads every channel's
   return dict(voice=options.get("voice_weight", 0) > 0,
               detect_speech=(options.get("speech_gate") is not None
                              or options.get("speech_fill") is not None or classifier),
               speech_channels="all" if classifier else options.get("speech_channels", "first"),
-              speech_dereverb=options.get("speech_dereverb", 0))
+              speech_dereverb=options.get("speech_dereverb", 0),
+              speech_net=classifier and speech_lib.reads_net(options["speech_classifier"]))
 
 
 def needs_of_all(asked: list) -> dict:
@@ -259,7 +265,8 @@ def needs_of_all(asked: list) -> dict:
               detect_speech=any(n["detect_speech"] for n in need),
               speech_channels="all" if any(n["detect_speech"] and n["speech_channels"] == "all"
                                            for n in need) else "first",
-              speech_dereverb=dereverb.pop() if dereverb else 0)
+              speech_dereverb=dereverb.pop() if dereverb else 0,
+              speech_net=any(n["speech_net"] for n in need))
 
 
 def check_counts(num_speakers=None, min_speakers=None, max_speakers=None) -> None:

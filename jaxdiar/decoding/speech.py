@@ -11,7 +11,10 @@ The classifier weighs, per frame (`features`, NUM_FEATURES of them):
 - the model's stitched evidence: P(anyone) from the speakers' scores and the top score, raw
   and their running max / min over SCORE_RADII; the overlap head; the decision before the gate;
 - the array: the SRP-PHAT response's peak and its height over the median, smoothed over
-  RESPONSE_FRAMES (a direct path is a sharp peak, a diffuse tail a flat response).
+  RESPONSE_FRAMES (a direct path is a sharp peak, a diffuse tail a flat response);
+- with more weights, the read channel's frame levels (LEVEL_RADII) and then the project's own
+  frame speech network (`jaxdiar.models.speech_net`, trained on the reference's speech;
+  NET_RADII).
 
 A logistic model of "someone in the reference talks" over them (`fit`, on meetings of their
 own seeds: `bench_accuracy --fit-speech-classifier`) gives P(speech); frames under
@@ -38,6 +41,15 @@ NUM_FEATURES = (2 * (1 + 2 * len(DETECTOR_RADII)) + 2 * (1 + 2 * len(SCORE_RADII
 # band's over the 5th, each raw and its running max / min over LEVEL_RADII frames.
 LEVEL_RADII = (3, 12, 25)
 NUM_LEVEL_FEATURES = 3 * (1 + 2 * len(LEVEL_RADII))
+# The frame speech network's (`jaxdiar.models.speech_net`; a classifier of NUM_FEATURES +
+# NUM_LEVEL_FEATURES + NUM_NET_FEATURES + 1 weights reads it, after the levels): its
+# probability raw and its running max / min over NET_RADII frames.
+NET_RADII = (3, 12, 25)
+NUM_NET_FEATURES = 1 + 2 * len(NET_RADII)
+# The classifier's lengths (weights + intercept) and what each reads: levels, the network.
+SIZES = {NUM_FEATURES + 1: (False, False),
+         NUM_FEATURES + NUM_LEVEL_FEATURES + 1: (True, False),
+         NUM_FEATURES + NUM_LEVEL_FEATURES + NUM_NET_FEATURES + 1: (True, True)}
 
 
 def _with_extremes(x: np.ndarray, radii) -> list[np.ndarray]:
@@ -71,7 +83,7 @@ def clear_and_fill(active: np.ndarray, score: np.ndarray, p: np.ndarray, *,
 
 def features(active: np.ndarray, score: np.ndarray, osd: np.ndarray, speech_first: np.ndarray,
              speech_max: np.ndarray, response: np.ndarray, fs: float,
-             level: np.ndarray | None = None) -> np.ndarray:
+             level: np.ndarray | None = None, net: np.ndarray | None = None) -> np.ndarray:
   """[T, NUM_FEATURES] float32 of each frame (`fs` seconds) of a decision `active` [T, K] with
   its stitched scores `score` [T, K], overlap `osd` [T], the detector's probabilities every
   32 ms on the read channel and the highest over the channels, and the frame responses
@@ -101,22 +113,33 @@ def features(active: np.ndarray, score: np.ndarray, osd: np.ndarray, speech_firs
     for x in (energy - np.percentile(energy, 5), energy - np.percentile(energy, 95),
               band - np.percentile(band, 5)):
       cols += _with_extremes(x, LEVEL_RADII)
+  if net is not None:
+    if level is None:
+      raise ValueError("the speech network's features come after the frame levels: give both")
+    if len(net) < t:
+      raise ValueError(f"speech network probabilities for {len(net)} frames, the decision has {t}")
+    cols += _with_extremes(np.asarray(net[:t], np.float32), NET_RADII)
   return np.stack(cols, axis=1).astype(np.float32)
 
 
 def reads_levels(weights) -> bool:
   """Whether a classifier of these weights reads the frame levels (by their count)."""
-  return len(weights) == NUM_FEATURES + NUM_LEVEL_FEATURES + 1
+  return SIZES.get(len(weights), (False, False))[0]
+
+
+def reads_net(weights) -> bool:
+  """Whether a classifier of these weights reads the frame speech network (by their count)."""
+  return SIZES.get(len(weights), (False, False))[1]
 
 
 def probability(features_: np.ndarray, weights) -> np.ndarray:
   """[T] P(anyone talks) of features [T, NUM_FEATURES] under logistic `weights`."""
   w = np.asarray(weights, np.float64)
-  if w.shape != (features_.shape[1] + 1,) or w.size not in (
-      NUM_FEATURES + 1, NUM_FEATURES + NUM_LEVEL_FEATURES + 1):
-    raise ValueError(f"speech_classifier: {w.size} numbers, expected {NUM_FEATURES + 1} or, "
-                     f"with the frame levels, {NUM_FEATURES + NUM_LEVEL_FEATURES + 1} (one per "
-                     f"feature, then the intercept): refit with bench_accuracy "
+  if w.shape != (features_.shape[1] + 1,) or w.size not in SIZES:
+    raise ValueError(f"speech_classifier: {w.size} numbers, expected {NUM_FEATURES + 1}, with "
+                     f"the frame levels {NUM_FEATURES + NUM_LEVEL_FEATURES + 1}, with them and "
+                     f"the speech network {max(SIZES)} (one per feature, then the intercept), "
+                     f"for {features_.shape[1]} features: refit with bench_accuracy "
                      f"--fit-speech-classifier")
   return 1.0 / (1.0 + np.exp(-(features_.astype(np.float64) @ w[:-1] + w[-1])))
 

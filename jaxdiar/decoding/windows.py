@@ -16,6 +16,7 @@ from jaxdiar.core import geometry as geometry_lib
 from jaxdiar.core import spatial as spatial_lib
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.models import runtime
+from jaxdiar.models import speech_net as speech_net_lib
 from jaxdiar.models import vad as vad_lib
 from jaxdiar.models import voice as voice_lib
 
@@ -111,6 +112,9 @@ class Inference:
   # 300-3500 Hz (`spatial.frame_levels`; arrays with `spatial`): what the speech classifier's
   # energy features read.
   level: np.ndarray | None = None
+  # [total_frames] float16: the project's frame speech network's P(speech) on the read channel
+  # (`jaxdiar.models.speech_net`; `infer(..., speech_net=True)`), more of the classifier's.
+  speech_net: np.ndarray | None = None
 
 
 # A local speaker's audio for its d-vector: its frames more likely talking than not (whatever
@@ -217,7 +221,8 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
           spatial: bool = True, step_seconds: float | None = None,
           voice: bool = False, detect_speech: bool = False,
           channel: int | None = None, stages: Stages | None = None,
-          mics=None, speech_channels: str = "first", speech_dereverb: int = 0) -> Inference:
+          mics=None, speech_channels: str = "first", speech_dereverb: int = 0,
+          speech_net: bool = False) -> Inference:
   """Run the model over sliding windows of one recording (read in blocks).
 
   With `spatial` and a multi-channel recording, each local speaker also gets its SRP-PHAT
@@ -227,7 +232,8 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   `detect_speech`, the pretrained speech detector (`jaxdiar.models.vad`) scores the first channel
   (with `speech_channels="all"` also every other channel, each on its own: `speech_max`;
   `speech_dereverb` k: first k channels dereverberated together, `jaxdiar.core.dereverb`,
-  and "all" means those k).
+  and "all" means those k). With `speech_net`, the frame speech network
+  (`jaxdiar.models.speech_net`) scores the read channel at every model frame.
   `channel`: read that channel only (a one-channel model, or copied with `replicate_channels`);
   it is then also the channel of the d-vectors and the speech detector. `mics`: the
   recording's microphone positions ([C, 3] metres, `jaxdiar.core.geometry`): the directions come
@@ -344,11 +350,26 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
     if speech_channels == "all":
       speech_max = probs.max(axis=0)
   stages.lap("speech_detector")
+  net = None
+  if speech_net:
+    net = speech_net_probability(path, rate, num_samples, read_channel, sr, hop)
+  stages.lap("speech_net")
   return Inference(uri, np.array(starts) // hop, np.concatenate(vads), np.concatenate(osds),
                    np.concatenate(embs), np.stack(dirs) if dirs else None,
                    total, num_samples, sr, hop, response,
                    np.concatenate(voices) if voice else None, speech, speech_max,
-                   speech_dereverb if detect_speech else 0, level)
+                   speech_dereverb if detect_speech else 0, level, net)
+
+
+def speech_net_probability(path, rate: int, num_samples: int, channel: int, sr: int,
+                           hop: int) -> np.ndarray:
+  """[1 + num_samples // hop] float16: the frame speech network's P(speech) on one channel
+  of a recording (`rate`: its sample rate; `num_samples`, `hop` at the model's `sr`)."""
+  if sr != speech_net_lib.SAMPLE_RATE or hop != speech_net_lib.HOP:
+    raise InputError(f"the frame speech network reads {speech_net_lib.SAMPLE_RATE} Hz audio in "
+                     f"frames of {speech_net_lib.HOP} samples; the model runs at {sr} Hz, hop {hop}")
+  mel = speech_net_lib.file_log_mel(path, rate, num_samples, channel, read_block)
+  return speech_net_lib.probability(mel).astype(np.float16)
 
 
 def detect_channels(path, rate: int, num_samples: int, channels: list[int],
