@@ -38,8 +38,11 @@ from jaxdiar.data import corpus
 from jaxdiar.data import devmeetings
 from jaxdiar.data import shift
 from jaxdiar.decoding import settings
+from jaxdiar.decoding import speech as speech_lib
+from jaxdiar.decoding import windows
 from jaxdiar.io import rttm
 from jaxdiar.models import runtime
+from jaxdiar.models import speech_net as speech_net_lib
 
 DEV_SPEECH = "../shared/data/speech/libri-test-other"
 
@@ -75,8 +78,10 @@ def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
       speech_kept = (cached.speech is not None and cached.speech_dereverb == speech_dereverb
                      and (speech_channels == "first" or cached.speech_max is not None))
       if (not voice or cached.voice is not None) and (not detect_speech or speech_kept):
-        if speech_net and getattr(cached, "speech_net", None) is None:
-          cached.speech_net = net_of(folder / f"{uri}.wav", cached, model)
+        if speech_net and cached.speech_net is None:
+          wav = folder / f"{uri}.wav"                   # the channel array8 and --mics read
+          cached.speech_net = speech_net_lib.file_probability(
+              wav, audio_lib.info(wav)[0], cached.num_samples, 0, windows.read_block)
           path.write_bytes(pickle.dumps(cached))
         continue
     out[uri] = diarize_lib.infer(folder / f"{uri}.wav", model, uri=uri, progress=False,
@@ -88,15 +93,6 @@ def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
       path.parent.mkdir(parents=True, exist_ok=True)
       path.write_bytes(pickle.dumps(out[uri]))
   return out
-
-
-def net_of(path, inference, model):
-  """The frame speech network's output for a cached inference of `path` (what infer(...,
-  speech_net=True) adds), on the channel it read."""
-  from jaxdiar.decoding import windows
-  rate = audio_lib.info(path)[0]
-  return windows.speech_net_probability(path, rate, inference.num_samples, 0,
-                                        inference.sample_rate, inference.hop)
 
 
 def decode_all(inferences, refs, options: dict, *, true_count: bool) -> dict:
@@ -290,7 +286,6 @@ def fit_speech_classifier(model, options: dict, speech: str, seeds, num_meetings
   `geometry`, each with every seed (a one-channel model then reads channel 0 and its spatial
   stages, `options`, use the meetings' geometry: the `--mics` path). `net`: the frame speech
   network's features too (`jaxdiar.models.speech_net`)."""
-  from jaxdiar.decoding import speech as speech_lib
   base = dict(options, speech_gate=None, speech_fill=None, speech_classifier=None)
   need = dict(diarize_lib.needs_of_all([dict(base, speech_classifier=[0.0])]), speech_net=net)
   examples = []
@@ -480,12 +475,10 @@ def main(argv=None) -> int:
     own = {**model.meta["inference"], **options.get(name, {})}    # what each variant decodes with
     asked = [model.meta["inference"], own] + [{**own, **o} for _, o in asked_variants]
     if classifier_seeds:
-      from jaxdiar.decoding import speech as speech_lib      # the longest reads everything
-      asked.append({**own, "speech_classifier": [0.0] * (max(speech_lib.SIZES)
-                                                         if args.speech_net else 1),
-                    "speech_gate": None})
-    inferences = infer_all(model, folder, meetings, step_seconds=step,
-                           **diarize_lib.needs_of_all(asked),
+      asked.append({**own, "speech_classifier": [0.0], "speech_gate": None})
+    need = diarize_lib.needs_of_all(asked)
+    need["speech_net"] |= bool(classifier_seeds) and args.speech_net
+    inferences = infer_all(model, folder, meetings, step_seconds=step, **need,
                            cache=args.cache and pathlib.Path(args.cache) / folder.name / name)
     infer_seconds = time.time() - t0
     variants = {name: options.get(name, {})}

@@ -178,6 +178,7 @@ def main(argv=None) -> int:
   specs = args.model or (["mono=mono"] if args.mics else ["array8=array8", "mono=mono"])
   models = parse_models(specs)
   variants = parse_variants(args.variant)
+  mics = None if args.mics is None else geometry.load(args.mics)
   fitted = {}
   if args.fit_speech_classifier:
     if args.mics is None:
@@ -185,10 +186,8 @@ def main(argv=None) -> int:
     for name, model in models.items():
       if model.num_channels != 1:
         continue
-      settings = {**acc.diarize_lib.DEFAULT_DECODE, **model.meta["inference"],
-                  **bundled.any_array_settings()}
       fitted[name] = acc.fit_speech_classifier(
-          model, settings, args.fit_speech,
+          model, acc.diarize_lib.decoding_settings(model, {}, mics), args.fit_speech,
           [int(x) for x in args.fit_speech_classifier.split(",")], 16, None,
           cache=args.cache, name=name, arrays=[geometry.load(a) for a in args.fit_mics.split(",")],
           net=args.speech_net)
@@ -198,7 +197,6 @@ def main(argv=None) -> int:
           **bundled.any_array_settings(), "speech_gate": None, "speech_fill": None,
           "speech_classifier": fitted[name]["weights"]})
   names = [shift.FIT] if args.fit else args.sets.split(",")
-  mics = None if args.mics is None else geometry.load(args.mics)
   seed = args.seed if args.seed is not None else (FIT_SEED if args.fit else SUITE_SEED)
   meetings_count = FIT_MEETINGS if args.fit and args.meetings == 16 else args.meetings
   sets = {}

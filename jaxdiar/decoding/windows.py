@@ -269,6 +269,9 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
     if sr != vad_lib.SAMPLE_RATE:
       raise InputError(f"the speech detector takes {vad_lib.SAMPLE_RATE} Hz audio, the model "
                        f"runs at {sr} Hz")
+  if speech_net and (sr, hop) != (speech_net_lib.SAMPLE_RATE, speech_net_lib.HOP):
+    raise InputError(f"the frame speech network reads {speech_net_lib.SAMPLE_RATE} Hz audio in "
+                     f"frames of {speech_net_lib.HOP} samples; the model runs at {sr} Hz, hop {hop}")
   total = 1 + num_samples // hop
   response = None if steer is None else np.zeros((total, steer.real.shape[-1]), np.float16)
   level = None if steer is None else np.zeros((total, 2), np.float32)
@@ -352,24 +355,13 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   stages.lap("speech_detector")
   net = None
   if speech_net:
-    net = speech_net_probability(path, rate, num_samples, read_channel, sr, hop)
+    net = speech_net_lib.file_probability(path, rate, num_samples, read_channel, read_block)
   stages.lap("speech_net")
   return Inference(uri, np.array(starts) // hop, np.concatenate(vads), np.concatenate(osds),
                    np.concatenate(embs), np.stack(dirs) if dirs else None,
                    total, num_samples, sr, hop, response,
                    np.concatenate(voices) if voice else None, speech, speech_max,
                    speech_dereverb if detect_speech else 0, level, net)
-
-
-def speech_net_probability(path, rate: int, num_samples: int, channel: int, sr: int,
-                           hop: int) -> np.ndarray:
-  """[1 + num_samples // hop] float16: the frame speech network's P(speech) on one channel
-  of a recording (`rate`: its sample rate; `num_samples`, `hop` at the model's `sr`)."""
-  if sr != speech_net_lib.SAMPLE_RATE or hop != speech_net_lib.HOP:
-    raise InputError(f"the frame speech network reads {speech_net_lib.SAMPLE_RATE} Hz audio in "
-                     f"frames of {speech_net_lib.HOP} samples; the model runs at {sr} Hz, hop {hop}")
-  mel = speech_net_lib.file_log_mel(path, rate, num_samples, channel, read_block)
-  return speech_net_lib.probability(mel).astype(np.float16)
 
 
 def detect_channels(path, rate: int, num_samples: int, channels: list[int],

@@ -129,6 +129,12 @@ def probability(mel: np.ndarray, params: dict | None = None) -> np.ndarray:
   return out
 
 
+def file_probability(path, rate: int, num_samples: int, channel: int, read_block) -> np.ndarray:
+  """[1 + num_samples // HOP] float16 `probability` of one channel of a recording, its log-mels
+  read as `file_log_mel` reads them."""
+  return probability(file_log_mel(path, rate, num_samples, channel, read_block)).astype(np.float16)
+
+
 def weights_path() -> pathlib.Path:
   return ported.package_weights(WEIGHTS)
 
