@@ -39,6 +39,7 @@ from jaxdiar.data import devmeetings
 from jaxdiar.data import shift
 from jaxdiar.decoding import settings
 from jaxdiar.decoding import speech as speech_lib
+from jaxdiar.decoding import talkers as talkers_lib
 from jaxdiar.decoding import windows
 from jaxdiar.io import rttm
 from jaxdiar.models import runtime
@@ -276,6 +277,27 @@ def fit_meetings(speech: str, seed: int, num_meetings: int, geometry, generator:
   raise ValueError(f"fit meetings' generator {generator!r}: expected 'sim' or 'shift'")
 
 
+def _decoded_fit_meetings(model, options: dict, decode_options: dict, speech: str, seeds,
+                          num_meetings: int, geometry, cache, name: str, generator: str,
+                          arrays, need: dict):
+  """(inference, decoded Result, reference frames [T, speakers]) of each of `num_meetings`
+  meetings of each of `seeds` (and each of `arrays`, see `fit_speech_classifier`), decoded
+  with `decode_options`."""
+  for seed, mics in itertools.product(seeds, [None] if arrays is None else arrays):
+    folder, meetings = fit_meetings(speech, seed, num_meetings,
+                                    geometry if mics is None else mics, generator)
+    inferences = infer_all(model, folder, meetings, step_seconds=options.get("step_seconds"),
+                           cache=cache and pathlib.Path(cache) / folder.name / name,
+                           mics=mics, **need)
+    for m in meetings:
+      uri, inf = m["uri"], inferences[m["uri"]]
+      result = diarize_lib.decode(inf, decode_options)
+      turns = rttm.read_rttm(folder / f"{uri}.rttm").get(uri, [])
+      ref = corpus.frame_activity(turns, sorted({x.speaker for x in turns}),
+                                  len(result.active), inf.hop, inf.sample_rate)
+      yield inf, result, ref
+
+
 def fit_speech_classifier(model, options: dict, speech: str, seeds, num_meetings: int,
                           geometry, cache=None, name: str = "model",
                           generator: str = "shift", arrays=None, net: bool = False) -> dict:
@@ -286,32 +308,60 @@ def fit_speech_classifier(model, options: dict, speech: str, seeds, num_meetings
   `geometry`, each with every seed (a one-channel model then reads channel 0 and its spatial
   stages, `options`, use the meetings' geometry: the `--mics` path). `net`: the frame speech
   network's features too (`jaxdiar.models.speech_net`)."""
-  base = dict(options, speech_gate=None, speech_fill=None, speech_classifier=None)
+  base = dict(options, speech_gate=None, speech_fill=None, speech_classifier=None,
+              overlap_classifier=None)
   need = dict(diarize_lib.needs_of_all([dict(base, speech_classifier=[0.0])]), speech_net=net)
   examples = []
-  for seed, mics in itertools.product(seeds, [None] if arrays is None else arrays):
-    folder, meetings = fit_meetings(speech, seed, num_meetings,
-                                    geometry if mics is None else mics, generator)
-    inferences = infer_all(model, folder, meetings, step_seconds=options.get("step_seconds"),
-                           cache=cache and pathlib.Path(cache) / folder.name / name,
-                           mics=mics, **need)
-    for m in meetings:
-      uri, inf = m["uri"], inferences[m["uri"]]
-      result = diarize_lib.decode(inf, base)
-      turns = rttm.read_rttm(folder / f"{uri}.rttm").get(uri, [])
-      t = len(result.active)
-      ref = corpus.frame_activity(turns, sorted({x.speaker for x in turns}), t, inf.hop,
-                                  inf.sample_rate)
-      examples.append((speech_lib.features(result.active, result.speech, result.overlap,
-                                           inf.speech, inf.speech_max, inf.response,
-                                           result.frame_seconds, inf.level,
-                                           inf.speech_net if net else None),
-                       ref.any(axis=1) if ref.shape[1] else np.zeros(t, bool)))
+  for inf, result, ref in _decoded_fit_meetings(model, options, base, speech, seeds,
+                                                num_meetings, geometry, cache, name, generator,
+                                                arrays, need):
+    examples.append((speech_lib.features(result.active, result.speech, result.overlap,
+                                         inf.speech, inf.speech_max, inf.response,
+                                         result.frame_seconds, inf.level,
+                                         inf.speech_net if net else None),
+                     ref.any(axis=1) if ref.shape[1] else np.zeros(len(ref), bool)))
   weights = speech_lib.fit(examples)
   return dict(weights=weights, seeds=list(seeds), meetings=num_meetings, used=len(examples),
               speech=speech, generator=generator,
               frames=int(sum(len(y) for _, y in examples)),
               speech_share=float(np.mean(np.concatenate([y for _, y in examples]))))
+
+
+def fit_overlap_classifier(model, options: dict, speech: str, seeds, num_meetings: int,
+                           geometry, cache=None, name: str = "model",
+                           generator: str = "shift", arrays=None) -> dict:
+  """Fit the frame overlap classifier (`jaxdiar.decoding.talkers`) on `num_meetings` meetings
+  of each of `seeds` (kept apart from the dev, fit and suite meetings): the model's decoding
+  (its speech classifier, which must read the frame levels and the speech network) without an
+  overlap classifier, then a logistic model of "two or more talk in the reference" over the
+  features of each frame where someone is marked. `arrays` as for `fit_speech_classifier`."""
+  if not (options.get("speech_classifier") is not None
+          and speech_lib.reads_net(options["speech_classifier"])):
+    raise ValueError("the overlap classifier reads the speech classifier's features with the "
+                     "speech network: fit that first (--fit-speech-classifier --speech-net)")
+  base = dict(options, overlap_classifier=None)
+  need = diarize_lib.needs_of_all([base])
+  examples = []
+  for inf, result, ref in _decoded_fit_meetings(model, options, base, speech, seeds,
+                                                num_meetings, geometry, cache, name, generator,
+                                                arrays, need):
+    marked = result.active.any(axis=1)
+    if not marked.any():
+      continue
+    speech_max = (inf.speech_max if options.get("speech_channels") == "all"
+                  or options.get("speech_classifier") is not None else inf.speech)
+    x = talkers_lib.features(
+        speech_lib.features(result.active, result.speech, result.overlap, inf.speech,
+                            speech_max, inf.response, result.frame_seconds, inf.level,
+                            inf.speech_net),
+        result.active, result.speech, result.overlap,
+        talkers_lib.local_evidence(inf.vad, inf.window_frames, len(result.active)))
+    examples.append((x[marked], ref.sum(axis=1)[marked] >= 2))
+  weights = talkers_lib.fit(examples)
+  y = np.concatenate([t for _, t in examples])
+  return dict(weights=weights, seeds=list(seeds), meetings=num_meetings, used=len(examples),
+              speech=speech, generator=generator, frames=int(len(y)),
+              overlap_share=float(np.mean(y)))
 
 
 def _resegment_examples(model, options, speech, seed, num_meetings, geometry, cache, name,
@@ -326,7 +376,7 @@ def _resegment_examples(model, options, speech, seed, num_meetings, geometry, ca
   # instead, the bundled array8 scored 19.2 % on dev, against 18.5 % (2026-12-01). The
   # speech detector's gate and classifier come after the resegmentation: off here too.
   base = dict(options, resegment=None, split_cos=None, merge_overlap=None, speech_gate=None,
-              speech_fill=None, speech_classifier=None)
+              speech_fill=None, speech_classifier=None, overlap_classifier=None)
   for m in meetings:
     uri, inf = m["uri"], inferences[m["uri"]]
     if inf.response is None:
@@ -424,6 +474,13 @@ def main(argv=None) -> int:
                       "of each of these seeds (comma-separated; --fit-generator, --fit-speech "
                       "as for --fit-resegment), then score it as the row 'NAME speech "
                       "classifier' (in place of the gate)")
+  p.add_argument("--fit-overlap-classifier", default=None, metavar="SEEDS",
+                 help="fit each array model's frame overlap classifier (over its speech "
+                      "classifier, or the one --fit-speech-classifier fits) on --meetings "
+                      "meetings of each of these seeds, then score it as the row 'NAME "
+                      "overlap classifier'")
+  p.add_argument("--overlap-threshold", type=float, default=None,
+                 help="with --fit-overlap-classifier: its threshold (default: the model's)")
   p.add_argument("--speech-net", action="store_true",
                  help="with --fit-speech-classifier: the frame speech network's features too")
   p.add_argument("--cache", default=None, help="keep the models' window outputs here")
@@ -439,6 +496,9 @@ def main(argv=None) -> int:
   classifier_seeds = [int(x) for x in (args.fit_speech_classifier or "").split(",") if x]
   if args.seed in classifier_seeds:
     p.error("--fit-speech-classifier needs seeds other than the dev meetings' own")
+  overlap_seeds = [int(x) for x in (args.fit_overlap_classifier or "").split(",") if x]
+  if args.seed in overlap_seeds:
+    p.error("--fit-overlap-classifier needs seeds other than the dev meetings' own")
   if not pathlib.Path(args.speech).is_dir():
     print(f"{args.speech}: dev speech not found", file=sys.stderr)
     return 2
@@ -512,6 +572,18 @@ def main(argv=None) -> int:
           options.get(name, {}), speech_classifier=fitted["weights"], speech_gate=None,
           speech_fill=None)
       searches[f"{name} speech classifier fit"] = fitted
+    if overlap_seeds:
+      over = {**base, **variants.get(f"{name} speech classifier", {})}
+      fitted = fit_overlap_classifier(model, over, args.fit_speech or args.speech,
+                                      overlap_seeds, args.meetings, geometry, cache=args.cache,
+                                      name=name, generator=args.fit_generator)
+      print(f"{name}: overlap classifier weights {json.dumps(fitted['weights'])}", flush=True)
+      variants[f"{name} overlap classifier"] = dict(
+          variants.get(f"{name} speech classifier", options.get(name, {})),
+          overlap_classifier=fitted["weights"],
+          **({} if args.overlap_threshold is None
+             else dict(overlap_classifier_threshold=args.overlap_threshold)))
+      searches[f"{name} overlap classifier fit"] = fitted
     for vname, opts in asked_variants:
       variants[f"{name} {vname}"] = dict(options.get(name, {}), **opts)
     for vname, opts in variants.items():

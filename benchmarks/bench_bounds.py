@@ -87,7 +87,8 @@ def bounds(inferences: dict, folder, options: dict) -> dict:
   hyp = {k: {} for k in ("model", "model, true count", "oracle speech",
                          "oracle speech, true count")}
   refs, aucs = {}, []
-  before = dict(options, speech_gate=None, speech_fill=None, speech_classifier=None)
+  before = dict(options, speech_gate=None, speech_fill=None, speech_classifier=None,
+                overlap_classifier=None)
   for uri, inf in inferences.items():
     refs[uri] = turns = rttm.read_rttm(folder / f"{uri}.rttm").get(uri, [])
     names = sorted({t.speaker for t in turns})

@@ -204,10 +204,11 @@ def test_resegment_examples_leave_the_speech_classifier_out(tmp_path, monkeypatc
   monkeypatch.setattr(bench_accuracy.diarize_lib, "decode", lambda i, o, **kw: (
       decoded.append(o) or real(i, o, **kw)))
   options = {**diarize.DEFAULT_DECODE, **BASE, "spatial_weight": 0.5, "speech_gate": None,
-             "speech_classifier": [1.0] * 37}
+             "speech_classifier": [1.0] * 37, "overlap_classifier": [1.0] * 101}
   bench_accuracy._resegment_examples(None, options, "VOICES", 3200, 16, None, None, "m", 13,
                                      "shift")
-  assert decoded and all(o["speech_classifier"] is None for o in decoded)
+  assert decoded and all(o["speech_classifier"] is None and o["overlap_classifier"] is None
+                         for o in decoded)
 
 
 def test_choose_takes_the_lowest_mean_of_fit_and_dev(tmp_path):
@@ -235,3 +236,42 @@ def test_choose_takes_the_lowest_mean_of_fit_and_dev(tmp_path):
   with pytest.raises(SystemExit) as stop:
     bench_choose.main(["--speech", str(tmp_path), "--variant", "x=nope:{}"])
   assert stop.value.code == 2
+
+
+def test_overlap_classifier_fit_on_the_marked_frames(tmp_path, monkeypatch):
+  """--fit-overlap-classifier: the model's decoding with its speech classifier and without an
+  overlap classifier; the frames where someone is marked, the target "two or more talk in the
+  reference"; a speech classifier that does not read the speech network is refused."""
+  from jaxdiar.data import shift
+  from jaxdiar.decoding import speech
+  from jaxdiar.decoding import talkers
+  inf, ref = meeting("fit000", 0)
+  t = inf.total_frames
+  inf.response = np.stack([inf.direction[i, 0] for i in range(len(inf.window_frames))
+                           for _ in range(150)]).astype(np.float16)
+  inf.speech = inf.speech_max = np.full(int(np.ceil(inf.num_samples / 512)), 0.9, np.float16)
+  inf.level = np.zeros((t, 2), np.float16)
+  inf.speech_net = np.full(t, 0.9, np.float16)
+  ref.append(rttm.Turn("fit000", 3 * 150 * FS, 3.5 * 150 * FS, "v0"))   # v0 over v1's turn
+  rttm.write_rttm(tmp_path / "fit000.rttm", ref)
+  monkeypatch.setattr(shift, "cached", lambda speech_, name, **kw: (tmp_path, [dict(uri="fit000")]))
+  monkeypatch.setattr(bench_accuracy, "infer_all", lambda model, folder, meetings, **kw: {
+      "fit000": inf})
+  decoded = []
+  real = diarize.decode
+  monkeypatch.setattr(bench_accuracy.diarize_lib, "decode", lambda i, o, **kw: (
+      decoded.append(o) or real(i, o, **kw)))
+  classifier = [0.0] * max(speech.SIZES)
+  classifier[-1] = 5.0                                        # speech everywhere
+  options = {**diarize.DEFAULT_DECODE, **BASE, "spatial_weight": 0.5,
+             "speech_classifier": classifier, "overlap_classifier": [1.0] * 101}
+  fitted = bench_accuracy.fit_overlap_classifier(None, options, "VOICES", [3200, 3300], 16, None)
+  assert len(decoded) == 2 and all(o["overlap_classifier"] is None
+                                   and o["speech_classifier"] == classifier for o in decoded)
+  marked = real(inf, decoded[0]).active.any(axis=1)
+  assert fitted["used"] == 2 and fitted["frames"] == 2 * marked.sum()
+  assert len(fitted["weights"]) == talkers.NUM_FEATURES + 1
+  assert fitted["overlap_share"] == pytest.approx(75 / marked.sum(), abs=1e-6)
+  with pytest.raises(ValueError, match="--speech-net"):
+    bench_accuracy.fit_overlap_classifier(None, {**options, "speech_classifier": [0.0] * 37},
+                                          "VOICES", [3200], 16, None)

@@ -91,6 +91,8 @@ def test_train_command_writes_float16_weights_and_refuses_an_empty_pool(tmp_path
   assert set(loaded) == set(speech_net.init())
   assert speech_net.main(["train", "--pool", str(tmp_path / "none"), "--steps", "2",
                           "--out", str(out)]) == 2
+  assert speech_net.main(["train", "--pool", str(tmp_path), "--pool", str(tmp_path / "none"),
+                          "--steps", "2", "--out", str(out)]) == 2   # every folder must hold some
 
 
 @pytest.mark.skipif(not SPEECH.is_dir(), reason="../shared/data/speech not present")

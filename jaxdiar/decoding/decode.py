@@ -1,5 +1,6 @@
 """`decode`: an `Inference` to turns, as named stages: cluster -> stitch -> decide -> split
--> resegment -> merge -> gate (or the speech classifier, `speech`) -> turns; `diarize` = `infer` + `decode` with a model's
+-> resegment -> merge -> gate (or the speech classifier, `speech`, then the overlap
+classifier, `talkers`) -> turns; `diarize` = `infer` + `decode` with a model's
 decoding settings (`decoding_settings`)."""
 
 import dataclasses
@@ -11,6 +12,7 @@ import scipy.ndimage
 from jaxdiar.core import resegment as resegment_lib
 from jaxdiar.decoding import settings as settings_lib
 from jaxdiar.decoding import speech as speech_lib
+from jaxdiar.decoding import talkers as talkers_lib
 from jaxdiar.decoding.cluster import cluster
 from jaxdiar.decoding.cluster import voice_joined
 from jaxdiar.decoding.frames import binarize_each
@@ -84,6 +86,14 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
   stages.lap("before_decode")
   o = {**DEFAULT_DECODE, **options}
   need = needs(o)
+  if o["overlap_classifier"] is not None:
+    if o["speech_classifier"] is None:
+      raise ValueError("overlap_classifier comes after the speech classifier: set "
+                       "speech_classifier too")
+    if not speech_lib.reads_net(o["speech_classifier"]):
+      raise ValueError("overlap_classifier reads the speech classifier's features with the "
+                       "frame levels and the speech network: a speech_classifier of "
+                       f"{max(speech_lib.SIZES)} weights")
   inf = inference
   check_counts(num_speakers, min_speakers, max_speakers)
   cap = max_speakers or max(MAX_SPEAKERS, num_speakers or 0, min_speakers or 0)
@@ -215,6 +225,15 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
       active = speech_lib.decide(active, score, p, threshold=o["speech_classifier_threshold"],
                                  fill=o["speech_classifier_fill"], min_speech=min_speech,
                                  min_silence=min_silence)
+      if o["overlap_classifier"] is not None and active.shape[1] > 1:
+        evidence = talkers_lib.features(
+            speech_lib.features(active, score, osd, inf.speech, speech, inf.response, fs,
+                                inf.level, inf.speech_net),
+            active, score, osd, talkers_lib.local_evidence(vad, inf.window_frames, total))
+        active = talkers_lib.decide(active, score,
+                                    talkers_lib.probability(evidence, o["overlap_classifier"]),
+                                    threshold=o["overlap_classifier_threshold"],
+                                    min_speech=min_speech, min_silence=min_silence)
   stages.lap("gate")
   turns = turns_of(active, fs, inf.uri, inf.num_samples / inf.sample_rate)
   centroids = voices = None

@@ -120,6 +120,13 @@ INFERENCE = (
     S("speech_classifier_fill", None, "With speech_classifier: where its P(speech) is at least "
       "this and nobody is marked, the likeliest speaker is (None: off).", legacy=None, low=0,
       high=1, optional=True),
+    S("overlap_classifier", None, "Logistic weights of the frame overlap classifier "
+      "(jaxdiar.decoding.talkers: the speech classifier's evidence, the windows' local "
+      "talkers, the stitched scores), which then keeps one speaker where two or more are "
+      "marked and it doubts the overlap (None: off; needs the speech classifier with the "
+      "frame levels and the speech network).", tuple, legacy=None, optional=True),
+    S("overlap_classifier_threshold", 0.3, "With overlap_classifier: one speaker where its "
+      "P(two or more talk) is under this.", legacy=0.3, low=0, high=1),
     S("found_seconds", None, "Local speakers that are not anchors, heard this long and far "
       "from every cluster, may found one (short talkers; None: off).", legacy=None, low=0,
       optional=True),

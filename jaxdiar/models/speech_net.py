@@ -206,16 +206,20 @@ def main(argv=None) -> int:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = p.add_subparsers(dest="command", required=True)
   t = sub.add_parser("train", help="train the network on a pool's meetings")
-  t.add_argument("--pool", required=True, help="folder of pool npz files")
+  t.add_argument("--pool", required=True, action="append",
+                 help="folder of pool npz files (again for more folders)")
   t.add_argument("--glob", default="meeting*.npz", help="which of its files")
   t.add_argument("--steps", type=int, default=3000)
   t.add_argument("--seed", type=int, default=0)
   t.add_argument("--out", required=True, help="the weights' npz (float16)")
   args = p.parse_args(argv)
-  files = sorted(pathlib.Path(args.pool).glob(args.glob))
-  if not files:
-    print(f"{args.pool}: no {args.glob} pool files", file=sys.stderr)
-    return 2
+  files = []
+  for folder in args.pool:
+    found = sorted(pathlib.Path(folder).glob(args.glob))
+    if not found:
+      print(f"{folder}: no {args.glob} pool files", file=sys.stderr)
+      return 2
+    files += found
   print(f"speech_net: {len(files)} pool meetings, {args.steps} steps", file=sys.stderr)
   params, _ = train(files, args.steps, seed=args.seed,
                     log=lambda line: print(line, file=sys.stderr, flush=True))
