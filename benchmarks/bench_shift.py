@@ -161,6 +161,12 @@ def main(argv=None) -> int:
                  help="voices of the classifier's meetings (not the suite's)")
   p.add_argument("--speech-net", action="store_true",
                  help="with --fit-speech-classifier: the frame speech network's features too")
+  p.add_argument("--fit-overlap-classifier", default=None, metavar="SEEDS",
+                 help="with --mics: fit the one-channel models' frame overlap classifier for "
+                      "the --mics path (over its speech classifier, or the one "
+                      "--fit-speech-classifier refits) likewise, and score it as another row")
+  p.add_argument("--overlap-threshold", type=float, default=None,
+                 help="with --fit-overlap-classifier: its threshold (default: any-array.json's)")
   p.add_argument("--no-baselines", action="store_true")
   p.add_argument("--ami", default=None, help="AMI excerpts folder: score one-channel models")
   p.add_argument("--ami-only", default=None, metavar="URIS")
@@ -179,7 +185,7 @@ def main(argv=None) -> int:
   models = parse_models(specs)
   variants = parse_variants(args.variant)
   mics = None if args.mics is None else geometry.load(args.mics)
-  fitted = {}
+  fitted, overlap_fitted = {}, {}
   if args.fit_speech_classifier:
     if args.mics is None:
       p.error("--fit-speech-classifier refits the --mics path's classifier: give --mics")
@@ -196,6 +202,24 @@ def main(argv=None) -> int:
       variants[f"{name} + --mics, classifier refitted"] = (name, {
           **bundled.any_array_settings(), "speech_gate": None, "speech_fill": None,
           "speech_classifier": fitted[name]["weights"]})
+  if args.fit_overlap_classifier:
+    if args.mics is None:
+      p.error("--fit-overlap-classifier fits the --mics path's classifier: give --mics")
+    for name, model in models.items():
+      if model.num_channels != 1:
+        continue
+      speech = ({"speech_gate": None, "speech_fill": None,
+                 "speech_classifier": fitted[name]["weights"]} if name in fitted else {})
+      over = acc.fit_overlap_classifier(
+          model, {**acc.diarize_lib.decoding_settings(model, {}, mics), **speech},
+          args.fit_speech, [int(x) for x in args.fit_overlap_classifier.split(",")], 16, None,
+          cache=args.cache, name=name, arrays=[geometry.load(a) for a in args.fit_mics.split(",")])
+      print(f"{name}: overlap classifier for --mics {json.dumps(over['weights'])}", flush=True)
+      overlap_fitted[name] = over
+      variants[f"{name} + --mics, overlap classifier"] = (name, {
+          **bundled.any_array_settings(), **speech, "overlap_classifier": over["weights"],
+          **({} if args.overlap_threshold is None
+             else {"overlap_classifier_threshold": args.overlap_threshold})})
   names = [shift.FIT] if args.fit else args.sets.split(",")
   seed = args.seed if args.seed is not None else (FIT_SEED if args.fit else SUITE_SEED)
   meetings_count = FIT_MEETINGS if args.fit and args.meetings == 16 else args.meetings
@@ -232,6 +256,9 @@ def main(argv=None) -> int:
   if fitted:
     old.setdefault("speech_classifier_fit", {}).update(
         {n: dict(f, arrays=args.fit_mics.split(",")) for n, f in fitted.items()})
+  if overlap_fitted:
+    old.setdefault("overlap_classifier_fit", {}).update(
+        {n: dict(f, arrays=args.fit_mics.split(",")) for n, f in overlap_fitted.items()})
   old.update(machine=common.machine(), seed=seed, speech=args.speech,
              generator_version=shift.VERSION,
              models={n: str(s.partition("=")[2]) for n, s in zip(models, specs)},
