@@ -70,4 +70,9 @@ def get_config():
       (pathlib.Path(__file__).parent / "array8_speech_classifier.json").read_text())["weights"])
   config.inference.speech_classifier_threshold = 0.5
   config.inference.speech_classifier_fill = 0.9
+  # Since 2026-12-07 (session 25), after it the frame overlap classifier (jaxdiar.decoding.talkers):
+  # one speaker where two are marked and it doubts the overlap (docs/accuracy.md).
+  config.inference.overlap_classifier = tuple(json.loads(
+      (pathlib.Path(__file__).parent / "array8_overlap_classifier.json").read_text())["weights"])
+  config.inference.overlap_classifier_threshold = 0.3
   return config

@@ -33,6 +33,8 @@ def get_config():
   config.inference.speech_classifier = None       # array8's since 2026-12-06, fitted for it
   config.inference.speech_classifier_threshold = 0.5
   config.inference.speech_classifier_fill = None
+  config.inference.overlap_classifier = None       # array8's since 2026-12-07, after its classifier
+  config.inference.overlap_classifier_threshold = 0.3
   # Likewise the clustering cut and the resegmentation's threshold chosen before array8's
   # fine-tune (2026-12-06).
   config.inference.cluster_threshold = 0.48

@@ -44,6 +44,7 @@ def get_config():
   config.inference.speech_pad = 0.3
   config.inference.speech_channels = "first"   # the channel it reads (array8's: all of them)
   config.inference.speech_classifier = None       # array8's reads the array's responses
+  config.inference.overlap_classifier = None       # array8's comes after its classifier
   config.inference.speech_classifier_threshold = 0.5
   config.inference.speech_classifier_fill = None
   return config

@@ -210,8 +210,8 @@ class Pipeline:
       elif mics is not None and not model.needs_array:
         self.notify(f"{name}: {channels} channels with the given geometry: the '{model_name}' "
                     f"model reads channel {channel or 0}; the spatial stages (directions in "
-                    "the clustering, split, merge, resegmentation, the speech classifier) "
-                    "use the --mics positions")
+                    "the clustering, split, merge, resegmentation, the speech and overlap "
+                    "classifiers) use the --mics positions")
       elif ((model.num_channels == 1 or model.takes_geometry) and channels > 1
             and channel is None and mics is None
             and channels != len(model.meta["mic_positions"])):

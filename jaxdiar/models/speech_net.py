@@ -10,7 +10,7 @@ kernel 3, dilations 1-32: about one second either side), a sigmoid per frame. Tr
 (`python -m jaxdiar.models.speech_net train`) on the frames of a training pool
 (`python -m jaxdiar.data.shift pool`, the online pool's npz files: channel 0 and "anyone in the
 reference talks"); the weights ship in the package (`speech_net.npz`, float16, about 0.16 MB),
-made by the command in their recipe (README, "Bundled models").
+made by the command in their recipe (docs/models.md).
 """
 
 import argparse
