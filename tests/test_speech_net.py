@@ -89,6 +89,12 @@ def test_train_command_writes_float16_weights_and_refuses_an_empty_pool(tmp_path
     assert z["in/kernel"].dtype == np.float16 and z["conv5/kernel"].shape == (3, 64, 64)
   loaded = speech_net.load(str(out))
   assert set(loaded) == set(speech_net.init())
+  assert speech_net.main(["train", "--pool", str(tmp_path), "--steps", "2", "--width", "16",
+                          "--out", str(tmp_path / "narrow.npz")]) == 0
+  narrow = speech_net.load(str(tmp_path / "narrow.npz"))
+  assert narrow["conv5/kernel"].shape == (3, 16, 16)     # forward reads the width off them
+  x = np.zeros((1, 10, speech_net.NUM_MELS), np.float32)
+  assert speech_net.forward(narrow, x).shape == (1, 10)
   assert speech_net.main(["train", "--pool", str(tmp_path / "none"), "--steps", "2",
                           "--out", str(out)]) == 2
   assert speech_net.main(["train", "--pool", str(tmp_path), "--pool", str(tmp_path / "none"),

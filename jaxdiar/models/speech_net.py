@@ -97,16 +97,18 @@ def logits(params: dict, x: jax.Array) -> jax.Array:
   return (h @ params["out/kernel"] + params["out/bias"])[..., 0]
 
 
-def init(seed: int = 0) -> dict:
-  """Fresh weights (the shapes `forward` reads)."""
+def init(seed: int = 0, width: int = WIDTH) -> dict:
+  """Fresh weights (the shapes `forward` reads; `width` channels, which `forward` reads off
+  them)."""
   rng = np.random.default_rng(seed)
-  p = {"in/kernel": rng.normal(0, NUM_MELS ** -0.5, (NUM_MELS, WIDTH)), "in/bias": np.zeros(WIDTH),
-       "out/kernel": rng.normal(0, WIDTH ** -0.5, (WIDTH, 1)), "out/bias": np.zeros(1)}
+  p = {"in/kernel": rng.normal(0, NUM_MELS ** -0.5, (NUM_MELS, width)),
+       "in/bias": np.zeros(width), "out/kernel": rng.normal(0, width ** -0.5, (width, 1)),
+       "out/bias": np.zeros(1)}
   for name in [f"norm{i}" for i in range(len(DILATIONS))] + ["norm_out"]:
-    p[f"{name}/scale"], p[f"{name}/bias"] = np.ones(WIDTH), np.zeros(WIDTH)
+    p[f"{name}/scale"], p[f"{name}/bias"] = np.ones(width), np.zeros(width)
   for i in range(len(DILATIONS)):
-    p[f"conv{i}/kernel"] = rng.normal(0, (3 * WIDTH) ** -0.5, (3, WIDTH, WIDTH))
-    p[f"conv{i}/bias"] = np.zeros(WIDTH)
+    p[f"conv{i}/kernel"] = rng.normal(0, (3 * width) ** -0.5, (3, width, width))
+    p[f"conv{i}/bias"] = np.zeros(width)
   return {k: jnp.asarray(v, jnp.float32) for k, v in p.items()}
 
 
@@ -164,7 +166,8 @@ def pool_frames(files) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def train(files, steps: int, *, batch: int = 32, frames: int = 500, lr: float = 1e-3,
-          seed: int = 0, log_every: int = 100, log=print) -> tuple[dict, list]:
+          seed: int = 0, width: int = WIDTH, log_every: int = 100,
+          log=print) -> tuple[dict, list]:
   """Weights trained on random `frames`-frame crops of the pool `files` (AdamW, warm-up then
   cosine decay, binary cross-entropy; each crop's bands shifted by one random offset, N(0, 2 dB)),
   and the mean loss of every `log_every` steps."""
@@ -174,7 +177,7 @@ def train(files, steps: int, *, batch: int = 32, frames: int = 500, lr: float = 
     raise ValueError(f"pool meetings of {lengths.min()} frames: crops of {frames} need longer ones")
   starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
   rng = np.random.default_rng(seed)
-  params = init(seed)
+  params = init(seed, width)
   opt = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, lr, min(100, steps // 10 + 1), steps,
                                                        lr * 0.01), weight_decay=1e-4)
   state = opt.init(params)
@@ -211,6 +214,7 @@ def main(argv=None) -> int:
   t.add_argument("--glob", default="meeting*.npz", help="which of its files")
   t.add_argument("--steps", type=int, default=3000)
   t.add_argument("--seed", type=int, default=0)
+  t.add_argument("--width", type=int, default=WIDTH, help="channels of the layers")
   t.add_argument("--out", required=True, help="the weights' npz (float16)")
   args = p.parse_args(argv)
   files = []
@@ -221,7 +225,7 @@ def main(argv=None) -> int:
       return 2
     files += found
   print(f"speech_net: {len(files)} pool meetings, {args.steps} steps", file=sys.stderr)
-  params, _ = train(files, args.steps, seed=args.seed,
+  params, _ = train(files, args.steps, seed=args.seed, width=args.width,
                     log=lambda line: print(line, file=sys.stderr, flush=True))
   ported.save_float16(args.out, {k: np.asarray(v) for k, v in params.items()})
   print(f"-> {args.out}", file=sys.stderr)
