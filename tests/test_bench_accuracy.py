@@ -188,13 +188,10 @@ def test_speech_classifier_for_the_mics_path_fits_on_each_array(tmp_path, monkey
   assert fitted["used"] == 2
 
 
-def test_resegment_examples_leave_the_speech_classifier_out(tmp_path, monkeypatch):
-  """The resegmentation is fitted on the decision before the speech stage: a model whose
-  settings hold a speech classifier (which comes after it) is decoded without it."""
+def _one_fit_meeting(monkeypatch, tmp_path, inf, ref) -> list:
+  """Every seed's fit meetings are the one meeting `inf` (reference `ref`); returns the list
+  that collects the options of each `decode` bench_accuracy makes."""
   from jaxdiar.data import shift
-  inf, ref = meeting("fit000", 0)
-  inf.response = np.stack([inf.direction[i, 0] for i in range(len(inf.window_frames))
-                           for _ in range(150)]).astype(np.float16)
   rttm.write_rttm(tmp_path / "fit000.rttm", ref)
   monkeypatch.setattr(shift, "cached", lambda speech, name, **kw: (tmp_path, [dict(uri="fit000")]))
   monkeypatch.setattr(bench_accuracy, "infer_all", lambda model, folder, meetings, **kw: {
@@ -203,6 +200,16 @@ def test_resegment_examples_leave_the_speech_classifier_out(tmp_path, monkeypatc
   real = diarize.decode
   monkeypatch.setattr(bench_accuracy.diarize_lib, "decode", lambda i, o, **kw: (
       decoded.append(o) or real(i, o, **kw)))
+  return decoded
+
+
+def test_resegment_examples_leave_the_speech_classifier_out(tmp_path, monkeypatch):
+  """The resegmentation is fitted on the decision before the speech stage: a model whose
+  settings hold a speech classifier (which comes after it) is decoded without it."""
+  inf, ref = meeting("fit000", 0)
+  inf.response = np.stack([inf.direction[i, 0] for i in range(len(inf.window_frames))
+                           for _ in range(150)]).astype(np.float16)
+  decoded = _one_fit_meeting(monkeypatch, tmp_path, inf, ref)
   options = {**diarize.DEFAULT_DECODE, **BASE, "spatial_weight": 0.5, "speech_gate": None,
              "speech_classifier": [1.0] * 37, "overlap_classifier": [1.0] * 101}
   bench_accuracy._resegment_examples(None, options, "VOICES", 3200, 16, None, None, "m", 13,
@@ -242,7 +249,6 @@ def test_overlap_classifier_fit_on_the_marked_frames(tmp_path, monkeypatch):
   """--fit-overlap-classifier: the model's decoding with its speech classifier and without an
   overlap classifier; the frames where someone is marked, the target "two or more talk in the
   reference"; a speech classifier that does not read the speech network is refused."""
-  from jaxdiar.data import shift
   from jaxdiar.decoding import speech
   from jaxdiar.decoding import talkers
   inf, ref = meeting("fit000", 0)
@@ -253,14 +259,8 @@ def test_overlap_classifier_fit_on_the_marked_frames(tmp_path, monkeypatch):
   inf.level = np.zeros((t, 2), np.float16)
   inf.speech_net = np.full(t, 0.9, np.float16)
   ref.append(rttm.Turn("fit000", 3 * 150 * FS, 3.5 * 150 * FS, "v0"))   # v0 over v1's turn
-  rttm.write_rttm(tmp_path / "fit000.rttm", ref)
-  monkeypatch.setattr(shift, "cached", lambda speech_, name, **kw: (tmp_path, [dict(uri="fit000")]))
-  monkeypatch.setattr(bench_accuracy, "infer_all", lambda model, folder, meetings, **kw: {
-      "fit000": inf})
-  decoded = []
+  decoded = _one_fit_meeting(monkeypatch, tmp_path, inf, ref)
   real = diarize.decode
-  monkeypatch.setattr(bench_accuracy.diarize_lib, "decode", lambda i, o, **kw: (
-      decoded.append(o) or real(i, o, **kw)))
   classifier = [0.0] * max(speech.SIZES)
   classifier[-1] = 5.0                                        # speech everywhere
   options = {**diarize.DEFAULT_DECODE, **BASE, "spatial_weight": 0.5,
