@@ -137,7 +137,8 @@ BY_NAME = {s.name: s for s in INFERENCE}
 # durations of the decision and the count, not the window geometry nor the fitted weights.
 SERVICE = ("onset", "offset", "median_frames", "min_speech_seconds", "min_silence_seconds",
            "cluster_threshold", "osd_threshold", "speech_gate", "speech_pad",
-           "resegment_threshold", "merge_overlap")
+           "resegment_threshold", "merge_overlap", "speech_classifier_threshold",
+           "overlap_classifier_threshold")
 
 
 def legacy_defaults() -> dict:
