@@ -348,14 +348,8 @@ def fit_overlap_classifier(model, options: dict, speech: str, seeds, num_meeting
     marked = result.active.any(axis=1)
     if not marked.any():
       continue
-    speech_max = (inf.speech_max if options.get("speech_channels") == "all"
-                  or options.get("speech_classifier") is not None else inf.speech)
-    x = talkers_lib.features(
-        speech_lib.features(result.active, result.speech, result.overlap, inf.speech,
-                            speech_max, inf.response, result.frame_seconds, inf.level,
-                            inf.speech_net),
-        result.active, result.speech, result.overlap,
-        talkers_lib.local_evidence(inf.vad, inf.window_frames, len(result.active)))
+    x = talkers_lib.evidence(inf, result.active, result.speech, result.overlap,
+                             result.frame_seconds)
     examples.append((x[marked], ref.sum(axis=1)[marked] >= 2))
   weights = talkers_lib.fit(examples)
   y = np.concatenate([t for _, t in examples])

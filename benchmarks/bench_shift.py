@@ -186,34 +186,32 @@ def main(argv=None) -> int:
   variants = parse_variants(args.variant)
   mics = None if args.mics is None else geometry.load(args.mics)
   fitted, overlap_fitted = {}, {}
-  if args.fit_speech_classifier:
-    if args.mics is None:
-      p.error("--fit-speech-classifier refits the --mics path's classifier: give --mics")
-    for name, model in models.items():
-      if model.num_channels != 1:
-        continue
+  for flag, value, verb in (("--fit-speech-classifier", args.fit_speech_classifier, "refits"),
+                            ("--fit-overlap-classifier", args.fit_overlap_classifier, "fits")):
+    if value and args.mics is None:
+      p.error(f"{flag} {verb} the --mics path's classifier: give --mics")
+  fitting = bool(args.fit_speech_classifier or args.fit_overlap_classifier)
+  arrays = [geometry.load(a) for a in args.fit_mics.split(",")] if fitting else []
+  for name, model in models.items():
+    if model.num_channels != 1:
+      continue
+    speech = {}                          # the speech classifier the overlap one is fitted over
+    if args.fit_speech_classifier:
       fitted[name] = acc.fit_speech_classifier(
           model, acc.diarize_lib.decoding_settings(model, {}, mics), args.fit_speech,
           [int(x) for x in args.fit_speech_classifier.split(",")], 16, None,
-          cache=args.cache, name=name, arrays=[geometry.load(a) for a in args.fit_mics.split(",")],
-          net=args.speech_net)
+          cache=args.cache, name=name, arrays=arrays, net=args.speech_net)
       print(f"{name}: speech classifier for --mics {json.dumps(fitted[name]['weights'])}",
             flush=True)
+      speech = {"speech_gate": None, "speech_fill": None,
+                "speech_classifier": fitted[name]["weights"]}
       variants[f"{name} + --mics, classifier refitted"] = (name, {
-          **bundled.any_array_settings(), "speech_gate": None, "speech_fill": None,
-          "speech_classifier": fitted[name]["weights"]})
-  if args.fit_overlap_classifier:
-    if args.mics is None:
-      p.error("--fit-overlap-classifier fits the --mics path's classifier: give --mics")
-    for name, model in models.items():
-      if model.num_channels != 1:
-        continue
-      speech = ({"speech_gate": None, "speech_fill": None,
-                 "speech_classifier": fitted[name]["weights"]} if name in fitted else {})
+          **bundled.any_array_settings(), **speech})
+    if args.fit_overlap_classifier:
       over = acc.fit_overlap_classifier(
           model, {**acc.diarize_lib.decoding_settings(model, {}, mics), **speech},
           args.fit_speech, [int(x) for x in args.fit_overlap_classifier.split(",")], 16, None,
-          cache=args.cache, name=name, arrays=[geometry.load(a) for a in args.fit_mics.split(",")])
+          cache=args.cache, name=name, arrays=arrays)
       print(f"{name}: overlap classifier for --mics {json.dumps(over['weights'])}", flush=True)
       overlap_fitted[name] = over
       variants[f"{name} + --mics, overlap classifier"] = (name, {

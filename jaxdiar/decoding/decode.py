@@ -226,10 +226,7 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
                                  fill=o["speech_classifier_fill"], min_speech=min_speech,
                                  min_silence=min_silence)
       if o["overlap_classifier"] is not None and active.shape[1] > 1:
-        evidence = talkers_lib.features(
-            speech_lib.features(active, score, osd, inf.speech, speech, inf.response, fs,
-                                inf.level, inf.speech_net),
-            active, score, osd, talkers_lib.local_evidence(vad, inf.window_frames, total))
+        evidence = talkers_lib.evidence(inf, active, score, osd, fs)
         active = talkers_lib.decide(active, score,
                                     talkers_lib.probability(evidence, o["overlap_classifier"]),
                                     threshold=o["overlap_classifier_threshold"],

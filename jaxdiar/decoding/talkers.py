@@ -30,8 +30,10 @@ from jaxdiar.decoding import speech as speech_lib
 from jaxdiar.decoding.frames import fill_and_drop
 
 RADII = (3, 12, 25)
-NUM_FEATURES = (speech_lib.NUM_FEATURES + speech_lib.NUM_LEVEL_FEATURES
-                + speech_lib.NUM_NET_FEATURES + 5 * (1 + 2 * len(RADII)) + 1)
+# The speech classifier's features it reads first (with the frame levels and the network).
+SPEECH_FEATURES = (speech_lib.NUM_FEATURES + speech_lib.NUM_LEVEL_FEATURES
+                   + speech_lib.NUM_NET_FEATURES)
+NUM_FEATURES = SPEECH_FEATURES + 5 * (1 + 2 * len(RADII)) + 1
 
 
 def local_evidence(vad: np.ndarray, window_frames, total: int) -> np.ndarray:
@@ -59,7 +61,7 @@ def features(speech_features: np.ndarray, active: np.ndarray, score: np.ndarray,
   classifier's features of it (`speech_features`, with levels and network), its stitched
   scores `score` [T, K], the overlap head `osd` [T] and `local_evidence` [T, 3]."""
   t = len(active)
-  if speech_features.shape != (t, NUM_FEATURES - 5 * (1 + 2 * len(RADII)) - 1):
+  if speech_features.shape != (t, SPEECH_FEATURES):
     raise ValueError(f"overlap_classifier reads the speech classifier's features with the frame "
                      f"levels and the speech network: {speech_features.shape[1]} given")
   s = np.sort(np.clip(np.asarray(score[:t], np.float32), 0.0, 1.0), axis=1)
@@ -69,6 +71,17 @@ def features(speech_features: np.ndarray, active: np.ndarray, score: np.ndarray,
     cols.append(np.stack(speech_lib._with_extremes(np.asarray(x, np.float32), RADII), axis=1))
   cols.append(np.minimum(active.sum(axis=1), 3)[:, None].astype(np.float32))
   return np.concatenate(cols, axis=1).astype(np.float32)
+
+
+def evidence(inference, active: np.ndarray, score: np.ndarray, osd: np.ndarray,
+             fs: float) -> np.ndarray:
+  """`features` of a decision `active` [T, K] (after the speech classifier) with its stitched
+  scores and overlap head, from what `inference` (a `jaxdiar.decoding.windows.Inference` with
+  the detector on every channel, the frame levels and the speech network) holds."""
+  inf = inference
+  return features(speech_lib.features(active, score, osd, inf.speech, inf.speech_max,
+                                      inf.response, fs, inf.level, inf.speech_net),
+                  active, score, osd, local_evidence(inf.vad, inf.window_frames, len(active)))
 
 
 def probability(features_: np.ndarray, weights) -> np.ndarray:
