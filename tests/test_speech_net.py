@@ -175,6 +175,15 @@ def test_training_with_the_coherence_reads_two_inputs_a_band(tmp_path):
   assert speech_net.reads_coherence(speech_net.load(str(out)))
 
 
+def _shipped_probability(spec: np.ndarray) -> np.ndarray:
+  """The shipped network's P(speech) of a whole recording's STFT [C, F, T]: channel 0's
+  log-mels, and the coherence of all the channels if it reads them."""
+  params = speech_net.load()
+  return speech_net.probability(speech_net.log_mel(spec[0]), params,
+                                speech_net.coherence(spec) if speech_net.reads_coherence(params)
+                                else None)
+
+
 @pytest.mark.skipif(not SPEECH.is_dir(), reason="../shared/data/speech not present")
 def test_shipped_network_hears_speech_over_silence():
   """The shipped weights: two utterances between three-second pauses reaching four microphones
@@ -187,11 +196,7 @@ def test_shipped_network_hears_speech_over_silence():
   level = np.sqrt(np.mean(x ** 2)) / 10
   noisy = np.stack([clean[d:d + len(clean) - 4] for d in (0, 1, 3, 4)])
   noisy = noisy + rng.normal(0, level, noisy.shape).astype(np.float32)
-  spec = spatial.stft(noisy, 512, 256)
-  params = speech_net.load()
-  p = speech_net.probability(speech_net.log_mel(spec[0]), params,
-                             speech_net.coherence(spec) if speech_net.reads_coherence(params)
-                             else None)
+  p = _shipped_probability(spatial.stft(noisy, 512, 256))
   second = 1 / 0.016
   speech_frames = np.r_[int(3.5 * second):int(6.5 * second), int(10.5 * second):int(13 * second)]
   pause_frames = np.r_[int(0.5 * second):int(2.5 * second), int(7.5 * second):int(9.5 * second)]
@@ -230,11 +235,7 @@ def test_infer_scores_the_read_channel_with_the_network(exported, meeting):
   model = runtime.load(path)
   inf = diarize.infer(meeting, model, progress=False, spatial=True, speech_net=True)
   audio = audio_lib.read(meeting, model.sample_rate)
-  spec = spatial.stft(audio, 512, 256)
-  params = speech_net.load()
-  expect = speech_net.probability(speech_net.log_mel(spec[0]), params,
-                                  speech_net.coherence(spec) if speech_net.reads_coherence(params)
-                                  else None)
+  expect = _shipped_probability(spatial.stft(audio, 512, 256))
   assert inf.speech_net.shape == (inf.total_frames,) and inf.speech_net.dtype == np.float16
   np.testing.assert_allclose(inf.speech_net.astype(np.float32), expect[:inf.total_frames],
                              atol=2e-3)
