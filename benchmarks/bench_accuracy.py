@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 import scipy.cluster.hierarchy
+import scipy.optimize
 
 from benchmarks import common
 from configs import default
@@ -37,6 +38,8 @@ from jaxdiar.data import audio as audio_lib
 from jaxdiar.data import corpus
 from jaxdiar.data import devmeetings
 from jaxdiar.data import shift
+from jaxdiar.decoding import decode as decode_lib
+from jaxdiar.decoding import pieces as pieces_lib
 from jaxdiar.decoding import settings
 from jaxdiar.decoding import speech as speech_lib
 from jaxdiar.decoding import talkers as talkers_lib
@@ -63,12 +66,13 @@ def load_model(spec: str) -> runtime.ExportedModel:
 def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
               step_seconds=None, voice: bool = False, detect_speech: bool = False,
               mics=None, speech_channels: str = "first", speech_dereverb: int = 0,
-              speech_net: bool = False) -> dict:
+              speech_net: bool = False, pieces: tuple | None = None) -> dict:
   """uri -> diarize.Inference of every dev meeting (pickled under `cache` if given; a cached
   one without the d-vectors `voice` or the speech detector's output `detect_speech` asks for
   (on `speech_channels`, after `speech_dereverb`) is computed again, one without the frame
   speech network's output `speech_net` asks for is given it (the rest of it does not depend
-  on it); `mics`: the meetings' geometry for a one-channel model's directions)."""
+  on it), nor the local speakers' `pieces`, whose windows are run again for them; `mics`: the
+  meetings' geometry for a one-channel model's directions)."""
   out = {}
   for m in meetings:
     uri = m["uri"]
@@ -84,16 +88,31 @@ def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
           cached.speech_net = speech_net_lib.file_probability(
               wav, audio_lib.info(wav)[0], cached.num_samples, 0, windows.read_block)
           path.write_bytes(pickle.dumps(cached))
+        if pieces is not None and not _same_pieces(getattr(cached, "pieces", None), pieces,
+                                                   cached.hop / cached.sample_rate):
+          cached.pieces = diarize_lib.infer(folder / f"{uri}.wav", model, uri=uri,
+                                            progress=False, spatial=False,
+                                            step_seconds=step_seconds, mics=mics,
+                                            pieces=pieces).pieces
+          path.write_bytes(pickle.dumps(cached))
         continue
     out[uri] = diarize_lib.infer(folder / f"{uri}.wav", model, uri=uri, progress=False,
                                  spatial=spatial, step_seconds=step_seconds, voice=voice,
                                  detect_speech=detect_speech, mics=mics,
                                  speech_channels=speech_channels,
-                                 speech_dereverb=speech_dereverb, speech_net=speech_net)
+                                 speech_dereverb=speech_dereverb, speech_net=speech_net,
+                                 pieces=pieces)
     if path is not None:
       path.parent.mkdir(parents=True, exist_ok=True)
       path.write_bytes(pickle.dumps(out[uri]))
   return out
+
+
+def _same_pieces(have, asked: tuple, frame_seconds: float) -> bool:
+  """Whether cached `have` pieces were cut as `asked` (onset, gap seconds, minimum frames)."""
+  return have is not None and np.allclose(
+      (have.onset, have.gap_frames, have.min_frames),
+      (asked[0], round(asked[1] / frame_seconds), asked[2]))
 
 
 def decode_all(inferences, refs, options: dict, *, true_count: bool) -> dict:
@@ -358,6 +377,61 @@ def fit_overlap_classifier(model, options: dict, speech: str, seeds, num_meeting
               overlap_share=float(np.mean(y)))
 
 
+def fit_reassign_classifier(model, options: dict, speech: str, seeds, num_meetings: int,
+                            geometry, cache=None, name: str = "model",
+                            generator: str = "shift", arrays=None) -> dict:
+  """Fit the pieces' reassignment (`jaxdiar.decoding.pieces`) on `num_meetings` meetings of
+  each of `seeds` (kept apart from the dev, fit and suite meetings): the local speakers
+  clustered with `options`, then a logistic model of "the piece's talker is the nearest other
+  cluster's" over each piece's features. A piece's talker: the reference's over its frames
+  where one talks (at least 5); a cluster's: the talker matched to it over all pieces (the
+  assignment of most frames). `arrays` as for `fit_speech_classifier`."""
+  o = {**diarize_lib.DEFAULT_DECODE, **options}
+  base = dict(o, reassign_classifier=[0.0] * (pieces_lib.NUM_FEATURES + 1))
+  need = diarize_lib.needs_of_all([base])
+  examples = []
+  for inf, _, ref in _decoded_fit_meetings(model, options, dict(o, reassign_classifier=None),
+                                           speech, seeds, num_meetings, geometry, cache, name,
+                                           generator, arrays, need):
+    windows, slots, labels, heard = decode_lib.cluster_locals(inf, o)
+    if not len(labels) or labels.max() < 1 or not ref.shape[1]:
+      continue
+    cands = pieces_lib.candidates(inf, windows, slots, labels, heard[windows, slots], o)
+    talker = _piece_talkers(inf, cands.index, ref, o["onset"])
+    frames = np.array([np.sum(inf.vad[inf.pieces.window[i], inf.pieces.start[i]:
+                                      inf.pieces.stop[i], inf.pieces.slot[i]] > o["onset"])
+                       for i in cands.index])
+    matched = np.zeros((int(labels.max()) + 1, ref.shape[1]))
+    np.add.at(matched, (cands.current[talker >= 0], talker[talker >= 0]), frames[talker >= 0])
+    rows, cols = scipy.optimize.linear_sum_assignment(-matched)
+    cluster_of = dict(zip(cols, rows))
+    truth = np.array([cluster_of.get(t, c) if t >= 0 else c
+                      for t, c in zip(talker, cands.current)])
+    examples.append((cands.features, (truth == cands.other) & (truth != cands.current)))
+  weights = pieces_lib.fit(examples)
+  y = np.concatenate([t for _, t in examples])
+  return dict(weights=weights, seeds=list(seeds), meetings=num_meetings, used=len(examples),
+              speech=speech, generator=generator, pieces=int(len(y)),
+              moves_right=float(np.mean(y)))
+
+
+def _piece_talkers(inf, index, ref: np.ndarray, onset: float) -> np.ndarray:
+  """[n] the reference talker of each piece of `index`: the most frequent over its frames
+  above `onset` where one talks (-1: fewer than 5 such frames)."""
+  p = inf.pieces
+  tw = inf.vad.shape[1]
+  out = np.full(len(index), -1)
+  for j, i in enumerate(index):
+    f0 = int(inf.window_frames[p.window[i]])
+    n = max(0, min(tw, len(ref) - f0))
+    a, b = p.start[i], min(p.stop[i], n)
+    r = ref[f0 + a:f0 + b]
+    alone = (inf.vad[p.window[i], a:b, p.slot[i]] > onset) & (r.sum(axis=1) == 1)
+    if alone.sum() >= 5:
+      out[j] = np.bincount(r[alone].argmax(axis=1), minlength=ref.shape[1]).argmax()
+  return out
+
+
 def _resegment_examples(model, options, speech, seed, num_meetings, geometry, cache, name,
                         num_features, generator="sim") -> list:
   """(features, target) of every meeting of one fit seed with two or more speakers found."""
@@ -473,6 +547,13 @@ def main(argv=None) -> int:
                       "classifier, or the one --fit-speech-classifier fits) on --meetings "
                       "meetings of each of these seeds, then score it as the row 'NAME "
                       "overlap classifier'")
+  p.add_argument("--fit-reassign-classifier", default=None, metavar="SEEDS",
+                 help="fit each model's pieces' reassignment (jaxdiar.decoding.pieces; over "
+                      "its decoding, or the classifiers fitted before it) on --meetings "
+                      "meetings of each of these seeds, then score it as the row 'NAME "
+                      "reassigned' (the model file must give its frame embeddings)")
+  p.add_argument("--reassign-threshold", type=float, default=None,
+                 help="with --fit-reassign-classifier: its threshold (default: 0.5)")
   p.add_argument("--overlap-threshold", type=float, default=None,
                  help="with --fit-overlap-classifier: its threshold (default: the model's)")
   p.add_argument("--speech-net", action="store_true",
@@ -493,6 +574,9 @@ def main(argv=None) -> int:
   overlap_seeds = [int(x) for x in (args.fit_overlap_classifier or "").split(",") if x]
   if args.seed in overlap_seeds:
     p.error("--fit-overlap-classifier needs seeds other than the dev meetings' own")
+  reassign_seeds = [int(x) for x in (args.fit_reassign_classifier or "").split(",") if x]
+  if args.seed in reassign_seeds:
+    p.error("--fit-reassign-classifier needs seeds other than the dev meetings' own")
   if not pathlib.Path(args.speech).is_dir():
     print(f"{args.speech}: dev speech not found", file=sys.stderr)
     return 2
@@ -530,6 +614,8 @@ def main(argv=None) -> int:
     asked = [model.meta["inference"], own] + [{**own, **o} for _, o in asked_variants]
     if classifier_seeds:
       asked.append({**own, "speech_classifier": [0.0], "speech_gate": None})
+    if reassign_seeds:
+      asked.append({**own, "reassign_classifier": [0.0]})
     need = diarize_lib.needs_of_all(asked)
     need["speech_net"] |= bool(classifier_seeds) and args.speech_net
     inferences = infer_all(model, folder, meetings, step_seconds=step, **need,
@@ -578,6 +664,19 @@ def main(argv=None) -> int:
           **({} if args.overlap_threshold is None
              else dict(overlap_classifier_threshold=args.overlap_threshold)))
       searches[f"{name} overlap classifier fit"] = fitted
+    if reassign_seeds:
+      last = next((variants[f"{name} {v}"] for v in ("overlap classifier", "speech classifier")
+                   if f"{name} {v}" in variants), options.get(name, {}))
+      fitted = fit_reassign_classifier(model, {**base, **last}, args.fit_speech or args.speech,
+                                       reassign_seeds, args.meetings, geometry,
+                                       cache=args.cache, name=name,
+                                       generator=args.fit_generator)
+      print(f"{name}: reassignment weights {json.dumps(fitted['weights'])}", flush=True)
+      variants[f"{name} reassigned"] = dict(
+          last, reassign_classifier=fitted["weights"],
+          **({} if args.reassign_threshold is None
+             else dict(reassign_threshold=args.reassign_threshold)))
+      searches[f"{name} reassignment fit"] = fitted
     for vname, opts in asked_variants:
       variants[f"{name} {vname}"] = dict(options.get(name, {}), **opts)
     for vname, opts in variants.items():

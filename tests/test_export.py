@@ -54,7 +54,7 @@ def test_exported_file_in_a_fresh_process_equals_the_checkpoint(exported, tmp_pa
   for i, (b, n) in enumerate(lengths):
     want = forward(audio[f"audio{i}"])
     assert got[f"vad{i}"].shape == (b, 1 + n // 256, 4)
-    for k in ("vad", "osd", "spk_emb"):
+    for k in ("vad", "osd", "spk_emb", "frame_emb"):
       np.testing.assert_allclose(got[f"{k}{i}"], want[k], atol=1e-5, rtol=1e-5)
 
 
@@ -183,3 +183,40 @@ def test_float16_storage_halves_the_file_and_keeps_the_outputs(exported, tmp_pat
   ref, out = full_model(audio), half_model(audio)
   for k in ref:
     np.testing.assert_allclose(np.asarray(out[k]), np.asarray(ref[k]), atol=2e-2)
+
+
+def test_export_again_gives_the_frame_embeddings_of_an_older_file(exported, tmp_path,
+                                                                   monkeypatch):
+  """A file exported before the forward gave its frame embeddings, exported again from its
+  own weights with its config: the same outputs and settings, and the frame embeddings (whose
+  probability-weighted means are the local speakers' embeddings)."""
+  _, workdir = exported
+  config, variables, _ = checkpoints.load_checkpoint(workdir)
+  config.inference.cluster_threshold = 0.31
+  with_frames = export.forward_with
+  def without_frames(model, fcfg):
+    forward = with_frames(model, fcfg)
+    return lambda *a: {k: v for k, v in forward(*a).items() if k != "frame_emb"}
+  monkeypatch.setattr(export, "forward_with", without_frames)
+  old = tmp_path / "old.jaxdiar"
+  export.export(config, variables, old, platforms=("cpu",))
+  monkeypatch.setattr(export, "forward_with", with_frames)
+  assert "frame_emb" not in runtime.load(old).outputs
+  new = tmp_path / "new.jaxdiar"
+  assert cli_export.main(["--model", str(old), "--config", "configs/smoke.py",
+                          "--out", str(new)]) == 0
+  before, after = runtime.load(old), runtime.load(new)
+  assert after.meta == dict(before.meta, platforms=after.meta["platforms"])
+  assert after.meta["inference"]["cluster_threshold"] == 0.31
+  audio = (0.1 * np.random.default_rng(0).standard_normal((1, 8, 16000))).astype(np.float32)
+  a, b = before(audio), after(audio)
+  for k in a:
+    np.testing.assert_allclose(np.asarray(b[k]), np.asarray(a[k]), atol=1e-6)
+  vad, emb = np.asarray(b["vad"])[0], np.asarray(b["frame_emb"])[0]
+  np.testing.assert_allclose((vad.T @ emb) / vad.sum(axis=0)[:, None],
+                             np.asarray(b["spk_emb"])[0], rtol=1e-4, atol=1e-4)
+  other = config.copy_and_resolve_references()
+  other.model.embedding_dim = config.model.embedding_dim * 2
+  with pytest.raises(ValueError, match="not the file's"):
+    export.again(old, other, tmp_path / "bad.jaxdiar")
+  assert not (tmp_path / "bad.jaxdiar").exists()

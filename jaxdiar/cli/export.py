@@ -1,5 +1,6 @@
 """python -m jaxdiar.export (--workdir DIR [--step N] | --variables DIR) --out model.jaxdiar
    python -m jaxdiar.export --model in.jaxdiar --set KEY=JSON [--set ...] --out out.jaxdiar
+   python -m jaxdiar.export --model in.jaxdiar --config configs/NAME.py --out out.jaxdiar
    python -m jaxdiar.export --variables DIR --blend base.jaxdiar:ALPHA --out out.jaxdiar
 """
 
@@ -11,6 +12,7 @@ import ml_collections
 from jaxdiar.core import model as model_lib
 from jaxdiar.decoding import settings as settings_lib
 from jaxdiar.io import atomic
+from jaxdiar.io import configfile
 from jaxdiar.models import export
 from jaxdiar.models import runtime
 from jaxdiar.training import checkpoints
@@ -26,6 +28,10 @@ def main(argv=None) -> int:
   src.add_argument("--model", help="an exported .jaxdiar file whose settings --set changes")
   p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                  help="with --model: a decoding setting, e.g. resegment_threshold=0.7")
+  p.add_argument("--config", default=None,
+                 help="with --model: export its weights and settings again with this "
+                      "version's forward (e.g. the frame embeddings that reassign_classifier "
+                      "needs); CONFIG: the config the model was trained with")
   p.add_argument("--out", required=True)
   p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
   p.add_argument("--blend", default=None, metavar="BASE:ALPHA",
@@ -36,14 +42,23 @@ def main(argv=None) -> int:
                  help="store the weights in half precision (half the file; computation stays "
                       "float32): with --model, a copy of that file")
   args = p.parse_args(argv)
-  if args.model and not (args.set or args.float16):
-    p.error("--model needs at least one --set (or --float16)")
+  if args.model and not (args.set or args.float16 or args.config):
+    p.error("--model needs at least one --set (or --float16, or --config)")
+  if args.config and not args.model:
+    p.error("--config goes with --model")
+  if args.config and args.set:
+    p.error("--config exports the file's settings as they are: --set them after")
   if args.set and not args.model:
     p.error("--set goes with --model")
   if args.blend and args.model:
     p.error("--blend goes with --workdir or --variables")
   try:
     atomic.check_output(args.out)
+    if args.config:
+      config = configfile.load(args.config, prog="jaxdiar.export")
+      export.again(args.model, config, args.out, float16=args.float16)
+      print(f"{args.out}: {args.model} exported again with {args.config}'s network")
+      return 0
     if args.model:
       settings = settings_lib.parse_items(args.set)
       runtime.load(args.model)              # a readable model file of this format, or why not
@@ -65,7 +80,8 @@ def main(argv=None) -> int:
       variables = export.blend(base.variables, variables, float(alpha))
       config.inference = ml_collections.ConfigDict(base.meta["inference"])
       step = f"{step}, blended {float(alpha):g} with {base_path}"
-  except (FileNotFoundError, atomic.OutputError, ValueError, runtime.ModelFileError) as e:
+  except (FileNotFoundError, atomic.OutputError, ValueError, runtime.ModelFileError,
+          configfile.ConfigError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   export.export(config, variables, args.out, float16=args.float16)

@@ -10,6 +10,7 @@ import numpy as np
 import scipy.ndimage
 
 from jaxdiar.core import resegment as resegment_lib
+from jaxdiar.decoding import pieces as pieces_lib
 from jaxdiar.decoding import settings as settings_lib
 from jaxdiar.decoding import speech as speech_lib
 from jaxdiar.decoding import talkers as talkers_lib
@@ -97,28 +98,22 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
   inf = inference
   check_counts(num_speakers, min_speakers, max_speakers)
   cap = max_speakers or max(MAX_SPEAKERS, num_speakers or 0, min_speakers or 0)
-  emb = inf.emb
-  if need["voice"]:
-    if inf.voice is None:
-      raise ValueError("decoding setting voice_weight > 0 needs the local speakers' d-vectors: "
-                       "infer(..., voice=True)")
-    emb = voice_joined(inf.emb, inf.voice, o["voice_weight"])
   fs = inf.hop / inf.sample_rate
   total, (num_windows, tw, _) = inf.total_frames, inf.vad.shape
   vad = inf.vad.astype(np.float32)
-  heard = heard_frames(inf, o["onset"])                                    # [W, S] frames
-  windows, slots = np.nonzero(heard >= o["min_active_frames"])   # the local speakers
-  locals_ = list(zip(windows, slots))
-  labels = cluster(emb[windows, slots], windows, num_speakers=num_speakers,
-                   min_speakers=min_speakers, max_speakers=cap,
-                   threshold=o["cluster_threshold"],
-                   max_embeddings=o.get("max_cluster_embeddings", 2000),
-                   directions=(inf.direction[windows, slots] if inf.direction is not None
-                               and o["spatial_weight"] > 0 else None),
-                   spatial_weight=o["spatial_weight"], refine=o["refine"],
-                   anchors=heard[windows, slots] * fs >= o["anchor_seconds"],
-                   min_cluster_size=o["min_cluster_size"], heard=heard[windows, slots] * fs,
-                   found_seconds=o["found_seconds"], found_total=o["found_total"])
+  windows, slots, labels, heard = cluster_locals(inf, o, num_speakers=num_speakers,
+                                                 min_speakers=min_speakers, max_speakers=cap)
+  # What is stitched: each local speaker whole (window, slot, first frame, stop, cluster), or
+  # with reassign_classifier its pieces, each in the cluster `pieces.reassign` gives it.
+  units = [(w, slot, 0, tw, label) for w, slot, label in zip(windows, slots, labels)]
+  if o["reassign_classifier"] is not None and len(labels) and labels.max() > 0:
+    pieces_lib.check(inf.pieces, o, fs)
+    cands = pieces_lib.candidates(inf, windows, slots, labels, heard[windows, slots], o)
+    moved = pieces_lib.reassign(inf, cands, o["reassign_classifier"], o["reassign_threshold"],
+                                o["onset"])
+    p = inf.pieces
+    units = [(p.window[i], p.slot[i], p.start[i], p.stop[i], label)
+             for i, label in zip(cands.index, moved)]
   k = int(labels.max()) + 1 if len(labels) else 0
   stages.lap("cluster")
   if num_speakers is None and max_speakers is None and k >= cap:
@@ -137,12 +132,12 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
     speech[f0:f0 + n] += 1.0 - np.prod(1.0 - vad[w, :n], axis=1)    # P(anyone talks)
     if o["count"] == "expected":             # expected number of talkers: sum of probabilities
       count[f0:f0 + n] += vad[w, :n].sum(axis=1)
-  for (w, slot), label in zip(locals_, labels):
+  for w, slot, a, b, label in units:
     f0 = inf.window_frames[w]
-    n = max(0, min(tw, total - f0))
-    score[f0:f0 + n, label] += vad[w, :n, slot]
+    b = max(a, min(b, total - f0))
+    score[f0 + a:f0 + b, label] += vad[w, a:b, slot]
     if o["count"] == "threshold":            # active local speakers
-      count[f0:f0 + n] += vad[w, :n, slot] > o["onset"]
+      count[f0 + a:f0 + b] += vad[w, a:b, slot] > o["onset"]
   score /= np.maximum(cover, 1)[:, None]
   count /= np.maximum(cover, 1)
   osd /= np.maximum(cover, 1)
@@ -244,6 +239,33 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
   return Result(turns, score, osd, fs, centroids, active, voices)
 
 
+def cluster_locals(inf: Inference, o: dict, *, num_speakers=None, min_speakers=None,
+                   max_speakers=None):
+  """(windows, slots, labels, heard) of the local speakers of every window (those heard
+  `min_active_frames`): their clusters under the decoding settings `o`, and the frames each
+  local speaker of every window is heard ([W, S])."""
+  emb = inf.emb
+  if o["voice_weight"] > 0:
+    if inf.voice is None:
+      raise ValueError("decoding setting voice_weight > 0 needs the local speakers' d-vectors: "
+                       "infer(..., voice=True)")
+    emb = voice_joined(inf.emb, inf.voice, o["voice_weight"])
+  fs = inf.hop / inf.sample_rate
+  heard = heard_frames(inf, o["onset"])                                    # [W, S] frames
+  windows, slots = np.nonzero(heard >= o["min_active_frames"])   # the local speakers
+  labels = cluster(emb[windows, slots], windows, num_speakers=num_speakers,
+                   min_speakers=min_speakers, max_speakers=max_speakers,
+                   threshold=o["cluster_threshold"],
+                   max_embeddings=o.get("max_cluster_embeddings", 2000),
+                   directions=(inf.direction[windows, slots] if inf.direction is not None
+                               and o["spatial_weight"] > 0 else None),
+                   spatial_weight=o["spatial_weight"], refine=o["refine"],
+                   anchors=heard[windows, slots] * fs >= o["anchor_seconds"],
+                   min_cluster_size=o["min_cluster_size"], heard=heard[windows, slots] * fs,
+                   found_seconds=o["found_seconds"], found_total=o["found_total"])
+  return windows, slots, labels, heard
+
+
 def _centroids(x: np.ndarray, weight: np.ndarray, labels: np.ndarray, parents: list) -> np.ndarray:
   """[len(parents), E] unit weighted mean of the unit vectors `x` of each group of clusters."""
   x = x.astype(np.float64)
@@ -260,9 +282,13 @@ DEFAULT_DECODE = settings_lib.legacy_defaults()
 
 def needs(options: dict) -> dict:
   """What `infer` must compute for these decoding settings (its keyword arguments): the
-  local speakers' d-vectors, the speech detector's probabilities, the speech network's."""
+  local speakers' d-vectors, the speech detector's probabilities, the speech network's, the
+  local speakers' pieces."""
   classifier = options.get("speech_classifier") is not None   # reads every channel's
-  return dict(voice=options.get("voice_weight", 0) > 0,
+  o = {**DEFAULT_DECODE, **options}
+  return dict(pieces=((o["onset"], o["piece_gap_seconds"], o["min_active_frames"])
+                      if o["reassign_classifier"] is not None else None),
+              voice=options.get("voice_weight", 0) > 0,
               detect_speech=(options.get("speech_gate") is not None
                              or options.get("speech_fill") is not None or classifier),
               speech_channels="all" if classifier else options.get("speech_channels", "first"),
@@ -277,7 +303,12 @@ def needs_of_all(asked: list) -> dict:
   if len(dereverb) > 1:
     raise ValueError(f"the settings ask the speech detector for speech_dereverb "
                      f"{sorted(dereverb)}: one inference holds one of them, decode them apart")
-  return dict(voice=any(n["voice"] for n in need),
+  pieces = {n["pieces"] for n in need if n["pieces"] is not None}
+  if len(pieces) > 1:
+    raise ValueError(f"the settings cut the local speakers into pieces in several ways "
+                     f"{sorted(pieces)}: one inference holds one of them, decode them apart")
+  return dict(pieces=pieces.pop() if pieces else None,
+              voice=any(n["voice"] for n in need),
               detect_speech=any(n["detect_speech"] for n in need),
               speech_channels="all" if any(n["detect_speech"] and n["speech_channels"] == "all"
                                            for n in need) else "first",

@@ -131,6 +131,15 @@ INFERENCE = (
       "from every cluster, may found one (short talkers; None: off).", legacy=None, low=0,
       optional=True),
     S("found_total", 2.0, "... when such a group is heard this long in all.", legacy=2.0, low=0),
+    S("reassign_classifier", None, "Logistic weights of the pieces' reassignment "
+      "(jaxdiar.decoding.pieces): after the clustering, a local speaker's piece between two "
+      "pauses moves to the cluster it is nearest to where this classifier says so (None: "
+      "off; needs a model file that gives its frame embeddings).", tuple, legacy=None,
+      optional=True),
+    S("reassign_threshold", 0.5, "With reassign_classifier: a piece moves where its "
+      "probability is above this.", legacy=0.5, low=0, high=1),
+    S("piece_gap_seconds", 0.16, "With reassign_classifier: the pauses, seconds, that cut a "
+      "local speaker into pieces.", legacy=0.16, low=0),
 )
 BY_NAME = {s.name: s for s in INFERENCE}
 # The settings a request to the HTTP service may change (`settings={...}`): thresholds and

@@ -15,6 +15,7 @@ from jaxdiar.core import dereverb as dereverb_lib
 from jaxdiar.core import geometry as geometry_lib
 from jaxdiar.core import spatial as spatial_lib
 from jaxdiar.data import audio as audio_lib
+from jaxdiar.decoding import pieces as pieces_lib
 from jaxdiar.models import runtime
 from jaxdiar.models import speech_net as speech_net_lib
 from jaxdiar.models import vad as vad_lib
@@ -115,6 +116,9 @@ class Inference:
   # [total_frames] float16: the project's frame speech network's P(speech) on the read channel
   # (`jaxdiar.models.speech_net`; `infer(..., speech_net=True)`), more of the classifier's.
   speech_net: np.ndarray | None = None
+  # Each local speaker cut at its pauses, with the pieces' own embeddings
+  # (`jaxdiar.decoding.pieces`; `infer(..., pieces=...)`): what `reassign_classifier` moves.
+  pieces: pieces_lib.Pieces | None = None
 
 
 # A local speaker's audio for its d-vector: its frames more likely talking than not (whatever
@@ -222,7 +226,7 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
           voice: bool = False, detect_speech: bool = False,
           channel: int | None = None, stages: Stages | None = None,
           mics=None, speech_channels: str = "first", speech_dereverb: int = 0,
-          speech_net: bool = False) -> Inference:
+          speech_net: bool = False, pieces: tuple | None = None) -> Inference:
   """Run the model over sliding windows of one recording (read in blocks).
 
   With `spatial` and a multi-channel recording, each local speaker also gets its SRP-PHAT
@@ -233,7 +237,10 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   (with `speech_channels="all"` also every other channel, each on its own: `speech_max`;
   `speech_dereverb` k: first k channels dereverberated together, `jaxdiar.core.dereverb`,
   and "all" means those k). With `speech_net`, the frame speech network
-  (`jaxdiar.models.speech_net`) scores the read channel at every model frame.
+  (`jaxdiar.models.speech_net`) scores the read channel at every model frame. `pieces`
+  (onset, gap seconds, minimum frames): each local speaker cut at its pauses, each piece
+  with its own embedding (`jaxdiar.decoding.pieces`; the model file must give its frame
+  embeddings).
   `channel`: read that channel only (a one-channel model, or copied with `replicate_channels`);
   it is then also the channel of the d-vectors and the speech detector. `mics`: the
   recording's microphone positions ([C, 3] metres, `jaxdiar.core.geometry`): the directions come
@@ -259,7 +266,7 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   steer = None
   if spatial and positions is not None:
     steer = spatial_lib.steering(positions, meta["n_fft"], sr, spatial_lib.azimuth_grid())
-  vads, osds, embs, dirs, voices = [], [], [], [], []
+  vads, osds, embs, dirs, voices, parts = [], [], [], [], [], []
   if voice:
     if sr != voice_lib.SAMPLE_RATE:
       raise InputError(f"the voice encoder takes {voice_lib.SAMPLE_RATE} Hz audio, the model "
@@ -272,12 +279,17 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   if speech_net and (sr, hop) != (speech_net_lib.SAMPLE_RATE, speech_net_lib.HOP):
     raise InputError(f"the frame speech network reads {speech_net_lib.SAMPLE_RATE} Hz audio in "
                      f"frames of {speech_net_lib.HOP} samples; the model runs at {sr} Hz, hop {hop}")
+  if pieces is not None and "frame_emb" not in model.outputs:
+    raise InputError("the pieces (reassign_classifier) need the model's frame embeddings, "
+                     "which this model file does not give: export it again (python -m "
+                     "jaxdiar.export --model FILE --config CONFIG --out NEW)")
   total = 1 + num_samples // hop
   response = None if steer is None else np.zeros((total, steer.real.shape[-1]), np.float16)
   level = None if steer is None else np.zeros((total, 2), np.float32)
   done = 0                                  # frames of `response` computed so far
   peak = 0.0
   half = int(np.ceil(meta["n_fft"] / 2 / hop))             # frames of audio on either side
+  piece_gap = int(round(pieces[1] * sr / hop)) if pieces is not None else 0
 
   def finish(b0, group, raw, out):
     """Keep one batch's outputs (blocks until the model is done) and its directions."""
@@ -288,6 +300,11 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
     vads.append(out["vad"][:n].astype(np.float16))
     osds.append(out["osd"][:n].astype(np.float16))
     embs.append(out["spk_emb"][:n].astype(np.float32))
+    for j in range(n if pieces is not None else 0):
+      inside = max(0, min(out["vad"].shape[1], total - group[j] // hop))
+      parts.extend((b0 + j, *piece) for piece in pieces_lib.of_window(
+          out["vad"][j], out["frame_emb"][j], inside, onset=pieces[0],
+          gap_frames=piece_gap, min_frames=pieces[2]))
     t0 = time.perf_counter()
     if voice:
       segments = [seg for j in range(n) for seg in
@@ -361,7 +378,9 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
                    np.concatenate(embs), np.stack(dirs) if dirs else None,
                    total, num_samples, sr, hop, response,
                    np.concatenate(voices) if voice else None, speech, speech_max,
-                   speech_dereverb if detect_speech else 0, level, net)
+                   speech_dereverb if detect_speech else 0, level, net,
+                   pieces_lib.collect(parts, pieces[0], piece_gap, pieces[2],
+                                      meta["embedding_dim"]) if pieces is not None else None)
 
 
 def detect_channels(path, rate: int, num_samples: int, channels: list[int],

@@ -15,6 +15,7 @@ import zipfile
 import jax
 from jax import export as jax_export
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from jaxdiar.core import features as features_lib
@@ -42,7 +43,7 @@ def forward_with(model, fcfg):
     feats = features_lib.extract(audio, fcfg, mics, mic_mask)
     out = model.apply(variables, feats, train=False)
     return dict(vad=jax.nn.sigmoid(out["vad"]), osd=jax.nn.sigmoid(out["osd"]),
-                spk_emb=out["spk_emb"])
+                spk_emb=out["spk_emb"], frame_emb=out["frame_emb"])
   return forward
 
 
@@ -104,6 +105,49 @@ def export(config, variables, out, *, platforms=("cpu", "cuda", "tpu"),
               causal=config.model.causal, stream_block_frames=block_frames,
               inference=inf.to_dict(), platforms=list(platforms))
   _write_model(out, {"meta.json": json.dumps(meta, indent=1).encode(), **files})
+  return meta
+
+
+def again(model, config, out, *, float16: bool = False) -> dict:
+  """Export the weights and decoding settings of an exported `model` (a file or a bundled
+  model's name) again with this version's forward (e.g. its frame embeddings, which files
+  exported before 2026-12-07 do not give). `config`: the config the model was trained with
+  (its model and features sections). Raises ValueError where the config's network or
+  features are not the file's (checked on a second of noise)."""
+  old = runtime.load(bundled.resolve(model))
+  config = config.copy_and_resolve_references()
+  variables = old.variables
+  classes = variables.get("params", {}).get("classifier", {}).get("fc2", {}).get("kernel")
+  if classes is not None:                      # the training corpus's speakers
+    config.model.num_speaker_classes = int(classes.shape[-1])
+  fcfg = config.features
+  for key in ("sample_rate", "n_fft", "hop"):
+    if fcfg[key] != old.meta[key]:
+      raise ValueError(f"config features.{key} {fcfg[key]} is not the file's {old.meta[key]}")
+  if fcfg.kind != old.meta["feature_kind"] or not np.allclose(
+      np.asarray(fcfg.mic_positions), np.asarray(old.meta["mic_positions"])):
+    raise ValueError("the config's features (kind, microphones) are not the file's")
+  net = model_lib.from_config(config.model)
+  shapes = jax.eval_shape(lambda: model_lib.init_variables(net, jax.random.key(0),
+                                                           features_lib.feature_dim(fcfg)))
+  want = jax.tree_util.tree_map_with_path(lambda p, a: (jax.tree_util.keystr(p), a.shape),
+                                          shapes)
+  have = jax.tree_util.tree_map_with_path(lambda p, a: (jax.tree_util.keystr(p), a.shape),
+                                          variables)
+  if sorted(jax.tree.leaves(want, is_leaf=lambda x: isinstance(x, tuple))) != sorted(
+      jax.tree.leaves(have, is_leaf=lambda x: isinstance(x, tuple))):
+    raise ValueError("the config's network is not the file's (its variables differ in "
+                     "names or shapes)")
+  config.inference = ml_collections.ConfigDict(old.meta["inference"])
+  meta = export(config, variables, out, float16=float16)
+  new = runtime.load(out)
+  noise = np.random.default_rng(0).normal(0, 0.1, (1, old.num_channels, old.sample_rate))
+  args = (noise, np.asarray(old.meta["mic_positions"])) if old.takes_geometry else (noise,)
+  a, b = old(*args), new(*args)
+  gap = max(float(np.max(np.abs(np.asarray(a[k]) - np.asarray(b[k])))) for k in a)
+  if gap > 1e-3:
+    raise ValueError(f"the exported file does not reproduce {model} (outputs differ by "
+                     f"{gap:.3g}): the config is not the one the model was trained with")
   return meta
 
 

@@ -32,8 +32,9 @@ class ModelFileError(ValueError):
 class ExportedModel:
   """A loaded `.jaxdiar` file.
 
-  model(audio [B, C, N] float32) -> dict(vad [B, T, S], osd [B, T], spk_emb [B, S, E]),
-  probabilities in [0, 1], T = 1 + N // hop.
+  model(audio [B, C, N] float32) -> dict(vad [B, T, S], osd [B, T], spk_emb [B, S, E], and
+  in files exported since 2026-12-07 frame_emb [B, T, E]), probabilities in [0, 1],
+  T = 1 + N // hop.
   """
 
   def __init__(self, path):
@@ -98,6 +99,13 @@ class ExportedModel:
   def variables(self) -> dict:
     """The model's weights ({params, batch_stats}, numpy): e.g. to fine-tune from."""
     return jax.tree.map(np.asarray, self._variables)
+
+  @property
+  def outputs(self) -> tuple[str, ...]:
+    """Names of the model's outputs (files exported since 2026-12-07 also give `frame_emb`
+    [B, T, E], the frame embeddings the local speakers' are averaged from)."""
+    outputs = jax.tree.unflatten(self._forward.out_tree, self._forward.out_avals)
+    return tuple(sorted(outputs))
 
   # -- streaming
   @property
