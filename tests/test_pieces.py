@@ -144,6 +144,10 @@ def test_reassignment_refuses_what_it_cannot_do():
   with pytest.raises(ValueError, match="pieces"):
     diarize.decode(dataclasses.replace(inf, pieces=None),
                    dict(PIECES, reassign_classifier=NEARER), num_speakers=2)
+  with pytest.raises(ValueError, match="pieces"):
+    diarize.decode(dataclasses.replace(inf, pieces=None), dict(PIECES, piece_split_cos=0.5),
+                   num_speakers=2)
+  assert diarize.needs(dict(PIECES, piece_split_cos=0.5))["pieces"] == (0.5, 0.16, MIN)
   with pytest.raises(ValueError, match="infer again"):
     diarize.decode(inf, dict(PIECES, reassign_classifier=NEARER, onset=0.6), num_speakers=2)
   with pytest.raises(ValueError, match="numbers"):
@@ -188,3 +192,30 @@ def test_a_model_file_without_frame_embeddings_is_refused_naming_the_export(meet
   with pytest.raises(diarize.InputError, match="jaxdiar.export --model"):
     diarize.infer(meeting, model, progress=False, spatial=False, channel=0,
                   pieces=(0.5, 0.16, 10))
+
+
+def test_a_local_speaker_of_two_voices_is_cut_in_two_before_the_clustering():
+  inf = _two_voices_in_one_slot()
+  o = {**diarize.DEFAULT_DECODE, **PIECES, "piece_split_cos": 0.5, "piece_split_seconds": 1.0}
+  cut, count = pieces.split_locals(inf, o)
+  assert count == 1 and cut.vad.shape == (3, 200, 4)
+  vad = inf.vad.astype(np.float32)
+  np.testing.assert_array_equal(cut.vad[:, :, :2].astype(np.float32)
+                                + cut.vad[:, :, 2:].astype(np.float32), vad)
+  moved = cut.vad[2, :, 2].astype(np.float32) > 0       # the smaller group: one of the pieces
+  assert moved[:80].all() != moved[120:].all() and moved.sum() == 80
+  e = np.eye(8, dtype=np.float32)
+  np.testing.assert_allclose(sorted([cut.emb[2, 0].argmax(), cut.emb[2, 2].argmax()]), [0, 1])
+  for s in (0, 2):                           # each half: its frames' embeddings' mean
+    v = cut.vad[2, :, s].astype(np.float32)
+    want = e[1] if v[:100].sum() > 0 else e[0]
+    np.testing.assert_allclose(cut.emb[2, s], want, atol=1e-6)
+  assert sorted(cut.pieces.slot[cut.pieces.window == 2].tolist()) == [0, 2]
+  # the halves are far apart (cosine 0), so no cut under a cosine of 0
+  assert pieces.split_locals(inf, dict(o, piece_split_cos=0.0))[1] == 0
+  assert pieces.split_locals(inf, dict(o, piece_split_seconds=2.0))[1] == 0
+  total = inf.total_frames
+  split = diarize.decode(inf, dict(o, reassign_classifier=None), num_speakers=2)
+  owner = lambda r, f: [s for s in ("spk00", "spk01") if frames(r.turns, s, total)[f]]
+  assert owner(split, 400 + 40) == owner(split, 160) != owner(split, 400 + 160)
+  assert owner(split, 400 + 160) == owner(split, 40)

@@ -99,6 +99,9 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
   check_counts(num_speakers, min_speakers, max_speakers)
   cap = max_speakers or max(MAX_SPEAKERS, num_speakers or 0, min_speakers or 0)
   fs = inf.hop / inf.sample_rate
+  if o["piece_split_cos"] is not None:         # local speakers of two talkers cut in two
+    pieces_lib.check(inf.pieces, o, fs)
+    inf, _ = pieces_lib.split_locals(inf, o)
   total, (num_windows, tw, _) = inf.total_frames, inf.vad.shape
   vad = inf.vad.astype(np.float32)
   windows, slots, labels, heard = cluster_locals(inf, o, num_speakers=num_speakers,
@@ -287,7 +290,8 @@ def needs(options: dict) -> dict:
   classifier = options.get("speech_classifier") is not None   # reads every channel's
   o = {**DEFAULT_DECODE, **options}
   return dict(pieces=((o["onset"], o["piece_gap_seconds"], o["min_active_frames"])
-                      if o["reassign_classifier"] is not None else None),
+                      if o["reassign_classifier"] is not None
+                      or o["piece_split_cos"] is not None else None),
               voice=options.get("voice_weight", 0) > 0,
               detect_speech=(options.get("speech_gate") is not None
                              or options.get("speech_fill") is not None or classifier),

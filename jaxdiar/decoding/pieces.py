@@ -99,9 +99,10 @@ def collect(parts: list, onset: float, gap_frames: int, min_frames: int,
 def check(pieces: Pieces | None, o: dict, frame_seconds: float) -> None:
   """Raises ValueError unless `pieces` were cut with the decoding settings `o`."""
   if pieces is None:
-    raise ValueError("reassign_classifier needs the local speakers' pieces: infer(..., "
-                     "pieces=...) with a model file that gives its frame embeddings (export "
-                     "it again: python -m jaxdiar.export --model FILE --config CONFIG)")
+    raise ValueError("reassign_classifier and piece_split_cos need the local speakers' "
+                     "pieces: infer(..., pieces=...) with a model file that gives its frame "
+                     "embeddings (export it again: python -m jaxdiar.export --model FILE "
+                     "--config CONFIG)")
   asked = (o["onset"], gap_frames(o, frame_seconds), o["min_active_frames"])
   have = (pieces.onset, pieces.gap_frames, pieces.min_frames)
   if not np.allclose(asked, have):
@@ -132,6 +133,85 @@ def directions(inf, pieces: Pieces, vad: np.ndarray) -> np.ndarray:
     out[rows] = spatial_lib.weighted_response(weights,
                                               np.asarray(inf.response[f0:f0 + n], np.float32))
   return out
+
+
+def split_locals(inf, o: dict):
+  """`inf` with every local speaker whose pieces form two groups far apart cut in two before
+  the clustering: a weighted spherical 2-means of its pieces' unit embeddings joined with
+  their directions (`spatial_weight`, as the clustering joins them; the pieces' seconds heard
+  as weights), and where the two centres' cosine is under `piece_split_cos` and each group is
+  heard `piece_split_seconds`, the smaller group becomes a local speaker of its own (a new
+  slot of the window: its probability on those pieces' frames, the mean of their embeddings,
+  its own direction). The two are then two talkers of one window for the clustering. Returns
+  (inference, number of local speakers cut)."""
+  pieces = inf.pieces
+  fs = inf.hop / inf.sample_rate
+  num_windows, tw, num_slots = inf.vad.shape
+  vad = inf.vad.astype(np.float32)
+  spatial = o["spatial_weight"] > 0 and inf.direction is not None and inf.response is not None
+  every = np.arange(len(pieces.window))
+  x = joint_vectors(_unit(pieces.emb), directions(inf, pieces, vad) if spatial else None,
+                    o["spatial_weight"] if spatial else 0.0)
+  heard = _heard(inf, pieces, every, o["onset"], vad) * fs
+  new_vad = np.concatenate([vad, np.zeros_like(vad)], axis=2)
+  emb = np.concatenate([inf.emb, inf.emb], axis=1)
+  direction = (np.concatenate([inf.direction, inf.direction], axis=1).astype(np.float32)
+               if inf.direction is not None else None)
+  slot = pieces.slot.copy()
+  cut = set()
+  for (w, s), rows in _by_local(pieces).items():
+    near = _two_groups(x[rows], heard[rows], o["piece_split_cos"], o["piece_split_seconds"])
+    if near is None:
+      continue
+    minor = rows[near]
+    mask = np.zeros(tw, bool)
+    for i in minor:
+      mask[pieces.start[i]:pieces.stop[i]] = True
+    new_vad[w, :, num_slots + s] = vad[w, :, s] * mask
+    new_vad[w, :, s] = vad[w, :, s] * ~mask
+    for target, group in ((num_slots + s, minor), (s, rows[~near])):
+      mass = np.array([vad[w, pieces.start[i]:pieces.stop[i], s].sum() for i in group])
+      emb[w, target] = mass @ pieces.emb[group] / mass.sum()
+    slot[minor] = num_slots + s
+    cut.add((w, s))
+  if direction is not None:
+    from jaxdiar.decoding.windows import local_directions    # windows imports this module
+    for w in sorted({w for w, _ in cut}):
+      f0 = int(inf.window_frames[w])
+      n = max(0, min(tw, inf.total_frames - f0))
+      direction[w] = local_directions(new_vad[w, :n],
+                                      np.asarray(inf.response[f0:f0 + n], np.float32))
+  order = np.lexsort((pieces.start, slot, pieces.window))
+  cut_pieces = Pieces(pieces.window[order], slot[order], pieces.start[order],
+                      pieces.stop[order], pieces.emb[order], pieces.onset, pieces.gap_frames,
+                      pieces.min_frames)
+  return dataclasses.replace(inf, vad=new_vad.astype(inf.vad.dtype), emb=emb,
+                             direction=direction, pieces=cut_pieces), len(cut)
+
+
+def _by_local(pieces: Pieces) -> dict:
+  """{(window, slot): rows of its pieces} of the local speakers with two pieces or more."""
+  out = {}
+  for i, key in enumerate(zip(pieces.window.tolist(), pieces.slot.tolist())):
+    out.setdefault(key, []).append(i)
+  return {k: np.array(v) for k, v in out.items() if len(v) > 1}
+
+
+def _two_groups(x: np.ndarray, weight: np.ndarray, max_cos: float, min_seconds: float,
+                rounds: int = 10):
+  """[n] bool, the smaller of two groups of the unit rows `x` (weighted spherical 2-means
+  from the heaviest row and the row least like it) where the centres' cosine is under
+  `max_cos` and each group weighs `min_seconds`; None otherwise."""
+  first = x[np.argmax(weight)]
+  centres = np.stack([first, x[np.argmin(x @ first)]])
+  for _ in range(rounds):
+    near = np.argmax(x @ centres.T, axis=1)
+    centres = _unit(np.stack([(x[near == j] * weight[near == j, None]).sum(axis=0)
+                              if np.any(near == j) else centres[j] for j in range(2)]))
+  totals = np.bincount(near, weights=weight, minlength=2)
+  if centres[0] @ centres[1] >= max_cos or totals.min() < min_seconds:
+    return None
+  return near == int(np.argmin(totals))
 
 
 @dataclasses.dataclass

@@ -138,8 +138,14 @@ INFERENCE = (
       optional=True),
     S("reassign_threshold", 0.5, "With reassign_classifier: a piece moves where its "
       "probability is above this.", legacy=0.5, low=0, high=1),
-    S("piece_gap_seconds", 0.16, "With reassign_classifier: the pauses, seconds, that cut a "
-      "local speaker into pieces.", legacy=0.16, low=0),
+    S("piece_gap_seconds", 0.16, "With reassign_classifier or piece_split_cos: the pauses, "
+      "seconds, that cut a local speaker into pieces.", legacy=0.16, low=0),
+    S("piece_split_cos", None, "Before the clustering, a local speaker whose pieces form two "
+      "groups whose centres' cosine is under this is cut in two (jaxdiar.decoding.pieces; "
+      "None: off; needs the pieces, as reassign_classifier).", legacy=None, low=-1, high=1,
+      optional=True),
+    S("piece_split_seconds", 1.0, "With piece_split_cos: each group heard this long.",
+      legacy=1.0, low=0),
 )
 BY_NAME = {s.name: s for s in INFERENCE}
 # The settings a request to the HTTP service may change (`settings={...}`): thresholds and
