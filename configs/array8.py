@@ -75,4 +75,15 @@ def get_config():
   config.inference.overlap_classifier = tuple(json.loads(
       (pathlib.Path(__file__).parent / "array8_overlap_classifier.json").read_text())["weights"])
   config.inference.overlap_classifier_threshold = 0.3
+  # Since 2026-12-07 (session 27): each local speaker cut at its pauses, its pieces given back
+  # to the cluster they sound like where a classifier says so (jaxdiar.decoding.pieces; the
+  # file exported again for its frame embeddings; docs/accuracy.md).
+  config.inference.reassign_classifier = tuple(json.loads(
+      (pathlib.Path(__file__).parent / "array8_reassign_classifier.json").read_text())["weights"])
+  config.inference.reassign_threshold = 0.5
+  config.inference.piece_gap_seconds = 0.16
+  # ... and before the clustering a local speaker whose pieces form two far groups cut in two
+  # (chosen on fit + dev among cosines 0.3-0.8 and 0.5-2 s; docs/accuracy.md).
+  config.inference.piece_split_cos = 0.8
+  config.inference.piece_split_seconds = 1.0
   return config

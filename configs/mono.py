@@ -45,6 +45,8 @@ def get_config():
   config.inference.speech_channels = "first"   # the channel it reads (array8's: all of them)
   config.inference.speech_classifier = None       # array8's reads the array's responses
   config.inference.overlap_classifier = None       # array8's comes after its classifier
+  config.inference.reassign_classifier = None      # array8's since 2026-12-07, fitted for it
+  config.inference.piece_split_cos = None          # array8's too (its file gives the pieces)
   config.inference.speech_classifier_threshold = 0.5
   config.inference.speech_classifier_fill = None
   return config

@@ -3,6 +3,8 @@
 - `settings`: every decoding setting declared once (type, defaults, range, meaning);
 - `windows`: read the recording in windows and run the model (`infer` -> `Inference`);
 - `cluster`: the windows' local speakers into the recording's speakers;
+- `pieces`: the local speakers cut at their pauses, each piece given to the cluster it
+  sounds like;
 - `frames`: per-frame decisions (count, thresholds, runs, turns, exclusive);
 - `refine`: spatial split and merge of speakers;
 - `decode`: the stages in order (cluster -> stitch -> decide -> split -> resegment -> merge ->
