@@ -211,6 +211,10 @@ def test_a_local_speaker_of_two_voices_is_cut_in_two_before_the_clustering():
     want = e[1] if v[:100].sum() > 0 else e[0]
     np.testing.assert_allclose(cut.emb[2, s], want, atol=1e-6)
   assert sorted(cut.pieces.slot[cut.pieces.window == 2].tolist()) == [0, 2]
+  voiced = dataclasses.replace(inf, voice=np.arange(3 * 2 * 4, dtype=np.float32).reshape(3, 2, 4))
+  halves = pieces.split_locals(voiced, o)[0].voice          # the d-vectors: the local speaker's
+  np.testing.assert_array_equal(halves[:, 2:], voiced.voice)
+  np.testing.assert_array_equal(halves[:, :2], voiced.voice)
   # the halves are far apart (cosine 0), so no cut under a cosine of 0
   assert pieces.split_locals(inf, dict(o, piece_split_cos=0.0))[1] == 0
   assert pieces.split_locals(inf, dict(o, piece_split_seconds=2.0))[1] == 0

@@ -142,8 +142,9 @@ def split_locals(inf, o: dict):
   as weights), and where the two centres' cosine is under `piece_split_cos` and each group is
   heard `piece_split_seconds`, the smaller group becomes a local speaker of its own (a new
   slot of the window: its probability on those pieces' frames, the mean of their embeddings,
-  its own direction). The two are then two talkers of one window for the clustering. Returns
-  (inference, number of local speakers cut)."""
+  its own direction; its d-vector, where the inference has them, is the whole local
+  speaker's, as no piece has its own). The two are then two talkers of one window for the
+  clustering. Returns (inference, number of local speakers cut)."""
   pieces = inf.pieces
   fs = inf.hop / inf.sample_rate
   num_windows, tw, num_slots = inf.vad.shape
@@ -185,8 +186,9 @@ def split_locals(inf, o: dict):
   cut_pieces = Pieces(pieces.window[order], slot[order], pieces.start[order],
                       pieces.stop[order], pieces.emb[order], pieces.onset, pieces.gap_frames,
                       pieces.min_frames)
+  voice = (np.concatenate([inf.voice, inf.voice], axis=1) if inf.voice is not None else None)
   return dataclasses.replace(inf, vad=new_vad.astype(inf.vad.dtype), emb=emb,
-                             direction=direction, pieces=cut_pieces), len(cut)
+                             direction=direction, voice=voice, pieces=cut_pieces), len(cut)
 
 
 def _by_local(pieces: Pieces) -> dict:
