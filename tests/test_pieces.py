@@ -223,3 +223,13 @@ def test_a_local_speaker_of_two_voices_is_cut_in_two_before_the_clustering():
   owner = lambda r, f: [s for s in ("spk00", "spk01") if frames(r.turns, s, total)[f]]
   assert owner(split, 400 + 40) == owner(split, 160) != owner(split, 400 + 160)
   assert owner(split, 400 + 160) == owner(split, 40)
+
+
+def test_silence_and_one_talker_decode_with_the_pieces_on():
+  o = dict(PIECES, reassign_classifier=NEARER, piece_split_cos=0.8)
+  quiet = inference(np.full((3, 100, 2), 0.01))
+  quiet = dataclasses.replace(quiet, pieces=pieces.collect([], 0.5, GAP, MIN, 8))
+  assert diarize.decode(quiet, o).turns == []
+  inf = _two_voices_in_one_slot()
+  one = diarize.decode(inf, o, num_speakers=1)            # a given count of one: nothing moves
+  assert {t.speaker for t in one.turns} == {"spk00"}
