@@ -35,7 +35,7 @@ from jaxdiar.data import corpus
 from jaxdiar.decoding import cluster as cluster_lib
 from jaxdiar.decoding import frames as frames_lib
 from jaxdiar.decoding import speech as speech_lib
-from jaxdiar.decoding.windows import heard_frames
+from jaxdiar.decoding.local import heard_frames
 from jaxdiar.io import rttm
 
 

@@ -26,6 +26,11 @@ import pathlib
 from configs import default
 
 
+def _weights(name: str) -> tuple:
+  """The fitted weights kept beside this file in `name`.json (with how they were fitted)."""
+  return tuple(json.loads((pathlib.Path(__file__).parent / f"{name}.json").read_text())["weights"])
+
+
 def get_config():
   config = default.get_config()
   config.features.kind = "compact"
@@ -44,8 +49,7 @@ def get_config():
   config.inference.spatial_weight = 0.4
   config.inference.anchor_seconds = 2.7
   # Spatial resegmentation: an MLP fitted on 32 meetings of their own seeds (docs/models.md).
-  config.inference.resegment = tuple(json.loads(
-      (pathlib.Path(__file__).parent / "array8_resegment.json").read_text())["weights"])
+  config.inference.resegment = _weights("array8_resegment")
   # Since 2026-12-06 (were 0.4 and 0.2 s); 0.4 again for the fine-tune (docs/models.md).
   config.inference.resegment_threshold = 0.4
   config.inference.min_speech_seconds = 0.5
@@ -66,20 +70,17 @@ def get_config():
   config.inference.speech_gate = None
   config.inference.speech_pad = 0.2
   config.inference.speech_channels = "all"
-  config.inference.speech_classifier = tuple(json.loads(
-      (pathlib.Path(__file__).parent / "array8_speech_classifier.json").read_text())["weights"])
+  config.inference.speech_classifier = _weights("array8_speech_classifier")
   config.inference.speech_classifier_threshold = 0.5
   config.inference.speech_classifier_fill = 0.9
   # Since 2026-12-07 (session 25), after it the frame overlap classifier (jaxdiar.decoding.talkers):
   # one speaker where two are marked and it doubts the overlap (docs/accuracy.md).
-  config.inference.overlap_classifier = tuple(json.loads(
-      (pathlib.Path(__file__).parent / "array8_overlap_classifier.json").read_text())["weights"])
+  config.inference.overlap_classifier = _weights("array8_overlap_classifier")
   config.inference.overlap_classifier_threshold = 0.3
   # Since 2026-12-07 (session 27): each local speaker cut at its pauses, its pieces given back
   # to the cluster they sound like where a classifier says so (jaxdiar.decoding.pieces; the
   # file exported again for its frame embeddings; docs/accuracy.md).
-  config.inference.reassign_classifier = tuple(json.loads(
-      (pathlib.Path(__file__).parent / "array8_reassign_classifier.json").read_text())["weights"])
+  config.inference.reassign_classifier = _weights("array8_reassign_classifier")
   config.inference.reassign_threshold = 0.5
   config.inference.piece_gap_seconds = 0.16
   # ... and before the clustering a local speaker whose pieces form two far groups cut in two

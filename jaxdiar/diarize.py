@@ -33,19 +33,19 @@ from jaxdiar.decoding.frames import runs
 from jaxdiar.decoding.frames import talker_count
 from jaxdiar.decoding.frames import top_speakers
 from jaxdiar.decoding.frames import turns_of
+from jaxdiar.decoding.local import VOICE_ONSET
+from jaxdiar.decoding.local import alone_weights
+from jaxdiar.decoding.local import heard_frames
+from jaxdiar.decoding.local import local_directions
+from jaxdiar.decoding.local import voice_segments
 from jaxdiar.decoding.refine import merge_groups
 from jaxdiar.decoding.refine import split_by_direction
 from jaxdiar.decoding.windows import Inference
 from jaxdiar.decoding.windows import InputError
 from jaxdiar.decoding.windows import Stages
-from jaxdiar.decoding.windows import VOICE_ONSET
-from jaxdiar.decoding.windows import alone_weights
 from jaxdiar.decoding.windows import check_input
-from jaxdiar.decoding.windows import heard_frames
 from jaxdiar.decoding.windows import infer
-from jaxdiar.decoding.windows import local_directions
 from jaxdiar.decoding.windows import read_block
-from jaxdiar.decoding.windows import voice_segments
 from jaxdiar.decoding.windows import window_starts
 
 __all__ = [

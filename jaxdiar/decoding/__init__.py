@@ -2,6 +2,8 @@
 
 - `settings`: every decoding setting declared once (type, defaults, range, meaning);
 - `windows`: read the recording in windows and run the model (`infer` -> `Inference`);
+- `local`: a window's local speakers: where each talks alone, its direction, how long it is
+  heard, its audio for a d-vector;
 - `cluster`: the windows' local speakers into the recording's speakers;
 - `pieces`: the local speakers cut at their pauses, each piece given to the cluster it
   sounds like;

@@ -22,12 +22,12 @@ from jaxdiar.decoding.frames import min_durations
 from jaxdiar.decoding.frames import talker_count
 from jaxdiar.decoding.frames import top_speakers
 from jaxdiar.decoding.frames import turns_of
+from jaxdiar.decoding.local import heard_frames
 from jaxdiar.decoding.refine import merge_groups
 from jaxdiar.decoding.refine import split_by_direction
 from jaxdiar.decoding.windows import Inference
 from jaxdiar.decoding.windows import InputError
 from jaxdiar.decoding.windows import Stages
-from jaxdiar.decoding.windows import heard_frames
 from jaxdiar.decoding.windows import infer
 from jaxdiar.io import rttm
 from jaxdiar.models import bundled

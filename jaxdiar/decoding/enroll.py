@@ -13,6 +13,7 @@ import numpy as np
 import scipy.optimize
 
 from jaxdiar.decoding import decode as decode_lib
+from jaxdiar.decoding import local as local_lib
 from jaxdiar.decoding import windows as windows_lib
 from jaxdiar.io import atomic
 from jaxdiar.io import rttm
@@ -45,7 +46,7 @@ def clip_embedding(path, model: runtime.ExportedModel, replicate_channels: bool 
   own), so that a bank is made from what the recordings will be diarized from."""
   inf = windows_lib.infer(path, model, progress=False, spatial=False,
                           replicate_channels=replicate_channels, mics=mics)
-  heard = windows_lib.heard_frames(inf, model.meta["inference"]["onset"])     # [W, S]
+  heard = local_lib.heard_frames(inf, model.meta["inference"]["onset"])     # [W, S]
   slot = np.argmax(heard, axis=1)
   frames = heard[np.arange(len(slot)), slot].astype(np.float64)
   x = inf.emb[np.arange(len(slot)), slot].astype(np.float64)

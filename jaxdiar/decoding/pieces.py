@@ -22,6 +22,8 @@ import numpy as np
 from jaxdiar.core import spatial as spatial_lib
 from jaxdiar.decoding.cluster import joint_vectors
 from jaxdiar.decoding.cluster import unit_responses
+from jaxdiar.decoding.local import alone_weights
+from jaxdiar.decoding.local import local_directions
 
 # The classifier's features of a piece, with its current cluster c and the nearest other b:
 # joint / embedding / direction similarity to b less that to c, joint similarity to c,
@@ -117,8 +119,7 @@ def gap_frames(o: dict, frame_seconds: float) -> int:
 
 def directions(inf, pieces: Pieces, vad: np.ndarray) -> np.ndarray:
   """[P, G] SRP-PHAT response of each piece, from the frames where its slot talks alone
-  (`windows.local_directions` over the piece's frames)."""
-  from jaxdiar.decoding.windows import alone_weights    # windows imports this module
+  (`local.local_directions` over the piece's frames)."""
   out = np.zeros((len(pieces.window), inf.response.shape[1]), np.float32)
   tw = vad.shape[1]
   for w in np.unique(pieces.window):
@@ -176,7 +177,6 @@ def split_locals(inf, o: dict):
     slot[minor] = num_slots + s
     cut.add((w, s))
   if direction is not None:
-    from jaxdiar.decoding.windows import local_directions    # windows imports this module
     for w in sorted({w for w, _ in cut}):
       f0 = int(inf.window_frames[w])
       n = max(0, min(tw, inf.total_frames - f0))

@@ -16,6 +16,9 @@ from jaxdiar.core import geometry as geometry_lib
 from jaxdiar.core import spatial as spatial_lib
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.decoding import pieces as pieces_lib
+from jaxdiar.decoding.local import VOICE_ONSET
+from jaxdiar.decoding.local import local_directions
+from jaxdiar.decoding.local import voice_segments
 from jaxdiar.models import runtime
 from jaxdiar.models import speech_net as speech_net_lib
 from jaxdiar.models import vad as vad_lib
@@ -119,32 +122,6 @@ class Inference:
   # Each local speaker cut at its pauses, with the pieces' own embeddings
   # (`jaxdiar.decoding.pieces`; `infer(..., pieces=...)`): what `reassign_classifier` moves.
   pieces: pieces_lib.Pieces | None = None
-
-
-# A local speaker's audio for its d-vector: its frames more likely talking than not (whatever
-# the decoding's onset, which is chosen for the turns).
-VOICE_ONSET = 0.5
-
-
-def voice_segments(audio: np.ndarray, vad: np.ndarray, hop: int, onset: float,
-                   min_alone_seconds: float = 0.5, sample_rate: int = 16000) -> list:
-  """The audio of each local speaker of one window ([S] arrays from one channel's
-  `audio`): its frames above `onset` where no other local speaker is, or all its frames above
-  `onset` when those alone last under `min_alone_seconds`; empty when it has fewer than 5."""
-  vad = np.asarray(vad, np.float32)
-  out = []
-  for s in range(vad.shape[1]):
-    active = vad[:, s] > onset
-    if active.sum() < 5:
-      out.append(np.zeros(0, np.float32))
-      continue
-    others = np.delete(vad, s, axis=1).max(axis=1) if vad.shape[1] > 1 else np.zeros(len(vad))
-    alone = active & (others < onset)
-    frames = np.flatnonzero(alone if alone.sum() * hop >= min_alone_seconds * sample_rate
-                            else active)
-    samples = (frames[:, None] * hop + np.arange(hop)).ravel()
-    out.append(audio[samples[samples < len(audio)]])
-  return out
 
 
 def check_mics(mics, channels: int, where, spec: str | None = None) -> None:
@@ -280,9 +257,9 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
     raise InputError(f"the frame speech network reads {speech_net_lib.SAMPLE_RATE} Hz audio in "
                      f"frames of {speech_net_lib.HOP} samples; the model runs at {sr} Hz, hop {hop}")
   if pieces is not None and "frame_emb" not in model.outputs:
-    raise InputError("the pieces (reassign_classifier) need the model's frame embeddings, "
-                     "which this model file does not give: export it again (python -m "
-                     "jaxdiar.export --model FILE --config CONFIG --out NEW)")
+    raise InputError("the pieces (reassign_classifier, piece_split_cos) need the model's frame "
+                     "embeddings, which this model file does not give: export it again "
+                     "(python -m jaxdiar.export --model FILE --config CONFIG --out NEW)")
   total = 1 + num_samples // hop
   response = None if steer is None else np.zeros((total, steer.real.shape[-1]), np.float16)
   level = None if steer is None else np.zeros((total, 2), np.float32)
@@ -399,24 +376,3 @@ def detect_channels(path, rate: int, num_samples: int, channels: list[int],
       block[dereverb] = dereverb_lib.wpe(block[dereverb])
     probs.append(detectors.push(block[channels], final=s + size >= num_samples))
   return np.concatenate(probs, axis=1)
-
-
-def alone_weights(vad: np.ndarray) -> np.ndarray:
-  """[T, S] how much each local speaker talks alone at each frame (vad [T, S]): its
-  probability times the others' silence."""
-  p = vad.astype(np.result_type(vad.dtype, np.float32))          # float16 -> 32, 64 kept
-  return p * np.prod(1.0 - p[:, None, :] * (1.0 - np.eye(p.shape[1], dtype=p.dtype))[None], axis=2)
-
-
-def local_directions(vad: np.ndarray, response: np.ndarray) -> np.ndarray:
-  """[S, G] SRP-PHAT response of each local speaker of one window (vad [Tw, S]; response
-  [Tw, G], the window's `spatial.frame_response`), from the frames where it talks alone."""
-  return spatial_lib.weighted_response(alone_weights(vad).T, response)
-
-
-def heard_frames(inference: "Inference", onset: float) -> np.ndarray:
-  """[W, S] frames each local speaker of each window is above `onset` (inside the
-  recording)."""
-  total, tw = inference.total_frames, inference.vad.shape[1]
-  inside = np.arange(tw)[None, :] < (total - inference.window_frames)[:, None]    # [W, Tw]
-  return np.sum((inference.vad.astype(np.float32) > onset) & inside[:, :, None], axis=1)

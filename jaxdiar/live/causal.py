@@ -10,7 +10,7 @@ from jaxdiar.core import resegment as resegment_lib
 from jaxdiar.core import spatial as spatial_lib
 from jaxdiar.decoding import cluster as cluster_lib
 from jaxdiar.decoding import frames as frames_lib
-from jaxdiar.decoding import windows as windows_lib
+from jaxdiar.decoding import local as local_lib
 
 # Frames of context before the ones being decided (the widest smoothing of
 # jaxdiar.core.resegment is 45 frames, centred).
@@ -62,7 +62,7 @@ class CausalSlots:
     self.slot_last = np.where(talks, g0 + m - 1 - np.argmax(active[::-1], axis=0),
                               self.slot_last)
     # Evidence where each slot talks alone.
-    w = windows_lib.alone_weights(vad)                                     # [m, S]
+    w = local_lib.alone_weights(vad)                                     # [m, S]
     self.slot_emb += w.T @ emb
     self.slot_mass += w.sum(axis=0)
     if self.slot_dir is not None:

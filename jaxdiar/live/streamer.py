@@ -13,6 +13,7 @@ from jaxdiar.core import spatial as spatial_lib
 from jaxdiar.decoding import cluster as cluster_lib
 from jaxdiar.decoding import decode as decode_lib
 from jaxdiar.decoding import frames as frames_lib
+from jaxdiar.decoding import local as local_lib
 from jaxdiar.decoding import windows as windows_lib
 from jaxdiar.live import causal
 from jaxdiar.live import gate
@@ -298,7 +299,7 @@ class Streamer(causal.CausalSlots, speakers.SpeakerMatching, gate.SpeechGate):
     if self.steer is not None and len(slots):
       response = spatial_lib.frame_response(
           spatial_lib.stft(self.buffer, self.model.meta["n_fft"], self.hop), self.steer)
-      d = windows_lib.local_directions(vad, response)[slots]
+      d = local_lib.local_directions(vad, response)[slots]
       x = cluster_lib.joint_vectors(x, d, self.o["spatial_weight"])
     labels = self._assign(x, heard[slots] * self.hop / self.sr)
     g = np.arange(t) + first
