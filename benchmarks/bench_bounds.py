@@ -8,7 +8,9 @@ Rows (DER, estimated count unless said, collar 0, overlap scored, pyannote.metri
 - the model's decoding; the same with the true count;
 - oracle speech: the decision before the speech stage (neither gate nor classifier), then no
   speaker where the reference has none and the top-scoring one where it has some and none is
-  marked (`speech.decide` with the reference for P(speech)); and with the true count too.
+  marked (`speech.decide` with the reference for P(speech)), then the model's frame overlap
+  classifier where it has one, as after its own speech stage (`jaxdiar.decoding.talkers`); and
+  with the true count too.
 And the local speakers' separability: the clustering's anchors (heard `anchor_seconds`), each
 given the reference talker its frames overlap most; over the pairs from different windows of
 one meeting, the AUC of "same talker" for the cosine similarity of the model's embeddings, of
@@ -35,6 +37,7 @@ from jaxdiar.data import corpus
 from jaxdiar.decoding import cluster as cluster_lib
 from jaxdiar.decoding import frames as frames_lib
 from jaxdiar.decoding import speech as speech_lib
+from jaxdiar.decoding import talkers as talkers_lib
 from jaxdiar.decoding.local import heard_frames
 from jaxdiar.io import rttm
 
@@ -51,11 +54,18 @@ def auc(positive: np.ndarray, score: np.ndarray) -> float:
 
 
 def oracle_speech(active: np.ndarray, score: np.ndarray, reference: np.ndarray, options: dict,
-                  fs: float) -> np.ndarray:
-  """The decision `active` [T, K] with the reference's speech [T] (bool) for P(speech)."""
+                  fs: float, overlap=None) -> np.ndarray:
+  """The decision `active` [T, K] with the reference's speech [T] (bool) for P(speech); then,
+  with `overlap` (a function of that decision giving P(two or more talk) [T]), the top-scoring
+  speaker alone where two or more are marked and it is under `overlap_classifier_threshold`."""
   min_speech, min_silence = frames_lib.min_durations(options, fs)
-  return speech_lib.decide(active, score, reference.astype(np.float32), threshold=0.5, fill=0.5,
-                           min_speech=min_speech, min_silence=min_silence)
+  active = speech_lib.decide(active, score, reference.astype(np.float32), threshold=0.5,
+                             fill=0.5, min_speech=min_speech, min_silence=min_silence)
+  if overlap is None or active.shape[1] < 2:
+    return active
+  return talkers_lib.decide(active, score, overlap(active),
+                            threshold=options["overlap_classifier_threshold"],
+                            min_speech=min_speech, min_silence=min_silence)
 
 
 def separability(inf, reference: np.ndarray, options: dict) -> dict | None:
@@ -98,7 +108,13 @@ def bounds(inferences: dict, folder, options: dict) -> dict:
       hyp["model" + suffix][uri] = diarize_lib.decode(inf, options, num_speakers=count).turns
       r = diarize_lib.decode(inf, before, num_speakers=count)
       ref = corpus.frame_activity(turns, names, len(r.active), inf.hop, inf.sample_rate)
-      active = oracle_speech(r.active, r.speech, ref.any(axis=1), options, r.frame_seconds)
+      overlap = None
+      if options["overlap_classifier"] is not None:
+        overlap = lambda a, r=r: talkers_lib.probability(
+            talkers_lib.evidence(inf, a, r.speech, r.overlap, r.frame_seconds),
+            options["overlap_classifier"])
+      active = oracle_speech(r.active, r.speech, ref.any(axis=1), options, r.frame_seconds,
+                             overlap)
       hyp["oracle speech" + suffix][uri] = diarize_lib.turns_of(
           active, r.frame_seconds, uri, inf.num_samples / inf.sample_rate)
     extra = inf.vad.shape[1]

@@ -35,3 +35,23 @@ def test_oracle_speech_follows_the_reference():
   assert not out[~reference].any()
   assert out[reference].any(axis=1).all()
   assert out[0:40, 0].all() and out[70:100, 1].all() and not out[70:100, 0].any()
+
+
+def test_oracle_speech_then_the_overlap_classifier():
+  """Where two are marked and P(overlap) is under the threshold, the top-scoring one alone;
+  where it reaches the threshold, both."""
+  active = np.zeros((100, 2), bool)
+  active[:, 0] = True
+  active[20:80, 1] = True
+  score = np.full((100, 2), 0.6)
+  score[:, 0] = 0.9
+  reference = np.ones(100, bool)
+  p = np.where(np.arange(100) < 50, 0.1, 0.9)
+  seen = []
+  overlap = lambda a: seen.append(a.copy()) or p
+  options = {"min_speech_seconds": 0.0, "min_silence_seconds": 0.0,
+             "overlap_classifier_threshold": 0.3}
+  out = bench_bounds.oracle_speech(active, score, reference, options, 0.016, overlap)
+  assert np.array_equal(seen[0], active)        # the classifier reads the oracle decision
+  assert out[:, 0].all()
+  assert not out[20:50, 1].any() and out[50:80, 1].all() and not out[80:, 1].any()
