@@ -43,6 +43,7 @@ from jaxdiar.decoding import pieces as pieces_lib
 from jaxdiar.decoding import settings
 from jaxdiar.decoding import speech as speech_lib
 from jaxdiar.decoding import talkers as talkers_lib
+from jaxdiar.decoding import views as views_lib
 from jaxdiar.decoding import windows
 from jaxdiar.io import rttm
 from jaxdiar.models import runtime
@@ -66,12 +67,14 @@ def load_model(spec: str) -> runtime.ExportedModel:
 def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
               step_seconds=None, voice: bool = False, detect_speech: bool = False,
               mics=None, speech_channels: str = "first", speech_dereverb: int = 0,
-              speech_net: bool = False, pieces: tuple | None = None) -> dict:
+              speech_net: bool = False, pieces: tuple | None = None,
+              turned_view: bool = False) -> dict:
   """uri -> diarize.Inference of every dev meeting (pickled under `cache` if given; a cached
   one without the d-vectors `voice` or the speech detector's output `detect_speech` asks for
   (on `speech_channels`, after `speech_dereverb`) is computed again, one without the frame
   speech network's output `speech_net` asks for is given it (the rest of it does not depend
-  on it), nor the local speakers' `pieces`, whose windows are run again for them; `mics`: the
+  on it), nor the local speakers' `pieces`, whose windows are run again for them; one whose
+  window outputs are not of the `turned_view` asked is computed again; `mics`: the
   meetings' geometry for a one-channel model's directions)."""
   out = {}
   for m in meetings:
@@ -82,7 +85,10 @@ def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
       cached = out[uri]
       speech_kept = (cached.speech is not None and cached.speech_dereverb == speech_dereverb
                      and (speech_channels == "first" or cached.speech_max is not None))
-      if (not voice or cached.voice is not None) and (not detect_speech or speech_kept):
+      same_view = getattr(cached, "turned_view", False) == (turned_view and
+                                                           views_lib.applies(model))
+      if ((not voice or cached.voice is not None) and (not detect_speech or speech_kept)
+          and same_view):
         if speech_net and cached.speech_net is None:
           wav = folder / f"{uri}.wav"                   # the channel array8 and --mics read
           cached.speech_net = speech_net_lib.file_probability(
@@ -93,7 +99,7 @@ def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
           cached.pieces = diarize_lib.infer(folder / f"{uri}.wav", model, uri=uri,
                                             progress=False, spatial=False,
                                             step_seconds=step_seconds, mics=mics,
-                                            pieces=pieces).pieces
+                                            pieces=pieces, turned_view=turned_view).pieces
           path.write_bytes(pickle.dumps(cached))
         continue
     out[uri] = diarize_lib.infer(folder / f"{uri}.wav", model, uri=uri, progress=False,
@@ -101,7 +107,7 @@ def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
                                  detect_speech=detect_speech, mics=mics,
                                  speech_channels=speech_channels,
                                  speech_dereverb=speech_dereverb, speech_net=speech_net,
-                                 pieces=pieces)
+                                 pieces=pieces, turned_view=turned_view)
     if path is not None:
       path.parent.mkdir(parents=True, exist_ok=True)
       path.write_bytes(pickle.dumps(out[uri]))

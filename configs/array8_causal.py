@@ -36,6 +36,7 @@ def get_config():
   config.inference.overlap_classifier = None       # array8's since 2026-12-07, after its classifier
   config.inference.reassign_classifier = None      # array8's since 2026-12-07 (session 27)
   config.inference.piece_split_cos = None          # the same
+  config.inference.turned_view = False            # array8's since session 28: not chosen here
   config.inference.overlap_classifier_threshold = 0.3
   # Likewise the clustering cut and the resegmentation's threshold chosen before array8's
   # fine-tune (2026-12-06).

@@ -47,6 +47,7 @@ def get_config():
   config.inference.overlap_classifier = None       # array8's comes after its classifier
   config.inference.reassign_classifier = None      # array8's since 2026-12-07, fitted for it
   config.inference.piece_split_cos = None          # array8's too (its file gives the pieces)
+  config.inference.turned_view = False            # array8's since session 28: no circle here
   config.inference.speech_classifier_threshold = 0.5
   config.inference.speech_classifier_fill = None
   return config

@@ -297,7 +297,8 @@ def needs(options: dict) -> dict:
                              or options.get("speech_fill") is not None or classifier),
               speech_channels="all" if classifier else options.get("speech_channels", "first"),
               speech_dereverb=options.get("speech_dereverb", 0),
-              speech_net=classifier and speech_lib.reads_net(options["speech_classifier"]))
+              speech_net=classifier and speech_lib.reads_net(options["speech_classifier"]),
+              turned_view=bool(o["turned_view"]))
 
 
 def needs_of_all(asked: list) -> dict:
@@ -307,6 +308,9 @@ def needs_of_all(asked: list) -> dict:
   if len(dereverb) > 1:
     raise ValueError(f"the settings ask the speech detector for speech_dereverb "
                      f"{sorted(dereverb)}: one inference holds one of them, decode them apart")
+  if len({n["turned_view"] for n in need}) > 1:
+    raise ValueError("the settings ask for the model's turned view and for none: one inference "
+                     "holds one of them, decode them apart")
   pieces = {n["pieces"] for n in need if n["pieces"] is not None}
   if len(pieces) > 1:
     raise ValueError(f"the settings cut the local speakers into pieces in several ways "
@@ -317,7 +321,8 @@ def needs_of_all(asked: list) -> dict:
               speech_channels="all" if any(n["detect_speech"] and n["speech_channels"] == "all"
                                            for n in need) else "first",
               speech_dereverb=dereverb.pop() if dereverb else 0,
-              speech_net=any(n["speech_net"] for n in need))
+              speech_net=any(n["speech_net"] for n in need),
+              turned_view=bool(need) and need[0]["turned_view"])
 
 
 def check_counts(num_speakers=None, min_speakers=None, max_speakers=None) -> None:

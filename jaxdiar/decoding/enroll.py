@@ -45,7 +45,8 @@ def clip_embedding(path, model: runtime.ExportedModel, replicate_channels: bool 
   microphone positions, checked as `diarize` checks them (one per channel; an array model's
   own), so that a bank is made from what the recordings will be diarized from."""
   inf = windows_lib.infer(path, model, progress=False, spatial=False,
-                          replicate_channels=replicate_channels, mics=mics)
+                          replicate_channels=replicate_channels, mics=mics,
+                          turned_view=bool(model.meta["inference"].get("turned_view", False)))
   heard = local_lib.heard_frames(inf, model.meta["inference"]["onset"])     # [W, S]
   slot = np.argmax(heard, axis=1)
   frames = heard[np.arange(len(slot)), slot].astype(np.float64)

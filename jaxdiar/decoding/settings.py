@@ -40,6 +40,10 @@ class Setting:
       if value not in self.choices:
         raise ValueError(f"setting {self.name}: {value!r} is not one of {', '.join(self.choices)}")
       return
+    if self.kind is bool:
+      if not isinstance(value, bool):
+        raise ValueError(f"setting {self.name}: expected true or false, got {value!r}")
+      return
     if self.kind is tuple:
       if not isinstance(value, (list, tuple)):
         raise ValueError(f"setting {self.name}: expected a list of numbers, got {value!r}")
@@ -146,6 +150,10 @@ INFERENCE = (
       optional=True),
     S("piece_split_seconds", 1.0, "With piece_split_cos: each group heard this long.",
       legacy=1.0, low=0),
+    S("turned_view", False, "A model of a uniform circular array also runs on the channels "
+      "turned by one microphone, its local speakers matched to the first run's and the two "
+      "views' outputs averaged (jaxdiar.decoding.views; the model runs twice).", bool,
+      legacy=False),
 )
 BY_NAME = {s.name: s for s in INFERENCE}
 # The settings a request to the HTTP service may change (`settings={...}`): thresholds and

@@ -16,6 +16,7 @@ from jaxdiar.core import geometry as geometry_lib
 from jaxdiar.core import spatial as spatial_lib
 from jaxdiar.data import audio as audio_lib
 from jaxdiar.decoding import pieces as pieces_lib
+from jaxdiar.decoding import views as views_lib
 from jaxdiar.decoding.local import VOICE_ONSET
 from jaxdiar.decoding.local import local_directions
 from jaxdiar.decoding.local import voice_segments
@@ -122,6 +123,9 @@ class Inference:
   # Each local speaker cut at its pauses, with the pieces' own embeddings
   # (`jaxdiar.decoding.pieces`; `infer(..., pieces=...)`): what `reassign_classifier` moves.
   pieces: pieces_lib.Pieces | None = None
+  # Whether the window outputs average the model's two views of the array
+  # (`jaxdiar.decoding.views`; `infer(..., turned_view=True)`).
+  turned_view: bool = False
 
 
 def check_mics(mics, channels: int, where, spec: str | None = None) -> None:
@@ -203,7 +207,8 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
           voice: bool = False, detect_speech: bool = False,
           channel: int | None = None, stages: Stages | None = None,
           mics=None, speech_channels: str = "first", speech_dereverb: int = 0,
-          speech_net: bool = False, pieces: tuple | None = None) -> Inference:
+          speech_net: bool = False, pieces: tuple | None = None,
+          turned_view: bool = False) -> Inference:
   """Run the model over sliding windows of one recording (read in blocks).
 
   With `spatial` and a multi-channel recording, each local speaker also gets its SRP-PHAT
@@ -217,7 +222,9 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   (`jaxdiar.models.speech_net`) scores the read channel at every model frame. `pieces`
   (onset, gap seconds, minimum frames): each local speaker cut at its pauses, each piece
   with its own embedding (`jaxdiar.decoding.pieces`; the model file must give its frame
-  embeddings).
+  embeddings). `turned_view`: a model of a uniform circular array also runs on the channels
+  turned by one microphone, the two views averaged (`jaxdiar.decoding.views`; where the model
+  reads one channel, copied or alone, there is nothing to turn and it runs once).
   `channel`: read that channel only (a one-channel model, or copied with `replicate_channels`);
   it is then also the channel of the d-vectors and the speech detector. `mics`: the
   recording's microphone positions ([C, 3] metres, `jaxdiar.core.geometry`): the directions come
@@ -260,6 +267,9 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
     raise InputError("the pieces (reassign_classifier, piece_split_cos) need the model's frame "
                      "embeddings, which this model file does not give: export it again "
                      "(python -m jaxdiar.export --model FILE --config CONFIG --out NEW)")
+  if turned_view and not views_lib.applies(model):
+    raise InputError(views_lib.REFUSAL)
+  turned = views_lib.turn(channels) if turned_view and tile == 1 and channel is None else None
   total = 1 + num_samples // hop
   response = None if steer is None else np.zeros((total, steer.real.shape[-1]), np.float16)
   level = None if steer is None else np.zeros((total, 2), np.float32)
@@ -268,10 +278,13 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
   half = int(np.ceil(meta["n_fft"] / 2 / hop))             # frames of audio on either side
   piece_gap = int(round(pieces[1] * sr / hop)) if pieces is not None else 0
 
-  def finish(b0, group, raw, out):
-    """Keep one batch's outputs (blocks until the model is done) and its directions."""
+  def finish(b0, group, raw, out, other):
+    """Keep one batch's outputs (blocks until the model is done; `other`: the turned view's,
+    or None) and its directions."""
     nonlocal done
     out = {k: np.asarray(v) for k, v in out.items()}
+    if other is not None:
+      out = views_lib.average(out, {k: np.asarray(v) for k, v in other.items()})
     n = len(group)
     # Copies: a view would keep the whole batch's output buffers alive.
     vads.append(out["vad"][:n].astype(np.float16))
@@ -328,10 +341,11 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
       peak = max(peak, float(np.abs(audio).max()))
       # Dispatched: the previous batch's directions run meanwhile.
       out = model(audio, positions) if model.takes_geometry and tile == 1 else model(audio)
+      other = None if turned is None else model(audio[:, turned])
       if pending is not None:
         finish(*pending)
         bar.update(len(pending[1]))
-      pending = (b0, group, raw, out)
+      pending = (b0, group, raw, out, other)
     finish(*pending)
     bar.update(len(pending[1]))
   if peak == 0.0:
@@ -357,7 +371,8 @@ def infer(path, model: runtime.ExportedModel, *, uri: str | None = None,
                    np.concatenate(voices) if voice else None, speech, speech_max,
                    speech_dereverb if detect_speech else 0, level, net,
                    pieces_lib.collect(parts, pieces[0], piece_gap, pieces[2],
-                                      meta["embedding_dim"]) if pieces is not None else None)
+                                      meta["embedding_dim"]) if pieces is not None else None,
+                   turned is not None)
 
 
 def detect_channels(path, rate: int, num_samples: int, channels: list[int],
