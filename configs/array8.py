@@ -87,4 +87,8 @@ def get_config():
   # (chosen on fit + dev among cosines 0.3-0.8 and 0.5-2 s; docs/accuracy.md).
   config.inference.piece_split_cos = 0.8
   config.inference.piece_split_seconds = 1.0
+  # Since 2026-12-07 (session 28): the model also run on the channels turned by one microphone
+  # (the circle's symmetry), the two views averaged (jaxdiar.decoding.views; chosen on fit +
+  # dev, accepted by the suite; the model runs twice: docs/accuracy.md).
+  config.inference.turned_view = True
   return config
