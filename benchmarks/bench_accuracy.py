@@ -68,14 +68,20 @@ def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
               step_seconds=None, voice: bool = False, detect_speech: bool = False,
               mics=None, speech_channels: str = "first", speech_dereverb: int = 0,
               speech_net: bool = False, pieces: tuple | None = None,
-              turned_view: bool = False) -> dict:
+              turned_view: bool | None = None) -> dict:
   """uri -> diarize.Inference of every dev meeting (pickled under `cache` if given; a cached
   one without the d-vectors `voice` or the speech detector's output `detect_speech` asks for
   (on `speech_channels`, after `speech_dereverb`) is computed again, one without the frame
   speech network's output `speech_net` asks for is given it (the rest of it does not depend
   on it), nor the local speakers' `pieces`, whose windows are run again for them; one whose
-  window outputs are not of the `turned_view` asked is computed again; `mics`: the
-  meetings' geometry for a one-channel model's directions)."""
+  window outputs are not of the `turned_view` asked (True / False; None: any, and a new one
+  as the model's settings say) is computed again; `mics`: the meetings' geometry for a
+  one-channel model's directions)."""
+  if turned_view is None:
+    asked_view = None
+    turned_view = bool(model.meta["inference"].get("turned_view", False))
+  else:
+    asked_view = turned_view and views_lib.applies(model)
   out = {}
   for m in meetings:
     uri = m["uri"]
@@ -85,8 +91,7 @@ def infer_all(model, folder, meetings, *, spatial: bool = True, cache=None,
       cached = out[uri]
       speech_kept = (cached.speech is not None and cached.speech_dereverb == speech_dereverb
                      and (speech_channels == "first" or cached.speech_max is not None))
-      same_view = getattr(cached, "turned_view", False) == (turned_view and
-                                                           views_lib.applies(model))
+      same_view = asked_view is None or getattr(cached, "turned_view", False) == asked_view
       if ((not voice or cached.voice is not None) and (not detect_speech or speech_kept)
           and same_view):
         if speech_net and cached.speech_net is None:

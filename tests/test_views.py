@@ -106,3 +106,26 @@ def test_the_setting_is_a_bool_and_one_inference_holds_one_view():
   assert decode_lib.needs({"turned_view": True})["turned_view"]
   with pytest.raises(ValueError, match="turned view"):
     decode_lib.needs_of_all([{"turned_view": True}, {"turned_view": False}])
+
+
+def test_cached_inferences_are_those_of_the_view_asked(exported, meeting, tmp_path,
+                                                        monkeypatch):
+  """bench_accuracy.infer_all: a cached inference of the other view is computed again; one
+  asked of no view in particular (None) is taken as it is."""
+  from benchmarks import bench_accuracy
+  path, _ = exported
+  model = runtime.load(path)
+  meetings = [{"uri": meeting.stem}]
+  runs = []
+  real = bench_accuracy.diarize_lib.infer
+  monkeypatch.setattr(bench_accuracy.diarize_lib, "infer",
+                      lambda *a, **kw: runs.append(kw["turned_view"]) or real(*a, **kw))
+  first = bench_accuracy.infer_all(model, meeting.parent, meetings, spatial=False,
+                                   cache=tmp_path, turned_view=True)
+  assert runs == [True] and first[meeting.stem].turned_view
+  again = bench_accuracy.infer_all(model, meeting.parent, meetings, spatial=False,
+                                   cache=tmp_path)
+  assert runs == [True] and again[meeting.stem].turned_view
+  other = bench_accuracy.infer_all(model, meeting.parent, meetings, spatial=False,
+                                   cache=tmp_path, turned_view=False)
+  assert runs == [True, False] and not other[meeting.stem].turned_view
