@@ -48,7 +48,8 @@ def get_config():
   config.inference.cluster_threshold = 0.40
   config.inference.spatial_weight = 0.4
   config.inference.anchor_seconds = 2.7
-  # Spatial resegmentation: an MLP fitted on 32 meetings of their own seeds (docs/models.md).
+  # Spatial resegmentation: an MLP fitted on meetings of their own seeds (docs/models.md); since
+  # 2026-12-07 (session 28) refitted for the two views on 32 simulator + 32 shift meetings.
   config.inference.resegment = _weights("array8_resegment")
   # Since 2026-12-06 (were 0.4 and 0.2 s); 0.4 again for the fine-tune (docs/models.md).
   config.inference.resegment_threshold = 0.4

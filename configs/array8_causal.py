@@ -42,6 +42,8 @@ def get_config():
   # fine-tune (2026-12-06).
   config.inference.cluster_threshold = 0.48
   config.inference.resegment_threshold = 0.6
+  # ... and its resegmentation: array8's weights until 2026-12-07 (session 28), not refitted.
+  config.inference.resegment = array8._weights("array8_causal_resegment")
   # And the count's split / short talkers as they were before 2026-12-07.
   config.inference.split_cos = 0.55
   config.inference.split_seconds = 15.0
