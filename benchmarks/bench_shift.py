@@ -54,6 +54,8 @@ def score_set(folder, meetings, models: dict, variants: dict, *, baselines: bool
     out[SRP] = {"est": acc.summarise(refs, hyps[20.0]), "true": acc.summarise(refs, hyps["true"])}
   for name, model in models.items():
     asked = [model.meta["inference"]] + [v for m, v in variants.values() if m == name]
+    if mics is not None and spatial_alone(model):     # the `+ --mics` row below
+      asked.append(bundled.any_array_settings())
     inferences = acc.infer_all(model, folder, meetings,
                                **acc.diarize_lib.needs_of_all(
                                    [{**model.meta["inference"], **a} for a in asked]),

@@ -275,3 +275,29 @@ def test_overlap_classifier_fit_on_the_marked_frames(tmp_path, monkeypatch):
   with pytest.raises(ValueError, match="--speech-net"):
     bench_accuracy.fit_overlap_classifier(None, {**options, "speech_classifier": [0.0] * 37},
                                           "VOICES", [3200], 16, None)
+
+
+def test_shift_sets_with_mics_infer_what_the_mics_row_decodes_with(tmp_path, monkeypatch):
+  """bench_shift.score_set on an array's meetings: a one-channel model's inference holds what
+  its `+ --mics` row needs (the speech classifier reads the detector on every channel and the
+  speech network), not only what the model's own settings need."""
+  import types
+  from benchmarks import bench_shift
+  rttm.write_rttm(tmp_path / "m0.rttm", [rttm.Turn("m0", 0.0, 1.0, "a")])
+  model = types.SimpleNamespace(meta={"inference": {"speech_gate": 0.4}}, num_channels=1,
+                                takes_geometry=False)
+  asked = []
+
+  class Stop(Exception):
+    pass
+
+  def infer_all(model_, folder, meetings, **kw):
+    asked.append(kw)
+    raise Stop
+
+  monkeypatch.setattr(bench_shift.acc, "infer_all", infer_all)
+  with pytest.raises(Stop):
+    bench_shift.score_set(tmp_path, [dict(uri="m0")], {"mono": model}, {}, baselines=False,
+                          mics=np.eye(4, 3) * 0.03)
+  assert asked[0]["detect_speech"] and asked[0]["speech_channels"] == "all"
+  assert asked[0]["speech_net"] and asked[0]["mics"] is not None
