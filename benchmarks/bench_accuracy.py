@@ -448,14 +448,15 @@ def _resegment_examples(model, options, speech, seed, num_meetings, geometry, ca
   """(features, target) of every meeting of one fit seed with two or more speakers found."""
   from jaxdiar.core import resegment
   folder, meetings = fit_meetings(speech, seed, num_meetings, geometry, generator)
-  inferences = infer_all(model, folder, meetings, step_seconds=options.get("step_seconds"),
-                         cache=cache and pathlib.Path(cache) / folder.name / name)
-  examples = []
   # The clustering's own decision (no split or merge): fitted on the decision after the split
   # instead, the bundled array8 scored 19.2 % on dev, against 18.5 % (2026-12-01). The
   # speech detector's gate and classifier come after the resegmentation: off here too.
   base = dict(options, resegment=None, split_cos=None, merge_overlap=None, speech_gate=None,
               speech_fill=None, speech_classifier=None, overlap_classifier=None)
+  inferences = infer_all(model, folder, meetings, step_seconds=options.get("step_seconds"),
+                         cache=cache and pathlib.Path(cache) / folder.name / name,
+                         **diarize_lib.needs_of_all([base]))
+  examples = []
   for m in meetings:
     uri, inf = m["uri"], inferences[m["uri"]]
     if inf.response is None:

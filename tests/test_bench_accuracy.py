@@ -301,3 +301,28 @@ def test_shift_sets_with_mics_infer_what_the_mics_row_decodes_with(tmp_path, mon
                           mics=np.eye(4, 3) * 0.03)
   assert asked[0]["detect_speech"] and asked[0]["speech_channels"] == "all"
   assert asked[0]["speech_net"] and asked[0]["mics"] is not None
+
+
+def test_resegment_examples_infer_the_pieces_their_decoding_reads(tmp_path, monkeypatch):
+  """A model whose settings move pieces (reassign_classifier) is decoded with them when its
+  resegmentation examples are made: the inference is asked for its pieces."""
+  from jaxdiar.data import shift
+  from jaxdiar.decoding import pieces
+  monkeypatch.setattr(shift, "cached", lambda speech, name, **kw: (tmp_path, [dict(uri="m0")]))
+  asked = []
+
+  class Stop(Exception):
+    pass
+
+  def infer_all(model, folder, meetings, **kw):
+    asked.append(kw)
+    raise Stop
+
+  monkeypatch.setattr(bench_accuracy, "infer_all", infer_all)
+  options = {**diarize.DEFAULT_DECODE, **BASE,
+             "reassign_classifier": [0.0] * (pieces.NUM_FEATURES + 1)}
+  with pytest.raises(Stop):
+    bench_accuracy._resegment_examples(None, options, "VOICES", 3200, 16, None, None, "m", 13,
+                                       "shift")
+  assert asked[0]["pieces"] == (options["onset"], options["piece_gap_seconds"],
+                                options["min_active_frames"])
