@@ -277,6 +277,23 @@ def test_overlap_classifier_fit_on_the_marked_frames(tmp_path, monkeypatch):
                                           "VOICES", [3200], 16, None)
 
 
+class _Asked(Exception):
+  """What `_asking_infer_all`'s stand-in raises once it has recorded its call."""
+
+
+def _asking_infer_all(monkeypatch) -> list:
+  """bench_accuracy.infer_all replaced by a stand-in that records its keyword arguments (what
+  the caller asks the inference for) in the returned list and raises _Asked."""
+  asked = []
+
+  def infer_all(model, folder, meetings, **kw):
+    asked.append(kw)
+    raise _Asked
+
+  monkeypatch.setattr(bench_accuracy, "infer_all", infer_all)
+  return asked
+
+
 def test_shift_sets_with_mics_infer_what_the_mics_row_decodes_with(tmp_path, monkeypatch):
   """bench_shift.score_set on an array's meetings: a one-channel model's inference holds what
   its `+ --mics` row needs (the speech classifier reads the detector on every channel and the
@@ -286,17 +303,8 @@ def test_shift_sets_with_mics_infer_what_the_mics_row_decodes_with(tmp_path, mon
   rttm.write_rttm(tmp_path / "m0.rttm", [rttm.Turn("m0", 0.0, 1.0, "a")])
   model = types.SimpleNamespace(meta={"inference": {"speech_gate": 0.4}}, num_channels=1,
                                 takes_geometry=False)
-  asked = []
-
-  class Stop(Exception):
-    pass
-
-  def infer_all(model_, folder, meetings, **kw):
-    asked.append(kw)
-    raise Stop
-
-  monkeypatch.setattr(bench_shift.acc, "infer_all", infer_all)
-  with pytest.raises(Stop):
+  asked = _asking_infer_all(monkeypatch)
+  with pytest.raises(_Asked):
     bench_shift.score_set(tmp_path, [dict(uri="m0")], {"mono": model}, {}, baselines=False,
                           mics=np.eye(4, 3) * 0.03)
   assert asked[0]["detect_speech"] and asked[0]["speech_channels"] == "all"
@@ -309,19 +317,10 @@ def test_resegment_examples_infer_the_pieces_their_decoding_reads(tmp_path, monk
   from jaxdiar.data import shift
   from jaxdiar.decoding import pieces
   monkeypatch.setattr(shift, "cached", lambda speech, name, **kw: (tmp_path, [dict(uri="m0")]))
-  asked = []
-
-  class Stop(Exception):
-    pass
-
-  def infer_all(model, folder, meetings, **kw):
-    asked.append(kw)
-    raise Stop
-
-  monkeypatch.setattr(bench_accuracy, "infer_all", infer_all)
+  asked = _asking_infer_all(monkeypatch)
   options = {**diarize.DEFAULT_DECODE, **BASE,
              "reassign_classifier": [0.0] * (pieces.NUM_FEATURES + 1)}
-  with pytest.raises(Stop):
+  with pytest.raises(_Asked):
     bench_accuracy._resegment_examples(None, options, "VOICES", 3200, 16, None, None, "m", 13,
                                        "shift")
   assert asked[0]["pieces"] == (options["onset"], options["piece_gap_seconds"],
