@@ -53,18 +53,16 @@ def score_set(folder, meetings, models: dict, variants: dict, *, baselines: bool
     hyps = acc.srp_phat(folder, meetings, refs, geometry=geometry_, thresholds_deg=(20.0,))
     out[SRP] = {"est": acc.summarise(refs, hyps[20.0]), "true": acc.summarise(refs, hyps["true"])}
   for name, model in models.items():
-    asked = [model.meta["inference"]] + [v for m, v in variants.values() if m == name]
-    if mics is not None and spatial_alone(model):     # the `+ --mics` row below
-      asked.append(bundled.any_array_settings())
-    inferences = acc.infer_all(model, folder, meetings,
-                               **acc.diarize_lib.needs_of_all(
-                                   [{**model.meta["inference"], **a} for a in asked]),
-                               cache=cache and pathlib.Path(cache) / folder.name / name,
-                               mics=mics if spatial_alone(model) else None)
-    defaults = {**acc.diarize_lib.DEFAULT_DECODE, **model.meta["inference"]}
     rows = {name: {}} | {v: opts for v, (m, opts) in variants.items() if m == name}
     if mics is not None and spatial_alone(model):     # the same windows, spatial stages on
       rows[f"{name} + --mics"] = bundled.any_array_settings()
+    # One inference holds what every row decodes with.
+    inferences = acc.infer_all(model, folder, meetings,
+                               **acc.diarize_lib.needs_of_all(
+                                   [{**model.meta["inference"], **o} for o in rows.values()]),
+                               cache=cache and pathlib.Path(cache) / folder.name / name,
+                               mics=mics if spatial_alone(model) else None)
+    defaults = {**acc.diarize_lib.DEFAULT_DECODE, **model.meta["inference"]}
     for row, opts in rows.items():
       out[row] = {count: acc.summarise(refs, acc.decode_all(inferences, refs, {**defaults, **opts},
                                                             true_count=count == "true"))
