@@ -107,6 +107,20 @@ def test_randomised_settings_span_the_suite():
   assert any(d["speed"] for d in draws) and any(d["move"] for d in draws)
 
 
+def test_fit_settings_of_the_short_and_long_fit_meetings():
+  """The fit meetings' draws are those of before the long fit set existed (the same rng
+  words); the long ones are 10-20 min, 3 talkers or more, late joiners in most."""
+  import zlib
+  for i in range(5):
+    assert shift.fit_settings(shift.FIT, 3100, i) == shift.randomised(
+        np.random.default_rng([3100, zlib.crc32(b"fit"), i, 1]))
+  draws = [shift.fit_settings(shift.FIT_LONG, 3600, i) for i in range(60)]
+  assert all(d["seconds"] == (600.0, 1200.0) and d["speakers"][0] == 3 <= d["speakers"][1]
+             for d in draws)
+  assert 0.5 < np.mean([d["late"] for d in draws]) < 0.9
+  assert any(d["minor_seconds"] for d in draws)
+
+
 
 def test_pool_meetings_for_online_training(speech_dir, tmp_path, monkeypatch):
   """`pool` writes jaxdiar.online's format: int16 audio, frame activity of the reference,

@@ -18,7 +18,7 @@ def main(argv=None) -> int:
                  help="set: one set's meetings (default); pool: training meetings drawn with "
                       "randomised settings for jaxdiar.online train --pool")
   p.add_argument("--speech", required=True, help="folder <speaker>/<utterance>.flac")
-  p.add_argument("--set", choices=sorted(shift.SETS) + [shift.FIT])
+  p.add_argument("--set", choices=sorted(shift.SETS) + list(shift.FITS))
   p.add_argument("--out", required=True)
   p.add_argument("--meetings", type=int, default=16)
   p.add_argument("--seed", type=int, default=4100)

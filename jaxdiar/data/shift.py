@@ -85,8 +85,12 @@ SETS = {
 }
 # Sets of the suite's mean (8-channel); "long" needs the bounded decoding (robustness issue).
 SUITE = ("uneven", "crowd", "close", "heavy", "voices", "moving", "rates")
-# The fit meetings: each drawn with its own `randomised` settings, with seeds of their own.
+# The fit meetings: each drawn with its own `randomised` settings, with seeds of their own;
+# the long fit meetings likewise, 10-20 min with late joiners most of the time (what chooses
+# the count's rules for long recordings; the suite's `long` set is read after).
 FIT = "fit"
+FIT_LONG = "fit-long"
+FITS = (FIT, FIT_LONG)
 
 
 def randomised(rng: np.random.Generator) -> dict:
@@ -106,6 +110,16 @@ def randomised(rng: np.random.Generator) -> dict:
       band_limit=float(rng.random() < 0.3) * 0.5, gain_db=float(rng.uniform(0.0, 3.0)))
 
 
+def fit_settings(set_name: str, seed: int, index: int) -> dict:
+  """The generator settings of fit meeting `index` of `set_name` (FIT or FIT_LONG)."""
+  rng = np.random.default_rng([seed, zlib.crc32(set_name.encode()), index, 1])
+  s = randomised(rng)
+  if set_name == FIT_LONG:
+    s.update(seconds=(600.0, 1200.0), speakers=(3, max(3, s["speakers"][1])),
+             late=bool(rng.random() < 0.7))
+  return s
+
+
 # ---------------------------------------------------------------------------- meeting
 
 def meeting(speech: dict, set_name: str, seed: int, index: int, geometry,
@@ -113,9 +127,7 @@ def meeting(speech: dict, set_name: str, seed: int, index: int, geometry,
   """One meeting of `set_name` (or `settings` given): (audio [M, N] int16, its sample rate,
   reference turns, scene dict). A function of (set, seed, index) alone."""
   if settings is None:
-    settings = (randomised(np.random.default_rng([seed, zlib.crc32(FIT.encode()), index, 1]))
-                if set_name == FIT
-                else SETS[set_name])
+    settings = fit_settings(set_name, seed, index) if set_name in FITS else SETS[set_name]
   s = dict(BASE, **settings)
   # A set `like` another draws the same meetings (then e.g. resamples them).
   set_id = zlib.crc32((s["like"] or set_name).encode())
