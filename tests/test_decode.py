@@ -2,8 +2,10 @@
 clustering options, on synthetic window outputs."""
 
 import numpy as np
+import pytest
 
 from jaxdiar import diarize
+from jaxdiar.decoding import decode as decode_lib
 
 HOP, SR = 256, 16000
 FS = HOP / SR
@@ -140,6 +142,22 @@ def test_a_speaker_heard_from_two_places_is_split():
   inf.response = response.astype(np.float16)
   assert len({t.speaker for t in diarize.decode(
       inf, dict(opts, split_seconds=30.0)).turns}) == 1
+  # The support scaled to the recording (48 s): 40 s a minute asks 32 s a side (no split);
+  # 10 s a minute asks 8 s, under split_seconds (split).
+  assert len({t.speaker for t in diarize.decode(
+      inf, dict(opts, split_per_minute=40.0)).turns}) == 1
+  assert len({t.speaker for t in diarize.decode(
+      inf, dict(opts, split_per_minute=10.0)).turns}) == 2
+
+
+def test_count_support_is_the_larger_of_the_seconds_and_the_rate():
+  inf = inference(np.zeros((1, 3000, 1)), step=3000)            # 48 s: 0.8 minute
+  o = dict(diarize.DEFAULT_DECODE, found_total=2.0, split_seconds=8.0)
+  assert decode_lib.count_support(o, inf) == dict(found_total=2.0, split_seconds=8.0)
+  scaled = decode_lib.count_support(dict(o, found_per_minute=5.0, split_per_minute=20.0), inf)
+  assert scaled["found_total"] == pytest.approx(4.0)
+  assert scaled["split_seconds"] == pytest.approx(16.0)
+  assert decode_lib.count_support(dict(o, found_per_minute=1.0), inf)["found_total"] == 2.0
 
 
 def test_merge_groups_join_a_voice_marked_twice():

@@ -127,8 +127,13 @@ def test_min_cluster_size_dissolves_small_clusters():
   assert len(np.unique(pruned)) == 2
   assert len(np.unique(pruned[who == 0])) == len(np.unique(pruned[who == 1])) == 1
   assert pruned[0] != pruned[6]
+  # The same as a share of the 13 anchors: 10 % asks 2, 5 % asks 1 (nothing dissolved).
+  np.testing.assert_array_equal(
+      diarize.cluster(x, windows, threshold=0.5, min_cluster_share=0.1), pruned)
+  assert len(np.unique(diarize.cluster(x, windows, threshold=0.5, min_cluster_share=0.05))) == 3
   # A given count is kept as it is.
   assert len(np.unique(diarize.cluster(x, windows, num_speakers=3, min_cluster_size=2))) == 3
+  assert len(np.unique(diarize.cluster(x, windows, num_speakers=3, min_cluster_share=0.1))) == 3
 
 
 def test_infer_gives_each_local_speaker_its_dvector(exported, trained_smoke):

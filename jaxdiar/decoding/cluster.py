@@ -14,8 +14,9 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
             min_speakers=1, max_speakers=None, threshold: float = 0.6,
             max_embeddings: int = 2000, directions: np.ndarray | None = None,
             spatial_weight: float = 0.0, anchors: np.ndarray | None = None,
-            refine: int = 0, min_cluster_size: int = 0, heard: np.ndarray | None = None,
-            found_seconds: float | None = None, found_total: float = 2.0) -> np.ndarray:
+            refine: int = 0, min_cluster_size: int = 0, min_cluster_share: float = 0.0,
+            heard: np.ndarray | None = None, found_seconds: float | None = None,
+            found_total: float = 2.0) -> np.ndarray:
   """Agglomerative (average-link, cosine) clustering of local-speaker embeddings.
 
   Two local speakers of one window are different people: their distance is set to the
@@ -28,8 +29,9 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
   cluster centroid, the local speakers of one window going to distinct clusters (Hungarian
   assignment per window). `refine` rounds then reassign every embedding to the centroids of
   the previous round in the same way. Unless the count is given, a cluster of fewer than
-  `min_cluster_size` anchors is dissolved (its members join the others in the same way): a
-  few local speakers with odd embeddings (overlap, noise) do not become a speaker.
+  `min_cluster_size` anchors, or than `min_cluster_share` of all the anchors clustered, is
+  dissolved (its members join the others in the same way): a few local speakers with odd
+  embeddings (overlap, noise) do not become a speaker, however long the recording.
 
   Short talkers: a talker who speaks a few seconds in the whole meeting has no anchor. With
   `found_seconds` (and `heard`, each local speaker's seconds heard), the local speakers
@@ -53,9 +55,10 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
   labels[picked] = _average_link(x[picked], window_index[picked], num_speakers=num_speakers,
                                  min_speakers=min_speakers, max_speakers=max_speakers,
                                  threshold=threshold)
-  if min_cluster_size > 1 and not num_speakers:
+  least = max(min_cluster_size, int(np.ceil(min_cluster_share * len(picked))))
+  if least > 1 and not num_speakers:
     ids, sizes = np.unique(labels[picked], return_counts=True)
-    keep = max(min_speakers or 1, int(np.sum(sizes >= min_cluster_size)))
+    keep = max(min_speakers or 1, int(np.sum(sizes >= least)))
     kept = ids[np.argsort(-sizes, kind="stable")[:keep]]
     labels[picked[~np.isin(labels[picked], kept)]] = -1
   if found_seconds is not None and heard is not None and not num_speakers:

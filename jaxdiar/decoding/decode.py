@@ -162,10 +162,11 @@ def decode(inference: Inference, options: dict, *, num_speakers: int | None = No
   stages.lap("stitch")
   count_free = num_speakers is None           # a given count is kept as it is
   room = max(0, cap - k)
+  split_seconds = count_support(o, inf)["split_seconds"]
   if o["split_cos"] is not None and inf.response is not None and k and count_free and room:
     active, score, parents = split_by_direction(active, score, inf.response, parents,
                                                 max_cos=o["split_cos"],
-                                                min_frames=int(round(o["split_seconds"] / fs)),
+                                                min_frames=int(round(split_seconds / fs)),
                                                 max_new=room)
   first = active
   stages.lap("split")
@@ -264,9 +265,21 @@ def cluster_locals(inf: Inference, o: dict, *, num_speakers=None, min_speakers=N
                                and o["spatial_weight"] > 0 else None),
                    spatial_weight=o["spatial_weight"], refine=o["refine"],
                    anchors=heard[windows, slots] * fs >= o["anchor_seconds"],
-                   min_cluster_size=o["min_cluster_size"], heard=heard[windows, slots] * fs,
-                   found_seconds=o["found_seconds"], found_total=o["found_total"])
+                   min_cluster_size=o["min_cluster_size"],
+                   min_cluster_share=o["min_cluster_share"], heard=heard[windows, slots] * fs,
+                   found_seconds=o["found_seconds"],
+                   found_total=count_support(o, inf)["found_total"])
   return windows, slots, labels, heard
+
+
+def count_support(o: dict, inf: Inference) -> dict:
+  """The seconds the count's rules ask of a new speaker in this recording: `found_total`
+  and `split_seconds`, each the larger of its setting and its per-minute setting times the
+  recording's length (a long recording has more stray local speakers and more seconds from
+  a second direction by chance)."""
+  minutes = inf.num_samples / inf.sample_rate / 60.0
+  return dict(found_total=max(o["found_total"], o["found_per_minute"] * minutes),
+              split_seconds=max(o["split_seconds"], o["split_per_minute"] * minutes))
 
 
 def _centroids(x: np.ndarray, weight: np.ndarray, labels: np.ndarray, parents: list) -> np.ndarray:

@@ -97,6 +97,8 @@ INFERENCE = (
       high=1, optional=True),
     S("split_seconds", 15.0, "... each direction heard alone at least this long.", legacy=15.0,
       low=0),
+    S("split_per_minute", 0.0, "... or, if more, this many seconds per minute of the "
+      "recording.", legacy=0.0, low=0),
     S("merge_overlap", None, "Merge two speakers marked together on this share of the "
       "less-heard one's frames (None: never).", legacy=None, low=0, high=1, optional=True),
     S("voice_weight", 0.0, "Weight of the voice encoder's d-vectors in the clustering (1: "
@@ -135,6 +137,12 @@ INFERENCE = (
       "from every cluster, may found one (short talkers; None: off).", legacy=None, low=0,
       optional=True),
     S("found_total", 2.0, "... when such a group is heard this long in all.", legacy=2.0, low=0),
+    S("found_per_minute", 0.0, "... or, if more, this many seconds per minute of the "
+      "recording (a long recording has more stray local speakers to found with).", legacy=0.0,
+      low=0),
+    S("min_cluster_share", 0.0, "Unless the count is given, clusters holding fewer than this "
+      "share of all anchors are dissolved (min_cluster_size scaled to the recording).",
+      legacy=0.0, low=0, high=1),
     S("reassign_classifier", None, "Logistic weights of the pieces' reassignment "
       "(jaxdiar.decoding.pieces): after the clustering, a local speaker's piece between two "
       "pauses moves to the cluster it is nearest to where this classifier says so (None: "
