@@ -238,6 +238,10 @@ def test_choose_takes_the_lowest_mean_of_fit_and_dev(tmp_path):
   assert found["mean"]["directions"] < found["mean"]["own"]
   assert found["mean"]["own"] == pytest.approx(
       (scores["own"]["fit"]["der"] + scores["own"]["dev"]["der"]) / 2)
+  # With --long the long fit meetings are a third set of the mean.
+  three = {row: dict(s, **{"fit-long": {"der": 0.9}}) for row, s in scores.items()}
+  assert bench_choose.choose(three)["mean"]["own"] == pytest.approx(
+      (scores["own"]["fit"]["der"] + scores["own"]["dev"]["der"] + 0.9) / 3)
   with pytest.raises(ValueError, match="nothing to choose"):
     bench_choose.choose({})
   with pytest.raises(SystemExit) as stop:
