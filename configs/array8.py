@@ -61,6 +61,11 @@ def get_config():
   config.inference.merge_overlap = 0.5
   config.inference.found_seconds = 0.8
   config.inference.found_total = 2.0
+  # Since 2026-12-07 (session 30) both scaled to the recording's length: founding asks 2 s a
+  # minute, a split 4 s a minute when that is more (chosen on fit + dev + the long fit
+  # meetings, accepted by the suite: docs/shift-suite.md).
+  config.inference.found_per_minute = 2.0
+  config.inference.split_per_minute = 4.0
   config.inference.osd_threshold = 0.57        # (count stitching only)
   # Mean stitching (docs/models.md).
   config.inference.stitch = "mean"

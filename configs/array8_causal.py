@@ -49,4 +49,6 @@ def get_config():
   config.inference.split_seconds = 15.0
   config.inference.found_seconds = None
   config.inference.found_total = 2.0
+  config.inference.found_per_minute = 0.0          # array8's since session 30
+  config.inference.split_per_minute = 0.0
   return config
