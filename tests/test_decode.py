@@ -231,6 +231,15 @@ def test_count_finds_a_five_second_talker_in_ten_minutes():
                                        found_total=6.0))) == 3
   assert len(np.unique(diarize.cluster(emb, windows, num_speakers=3, anchors=anchors,
                                        heard=heard, found_seconds=1.0))) == 3
+  # A distinct voice (its group's centroid farther than found_far from every cluster) founds
+  # at found_far_total, whatever found_total asks (a long recording's); a group nearer not.
+  distinct = diarize.cluster(emb, windows, threshold=0.5, anchors=anchors, heard=heard,
+                             found_seconds=1.0, found_total=6.0, found_far=0.6,
+                             found_far_total=2.0)
+  np.testing.assert_array_equal(distinct, found)
+  assert len(np.unique(diarize.cluster(emb, windows, threshold=0.5, anchors=anchors,
+                                       heard=heard, found_seconds=1.0, found_total=6.0,
+                                       found_far=1.5, found_far_total=2.0))) == 3
 
 
 def test_estimated_count_is_capped_with_a_warning(caplog):

@@ -16,7 +16,8 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
             spatial_weight: float = 0.0, anchors: np.ndarray | None = None,
             refine: int = 0, min_cluster_size: int = 0, min_cluster_share: float = 0.0,
             heard: np.ndarray | None = None, found_seconds: float | None = None,
-            found_total: float = 2.0) -> np.ndarray:
+            found_total: float = 2.0, found_far: float | None = None,
+            found_far_total: float | None = None) -> np.ndarray:
   """Agglomerative (average-link, cosine) clustering of local-speaker embeddings.
 
   Two local speakers of one window are different people: their distance is set to the
@@ -37,7 +38,10 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
   `found_seconds` (and `heard`, each local speaker's seconds heard), the local speakers
   that are not anchors, heard at least `found_seconds`, farther than `threshold` from every
   cluster, are clustered among themselves (the same linkage and cut); each such group heard
-  `found_total` seconds in all becomes a speaker of its own (unless the count is given).
+  `found_total` seconds in all becomes a speaker of its own (unless the count is given). With
+  `found_far`, a group whose centroid is farther than it (cosine distance) from every cluster's
+  needs only `found_far_total` seconds: a distinct voice needs less support than a group of
+  stray local speakers near a cluster.
 
   Average linkage needs the n x n distances; beyond `max_embeddings` anchors (about 2 h of
   audio at the default window step) an evenly spread subset of them is clustered and the
@@ -63,7 +67,8 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
     labels[picked[~np.isin(labels[picked], kept)]] = -1
   if found_seconds is not None and heard is not None and not num_speakers:
     labels = _found(x, window_index, labels, heard, threshold=threshold,
-                    min_seconds=found_seconds, min_total=found_total,
+                    min_seconds=found_seconds, min_total=found_total, far=found_far,
+                    far_total=found_total if found_far_total is None else found_far_total,
                     room=(max_speakers or n) - len(np.unique(labels[labels >= 0])))
   labels = _assign(x, window_index, labels, labels)
   for _ in range(refine):
@@ -71,28 +76,37 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
   return np.unique(labels, return_inverse=True)[1]
 
 
-def _found(x, window_index, labels, heard, *, threshold, min_seconds, min_total,
-           room) -> np.ndarray:
+def _found(x, window_index, labels, heard, *, threshold, min_seconds, min_total, room,
+           far=None, far_total=None) -> np.ndarray:
   """`cluster`'s short talkers: unlabelled local speakers heard `min_seconds`, farther than
   `threshold` (cosine) from every cluster centroid, grouped by the same average linkage; a
-  group heard `min_total` seconds founds a cluster (the longest-heard first, `room` at most)."""
+  group heard `min_total` seconds founds a cluster, or `far_total` where its centroid is
+  farther than `far` from every cluster's (the longest-heard first, `room` at most)."""
   ids = np.unique(labels[labels >= 0])
   if room <= 0 or not len(ids):
     return labels
   centroids = np.stack([x[labels == k].mean(axis=0) for k in ids])
   centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-9
-  far = np.flatnonzero((labels < 0) & (heard >= min_seconds))
-  far = far[1.0 - np.max(x[far] @ centroids.T, axis=1) > threshold] if len(far) else far
-  if not len(far):
+  stray = np.flatnonzero((labels < 0) & (heard >= min_seconds))
+  stray = stray[1.0 - np.max(x[stray] @ centroids.T, axis=1) > threshold] if len(stray) else stray
+  if not len(stray):
     return labels
-  groups = _average_link(x[far], window_index[far], num_speakers=None, min_speakers=1,
+  groups = _average_link(x[stray], window_index[stray], num_speakers=None, min_speakers=1,
                          max_speakers=None, threshold=threshold)
-  totals = np.bincount(groups, weights=heard[far])
+  totals = np.bincount(groups, weights=heard[stray])
+  need = np.full(len(totals), float(min_total))
+  if far is not None:
+    centres = np.stack([x[stray[groups == g]].mean(axis=0) for g in range(len(totals))])
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True) + 1e-9
+    need[1.0 - np.max(centres @ centroids.T, axis=1) > far] = far_total
   labels = labels.copy()
-  for rank, g in enumerate(np.argsort(-totals, kind="stable")):
-    if rank >= room or totals[g] < min_total:
+  founded = 0
+  for g in np.argsort(-totals, kind="stable"):
+    if founded >= room:
       break
-    labels[far[groups == g]] = ids.max() + 1 + rank
+    if totals[g] >= need[g]:
+      labels[stray[groups == g]] = ids.max() + 1 + founded
+      founded += 1
   return labels
 
 

@@ -268,7 +268,8 @@ def cluster_locals(inf: Inference, o: dict, *, num_speakers=None, min_speakers=N
                    min_cluster_size=o["min_cluster_size"],
                    min_cluster_share=o["min_cluster_share"], heard=heard[windows, slots] * fs,
                    found_seconds=o["found_seconds"],
-                   found_total=count_support(o, inf)["found_total"])
+                   found_total=count_support(o, inf)["found_total"],
+                   found_far=o["found_far"], found_far_total=o["found_total"])
   return windows, slots, labels, heard
 
 

@@ -140,6 +140,9 @@ INFERENCE = (
     S("found_per_minute", 0.0, "... or, if more, this many seconds per minute of the "
       "recording (a long recording has more stray local speakers to found with).", legacy=0.0,
       low=0),
+    S("found_far", None, "... but a group farther than this (cosine distance) from every "
+      "cluster founds at found_total alone, whatever the length (a distinct voice; None: "
+      "off).", legacy=None, low=0, high=2, optional=True),
     S("min_cluster_share", 0.0, "Unless the count is given, clusters holding fewer than this "
       "share of all anchors are dissolved (min_cluster_size scaled to the recording).",
       legacy=0.0, low=0, high=1),
