@@ -66,6 +66,9 @@ def get_config():
   # meetings, accepted by the suite: docs/shift-suite.md).
   config.inference.found_per_minute = 2.0
   config.inference.split_per_minute = 4.0
+  # ... but a group farther than 0.55 from every cluster (a distinct voice) founds at 2 s
+  # whatever the length (session 30, chosen and accepted the same way).
+  config.inference.found_far = 0.55
   config.inference.osd_threshold = 0.57        # (count stitching only)
   # Mean stitching (docs/models.md).
   config.inference.stitch = "mean"

@@ -51,4 +51,5 @@ def get_config():
   config.inference.found_total = 2.0
   config.inference.found_per_minute = 0.0          # array8's since session 30
   config.inference.split_per_minute = 0.0
+  config.inference.found_far = None
   return config

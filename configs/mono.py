@@ -34,6 +34,7 @@ def get_config():
   config.inference.found_seconds = None         # array8's since 2026-12-07
   config.inference.found_per_minute = 0.0       # array8's since session 30
   config.inference.split_per_minute = 0.0
+  config.inference.found_far = None
   config.inference.merge_overlap = None
   # The voice encoder's d-vectors clustered, small clusters dissolved (docs/models.md).
   config.inference.voice_weight = 1.0
