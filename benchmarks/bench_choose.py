@@ -1,7 +1,7 @@
 """The rule that chooses (README, docs/shift-suite.md): candidates scored on the randomised fit
 meetings (`jaxdiar.data.shift` 'fit', 32, seed 3100) and the dev meetings (training simulator,
 16, seed 2026); the lowest mean of the two DERs (estimated count, collar 0, overlap scored) wins.
-With --long the long fit meetings ('fit-long', 8 of 10-20 min, seed 3600) are a third set of
+With --long the long fit meetings ('fit-long', 16 of 10-20 min, seed 3600) are a third set of
 the mean: what chooses the settings that scale with the recording's length.
 The shift suite is read afterwards, once, for the winner alone (`bench_shift`).
 
@@ -31,7 +31,7 @@ from jaxdiar.data import shift
 SPEECH = acc.DEV_SPEECH
 FIT = dict(set=shift.FIT, meetings=bench_shift.FIT_MEETINGS, seed=bench_shift.FIT_SEED)
 DEV = dict(meetings=16, seed=2026)
-FIT_LONG = dict(set=shift.FIT_LONG, meetings=8, seed=3600)
+FIT_LONG = dict(set=shift.FIT_LONG, meetings=16, seed=3600)
 PARTS = ("der", "missed", "false_alarm", "confusion", "count_right", "meetings")
 
 
