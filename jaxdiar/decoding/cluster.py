@@ -85,8 +85,7 @@ def _found(x, window_index, labels, heard, *, threshold, min_seconds, min_total,
   ids = np.unique(labels[labels >= 0])
   if room <= 0 or not len(ids):
     return labels
-  centroids = np.stack([x[labels == k].mean(axis=0) for k in ids])
-  centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-9
+  centroids = _unit_centroids(x, labels, ids)
   stray = np.flatnonzero((labels < 0) & (heard >= min_seconds))
   stray = stray[1.0 - np.max(x[stray] @ centroids.T, axis=1) > threshold] if len(stray) else stray
   if not len(stray):
@@ -96,8 +95,7 @@ def _found(x, window_index, labels, heard, *, threshold, min_seconds, min_total,
   totals = np.bincount(groups, weights=heard[stray])
   need = np.full(len(totals), float(min_total))
   if far is not None:
-    centres = np.stack([x[stray[groups == g]].mean(axis=0) for g in range(len(totals))])
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True) + 1e-9
+    centres = _unit_centroids(x[stray], groups, np.arange(len(totals)))
     need[1.0 - np.max(centres @ centroids.T, axis=1) > far] = far_total
   labels = labels.copy()
   founded = 0
@@ -108,6 +106,12 @@ def _found(x, window_index, labels, heard, *, threshold, min_seconds, min_total,
       labels[stray[groups == g]] = ids.max() + 1 + founded
       founded += 1
   return labels
+
+
+def _unit_centroids(x: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+  """[len(ids), D] the unit mean of the rows of `x` labelled each of `ids`."""
+  centroids = np.stack([x[labels == k].mean(axis=0) for k in ids])
+  return centroids / (np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-9)
 
 
 def unit_responses(response: np.ndarray) -> np.ndarray:
@@ -137,8 +141,7 @@ def _assign(x, window_index, labels, reference) -> np.ndarray:
   within a window and from the window's already labelled ones (Hungarian per window)."""
   labels = labels.copy()
   ids = np.unique(reference[reference >= 0])
-  centroids = np.stack([x[reference == k].mean(axis=0) for k in ids])
-  centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-9
+  centroids = _unit_centroids(x, reference, ids)
   by_window = np.argsort(window_index, kind="stable")
   for group in np.split(by_window, np.flatnonzero(np.diff(window_index[by_window])) + 1):
     rest = group[labels[group] < 0]
