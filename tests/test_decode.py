@@ -242,6 +242,53 @@ def test_count_finds_a_five_second_talker_in_ten_minutes():
                                        found_far=1.5, found_far_total=2.0))) == 3
 
 
+def test_silhouette_matches_its_definition():
+  """cluster.silhouette against the definition written out point by point (Rousseeuw 1987)."""
+  from jaxdiar.decoding import cluster as cluster_lib
+  rng = np.random.default_rng(1)
+  x = rng.standard_normal((40, 5))
+  dist = np.linalg.norm(x[:, None] - x[None], axis=-1)
+  labels = rng.integers(0, 4, 40)
+  labels[7] = 9                                          # a cluster of one point
+  want = []
+  for i in range(40):
+    own = (labels == labels[i]) & (np.arange(40) != i)
+    if not own.any():
+      want.append(0.0)
+      continue
+    a = dist[i, own].mean()
+    b = min(dist[i, labels == k].mean() for k in set(labels.tolist()) - {labels[i]})
+    want.append((b - a) / max(a, b))
+  assert cluster_lib.silhouette(dist, labels) == pytest.approx(np.mean(want), abs=1e-12)
+  assert cluster_lib.silhouette(dist, np.zeros(40, int)) == -1.0
+
+
+def test_long_recording_counts_talkers_nearer_than_the_cut():
+  """150 windows of one talker each, three talkers whose voices lie 0.25 apart (cosine), under
+  the cut 0.4: the threshold's cut finds one talker; with silhouette_anchors (150 anchors at
+  least 100) the silhouette finds the three, each whole. Fewer anchors than it asks, or one
+  talker throughout, keep the threshold's count; a given count is kept."""
+  rng = np.random.default_rng(0)
+  basis = np.linalg.qr(rng.standard_normal((32, 4)))[0].T
+  centres = basis[0] + np.sqrt(1 / 3) * basis[1:]                   # cosine distance 0.25
+  centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+  who = np.arange(150) % 3
+  emb = centres[who] + 0.1 * rng.standard_normal((150, 32)) / np.sqrt(32)
+  windows = np.arange(150)
+  assert len(np.unique(diarize.cluster(emb, windows, threshold=0.4))) == 1
+  found = diarize.cluster(emb, windows, threshold=0.4, silhouette_anchors=100)
+  assert len(np.unique(found)) == 3
+  for k in range(3):
+    assert len(np.unique(found[who == k])) == 1
+  assert len(np.unique(diarize.cluster(emb[:60], windows[:60], threshold=0.4,
+                                       silhouette_anchors=100))) == 1
+  alone = centres[0] + 0.1 * rng.standard_normal((150, 32)) / np.sqrt(32)
+  assert len(np.unique(diarize.cluster(alone, windows, threshold=0.4,
+                                       silhouette_anchors=100))) == 1
+  assert len(np.unique(diarize.cluster(emb, windows, num_speakers=2,
+                                       silhouette_anchors=100))) == 2
+
+
 def test_estimated_count_is_capped_with_a_warning(caplog):
   """25 talkers, one per window, each its own direction in the embedding space: the estimated
   count stops at diarize.MAX_SPEAKERS (20) with a warning; max_speakers lifts the cap."""

@@ -17,7 +17,8 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
             refine: int = 0, min_cluster_size: int = 0, min_cluster_share: float = 0.0,
             heard: np.ndarray | None = None, found_seconds: float | None = None,
             found_total: float = 2.0, found_far: float | None = None,
-            found_far_total: float | None = None) -> np.ndarray:
+            found_far_total: float | None = None, silhouette_anchors: int | None = None,
+            silhouette_min: float = 0.2) -> np.ndarray:
   """Agglomerative (average-link, cosine) clustering of local-speaker embeddings.
 
   Two local speakers of one window are different people: their distance is set to the
@@ -43,6 +44,11 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
   needs only `found_far_total` seconds: a distinct voice needs less support than a group of
   stray local speakers near a cluster.
 
+  Many anchors (a long recording): with `silhouette_anchors`, where at least that many anchors
+  are clustered and the count is not given, the tree is cut where its big clusters are the
+  most distinct, not at `threshold` alone (`_silhouette_cut`): a long meeting's talkers can lie
+  nearer each other than the cut, and enough anchors make the silhouette a steady measure.
+
   Average linkage needs the n x n distances; beyond `max_embeddings` anchors (about 2 h of
   audio at the default window step) an evenly spread subset of them is clustered and the
   rest assigned: memory stays bounded (32 MB of distances at 2000), whatever the length.
@@ -56,12 +62,17 @@ def cluster(embeddings: np.ndarray, window_index: np.ndarray, *, num_speakers=No
   if len(picked) > max_embeddings:
     picked = picked[np.unique(np.linspace(0, len(picked) - 1, max_embeddings).round().astype(int))]
   labels = np.full(n, -1)
-  labels[picked] = _average_link(x[picked], window_index[picked], num_speakers=num_speakers,
-                                 min_speakers=min_speakers, max_speakers=max_speakers,
-                                 threshold=threshold)
+  if silhouette_anchors is not None and len(picked) >= silhouette_anchors and not num_speakers:
+    labels[picked] = _silhouette_cut(x[picked], window_index[picked], threshold=threshold,
+                                     min_silhouette=silhouette_min, min_speakers=min_speakers,
+                                     max_speakers=max_speakers)
+  else:
+    labels[picked] = _average_link(x[picked], window_index[picked], num_speakers=num_speakers,
+                                   min_speakers=min_speakers, max_speakers=max_speakers,
+                                   threshold=threshold)
   least = max(min_cluster_size, int(np.ceil(min_cluster_share * len(picked))))
   if least > 1 and not num_speakers:
-    ids, sizes = np.unique(labels[picked], return_counts=True)
+    ids, sizes = np.unique(labels[picked][labels[picked] >= 0], return_counts=True)
     keep = max(min_speakers or 1, int(np.sum(sizes >= least)))
     kept = ids[np.argsort(-sizes, kind="stable")[:keep]]
     labels[picked[~np.isin(labels[picked], kept)]] = -1
@@ -158,18 +169,87 @@ def _assign(x, window_index, labels, reference) -> np.ndarray:
   return labels
 
 
+# The silhouette cut's partitions: from the threshold's count up to this many more clusters;
+# a big cluster holds at least this share of the anchors (and two of them).
+SILHOUETTE_MORE = 8
+SILHOUETTE_SHARE = 0.03
+
+
+def _tree(x, window_index):
+  """The average-linkage tree of unit vectors `x` (cosine; local speakers of one window at the
+  largest distance) and the plain distances [n, n]."""
+  dist = np.clip(1.0 - x @ x.T, 0.0, 2.0)
+  linked = dist.copy()
+  linked[window_index[:, None] == window_index[None, :]] = 2.0
+  np.fill_diagonal(linked, 0.0)
+  tree = scipy.cluster.hierarchy.linkage(
+      scipy.spatial.distance.squareform(linked, checks=False), method="average")
+  return tree, dist
+
+
+def silhouette(dist: np.ndarray, labels: np.ndarray) -> float:
+  """The mean silhouette (Rousseeuw 1987) of `labels` under the distances `dist` [n, n]: per
+  point (b - a) / max(a, b), a its mean distance to its own cluster's other points, b to the
+  nearest other cluster's; 0 for a point alone; -1 with fewer than two clusters."""
+  ids, index, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+  if len(ids) < 2:
+    return -1.0
+  rows = np.arange(len(labels))
+  sums = np.stack([dist[:, index == k].sum(axis=1) for k in range(len(ids))], axis=1)
+  own = sizes[index]
+  a = sums[rows, index] / np.maximum(own - 1, 1)
+  mean_to = sums / sizes[None, :]
+  mean_to[rows, index] = np.inf
+  b = mean_to.min(axis=1)
+  s = np.where(own > 1, (b - a) / np.maximum(np.maximum(a, b), 1e-12), 0.0)
+  return float(s.mean())
+
+
+def _silhouette_cut(x, window_index, *, threshold, min_silhouette, min_speakers,
+                    max_speakers) -> np.ndarray:
+  """Labels of the anchors `x` from their average-link tree: the threshold's cut, or a finer
+  one where its big clusters (SILHOUETTE_SHARE of the anchors) are more distinct. Over the cuts
+  of the threshold's count k0 to k0 + SILHOUETTE_MORE clusters, the one whose big clusters
+  have the highest silhouette (on the anchors they hold) replaces the threshold's if it has
+  more big clusters and a silhouette at least the threshold cut's (`min_silhouette` where that
+  has fewer than two big clusters); its small clusters are then unlabelled (-1: they join the
+  others after). Where none does, the threshold's cut as `_average_link` gives it."""
+  n = len(x)
+  tree, dist = _tree(x, window_index)
+  k0 = len(np.unique(scipy.cluster.hierarchy.fcluster(tree, threshold, "distance")))
+  k0 = min(max(min_speakers or 1, k0), max_speakers or n, n)
+  least = max(2, int(np.ceil(SILHOUETTE_SHARE * n)))
+
+  def scored(k):
+    labels = scipy.cluster.hierarchy.cut_tree(tree, n_clusters=k)[:, 0]
+    ids, sizes = np.unique(labels, return_counts=True)
+    big = np.isin(labels, ids[sizes >= least])
+    count = int(np.sum(sizes >= least))
+    score = silhouette(dist[np.ix_(big, big)], labels[big]) if count >= 2 else -1.0
+    return labels, big, count, score
+
+  base_labels, _, base_count, base_score = scored(k0)
+  need = base_score if base_count >= 2 else min_silhouette
+  best = None
+  for k in range(k0 + 1, min(n, k0 + SILHOUETTE_MORE) + 1):
+    labels, big, count, score = scored(k)
+    if max_speakers and count > max_speakers:
+      break
+    if count > base_count and score >= need and (best is None or score > best[2]):
+      best = (labels, big, score)
+  if best is None:
+    return base_labels
+  labels, big, _ = best
+  return np.where(big, labels, -1)
+
+
 def _average_link(x, window_index, *, num_speakers, min_speakers, max_speakers,
                   threshold) -> np.ndarray:
   """`cluster` of unit embeddings by average linkage over all n x n distances."""
   n = len(x)
   if n <= 1:
     return np.zeros(n, int)
-  dist = np.clip(1.0 - x @ x.T, 0.0, 2.0)
-  dist[window_index[:, None] == window_index[None, :]] = 2.0
-  np.fill_diagonal(dist, 0.0)
-  tree = scipy.cluster.hierarchy.linkage(scipy.spatial.distance.squareform(dist, checks=False),
-                                         method="average")
-  del dist
+  tree, _ = _tree(x, window_index)
   if num_speakers:
     k = min(num_speakers, n)
   else:

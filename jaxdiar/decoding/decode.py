@@ -269,7 +269,9 @@ def cluster_locals(inf: Inference, o: dict, *, num_speakers=None, min_speakers=N
                    min_cluster_share=o["min_cluster_share"], heard=heard[windows, slots] * fs,
                    found_seconds=o["found_seconds"],
                    found_total=count_support(o, inf)["found_total"],
-                   found_far=o["found_far"], found_far_total=o["found_total"])
+                   found_far=o["found_far"], found_far_total=o["found_total"],
+                   silhouette_anchors=o["silhouette_anchors"],
+                   silhouette_min=o["silhouette_min"])
   return windows, slots, labels, heard
 
 

@@ -143,6 +143,12 @@ INFERENCE = (
     S("found_far", None, "... but a group farther than this (cosine distance) from every "
       "cluster founds at found_total alone, whatever the length (a distinct voice; None: "
       "off).", legacy=None, low=0, high=2, optional=True),
+    S("silhouette_anchors", None, "Unless the count is given, a recording with at least this "
+      "many anchors (a long one) has its tree cut where its big clusters' silhouette is the "
+      "highest, from cluster_threshold's count up (None: the threshold's cut alone).", int,
+      legacy=None, low=3, optional=True),
+    S("silhouette_min", 0.2, "The silhouette a finer cut needs where cluster_threshold's has "
+      "fewer than two big clusters.", legacy=0.2, low=-1, high=1),
     S("min_cluster_share", 0.0, "Unless the count is given, clusters holding fewer than this "
       "share of all anchors are dissolved (min_cluster_size scaled to the recording).",
       legacy=0.0, low=0, high=1),
