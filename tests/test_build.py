@@ -125,6 +125,8 @@ def test_every_config_field_overridable_from_the_command_line(config_file):
     kind = (config[parent] if parent else config).get_ref(leaf).get_type()
     if value is None and kind is float:           # an optional number (None: off)
       new, text = 0.5, "0.5"
+    elif value is None and kind is int:           # an optional whole number (None: off)
+      new, text = 3, "3"
     elif value is None:
       new, text = (0.5, -0.5), "(0.5, -0.5)"
     elif isinstance(value, bool):
