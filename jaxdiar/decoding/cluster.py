@@ -175,16 +175,17 @@ SILHOUETTE_MORE = 8
 SILHOUETTE_SHARE = 0.03
 
 
-def _tree(x, window_index):
+def _tree(x, window_index, plain: bool = False):
   """The average-linkage tree of unit vectors `x` (cosine; local speakers of one window at the
-  largest distance) and the plain distances [n, n]."""
+  largest distance) and, with `plain`, the distances [n, n] without that (else None: one n x n
+  array at a time)."""
   dist = np.clip(1.0 - x @ x.T, 0.0, 2.0)
-  linked = dist.copy()
-  linked[window_index[:, None] == window_index[None, :]] = 2.0
-  np.fill_diagonal(linked, 0.0)
+  kept = dist.copy() if plain else None
+  dist[window_index[:, None] == window_index[None, :]] = 2.0
+  np.fill_diagonal(dist, 0.0)
   tree = scipy.cluster.hierarchy.linkage(
-      scipy.spatial.distance.squareform(linked, checks=False), method="average")
-  return tree, dist
+      scipy.spatial.distance.squareform(dist, checks=False), method="average")
+  return tree, kept
 
 
 def silhouette(dist: np.ndarray, labels: np.ndarray) -> float:
@@ -215,7 +216,7 @@ def _silhouette_cut(x, window_index, *, threshold, min_silhouette, min_speakers,
   has fewer than two big clusters); its small clusters are then unlabelled (-1: they join the
   others after). Where none does, the threshold's cut as `_average_link` gives it."""
   n = len(x)
-  tree, dist = _tree(x, window_index)
+  tree, dist = _tree(x, window_index, plain=True)
   k0 = len(np.unique(scipy.cluster.hierarchy.fcluster(tree, threshold, "distance")))
   k0 = min(max(min_speakers or 1, k0), max_speakers or n, n)
   least = max(2, int(np.ceil(SILHOUETTE_SHARE * n)))
