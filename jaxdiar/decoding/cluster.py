@@ -217,23 +217,23 @@ def _silhouette_cut(x, window_index, *, threshold, min_silhouette, min_speakers,
   others after). Where none does, the threshold's cut as `_average_link` gives it."""
   n = len(x)
   tree, dist = _tree(x, window_index, plain=True)
-  k0 = len(np.unique(scipy.cluster.hierarchy.fcluster(tree, threshold, "distance")))
-  k0 = min(max(min_speakers or 1, k0), max_speakers or n, n)
+  k0 = _threshold_count(tree, threshold, min_speakers, max_speakers, n)
   least = max(2, int(np.ceil(SILHOUETTE_SHARE * n)))
+  cuts = scipy.cluster.hierarchy.cut_tree(
+      tree, n_clusters=list(range(k0, min(n, k0 + SILHOUETTE_MORE) + 1)))   # [n, cuts]
 
-  def scored(k):
-    labels = scipy.cluster.hierarchy.cut_tree(tree, n_clusters=k)[:, 0]
+  def scored(labels):
     ids, sizes = np.unique(labels, return_counts=True)
     big = np.isin(labels, ids[sizes >= least])
     count = int(np.sum(sizes >= least))
     score = silhouette(dist[np.ix_(big, big)], labels[big]) if count >= 2 else -1.0
     return labels, big, count, score
 
-  base_labels, _, base_count, base_score = scored(k0)
+  base_labels, _, base_count, base_score = scored(cuts[:, 0])
   need = base_score if base_count >= 2 else min_silhouette
   best = None
-  for k in range(k0 + 1, min(n, k0 + SILHOUETTE_MORE) + 1):
-    labels, big, count, score = scored(k)
+  for column in cuts.T[1:]:
+    labels, big, count, score = scored(column)
     if max_speakers and count > max_speakers:
       break
     if count > base_count and score >= need and (best is None or score > best[2]):
@@ -244,6 +244,12 @@ def _silhouette_cut(x, window_index, *, threshold, min_silhouette, min_speakers,
   return np.where(big, labels, -1)
 
 
+def _threshold_count(tree, threshold, min_speakers, max_speakers, n) -> int:
+  """How many clusters the tree's cut at `threshold` gives, within min..max_speakers and n."""
+  k = len(np.unique(scipy.cluster.hierarchy.fcluster(tree, threshold, "distance")))
+  return min(max(min_speakers or 1, min(k, max_speakers or n)), n)
+
+
 def _average_link(x, window_index, *, num_speakers, min_speakers, max_speakers,
                   threshold) -> np.ndarray:
   """`cluster` of unit embeddings by average linkage over all n x n distances."""
@@ -251,12 +257,8 @@ def _average_link(x, window_index, *, num_speakers, min_speakers, max_speakers,
   if n <= 1:
     return np.zeros(n, int)
   tree, _ = _tree(x, window_index)
-  if num_speakers:
-    k = min(num_speakers, n)
-  else:
-    k = len(np.unique(scipy.cluster.hierarchy.fcluster(tree, threshold, "distance")))
-    k = max(min_speakers or 1, min(k, max_speakers or n))
-    k = min(k, n)
+  k = min(num_speakers, n) if num_speakers else _threshold_count(tree, threshold, min_speakers,
+                                                                  max_speakers, n)
   # cut_tree gives exactly k clusters; fcluster's maxclust gives fewer when merges tie (the
   # cannot-link pairs all merge at the same maximal height).
   return scipy.cluster.hierarchy.cut_tree(tree, n_clusters=k)[:, 0]
